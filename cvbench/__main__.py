@@ -1,0 +1,5 @@
+"""``python -m cvbench`` is the ``cvbench`` command."""
+
+from .cli import main
+
+main()

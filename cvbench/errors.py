@@ -1,0 +1,34 @@
+"""Errors cvbench raises for bad input; the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class CvbenchError(Exception):
+    """A problem the user can fix: the message names the culprit and what was expected."""
+
+
+class UnknownPluginError(CvbenchError, KeyError):
+    """A plugin name that no installed package registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginConflictError(CvbenchError):
+    """Two packages registered the same name for the same kind."""
+
+
+class DatasetNotFoundError(CvbenchError, FileNotFoundError):
+    """A dataset folder or file is missing; the message says what to download."""
+
+
+class SpecError(CvbenchError, ValueError):
+    """Options that are invalid or cannot fit together."""
+
+
+class CheckpointError(CvbenchError):
+    """A checkpoint that does not fit the model it is loaded into."""
+
+
+class TrainingDivergedError(CvbenchError, FloatingPointError):
+    """A NaN or infinite loss."""

@@ -1,0 +1,245 @@
+"""The run spec: every option of a run, with the same names in the CLI, in
+benchmark TOML rows and in ``result.json``.
+
+A spec is resolved in three layers: the fields the user set explicitly, then
+the chosen preset (registered by a plugin package), then the fallbacks below.
+Validation of everything that can be checked without compute happens in
+:func:`validate`, so a bad option fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SpecError
+
+BRANCHES = ("ground", "aerial")
+PRETRAIN_BRANCHES = ("aerial", "ground", "both")
+PRETRAIN_DATA = ("train", "val", "all")
+STARTS = ("random", "imagenet")
+NO_PRETRAINER = "none"
+NO_AUGMENTATION = "none"
+
+
+@dataclass
+class RunSpec:
+    """All options of one run. ``None`` means "from the preset"."""
+
+    preset: str = "default"
+    dataset: str | None = None
+    data_root: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None
+    max_train_pairs: int | None = None
+    max_val_queries: int | None = None
+    backbone: str | None = None
+    ground_size: tuple[int, int] | None = None
+    aerial_size: tuple[int, int] | None = None
+    head: str | None = None
+    head_options: dict[str, Any] = field(default_factory=dict)
+    dim: int | None = None
+    loss: list[tuple[str, float]] | None = None
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pretrainer: str | None = None
+    pretrain_branches: str | None = None
+    pretrain_data: str | None = None
+    pretrain_from: str | None = None
+    pretrain_epochs: int | None = None
+    pretrain_batch_size: int | None = None
+    pretrain_lr: float | None = None
+    pretrain_weight_decay: float | None = None
+    pretrain_milestones: tuple[int, ...] | None = None
+    pretrain_options: dict[str, Any] = field(default_factory=dict)
+    base_init: str | None = None
+    ground_init: str | None = None
+    aerial_init: str | None = None
+    imagenet_weights: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    finetune_aug: str | None = None
+    finetune_aug_options: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+    eval_every: int | None = None
+    eval_batch_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
+        """Build a spec from a dict, naming any key that is not an option."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SpecError(f"unknown option(s) {', '.join(unknown)}; valid options are: {', '.join(sorted(names))}")
+        spec = cls(**values)
+        for name in ("ground_size", "aerial_size", "pretrain_milestones"):
+            value = getattr(spec, name)
+            if isinstance(value, list):
+                setattr(spec, name, tuple(value))
+        if spec.loss is not None:
+            spec.loss = [(str(n), float(w)) for n, w in (parse_loss(x) if isinstance(x, str) else x for x in spec.loss)]
+        return spec
+
+
+FALLBACKS: dict[str, Any] = {
+    "pretrainer": NO_PRETRAINER,
+    "pretrain_branches": "aerial",
+    "pretrain_data": "all",
+    "pretrain_weight_decay": 1e-4,
+    "pretrain_milestones": (),
+    "base_init": "random",
+    "ground_init": "auto",
+    "aerial_init": "auto",
+    "weight_decay": 1e-4,
+    "finetune_aug": NO_AUGMENTATION,
+    "eval_every": 1,
+    "eval_batch_size": 256,
+}
+
+
+def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
+    """Fill every ``None`` field from the preset, then from :data:`FALLBACKS`."""
+    names = {f.name for f in dataclasses.fields(RunSpec)}
+    unknown = sorted(set(preset_values) - names)
+    if unknown:
+        raise SpecError(f"preset {spec.preset!r} sets unknown option(s): {', '.join(unknown)}")
+    values = dataclasses.asdict(spec)
+    for name, value in values.items():
+        if value is None:
+            if name in preset_values:
+                values[name] = preset_values[name]
+            elif name in FALLBACKS:
+                values[name] = FALLBACKS[name]
+        elif isinstance(value, dict) and isinstance(preset_values.get(name), dict):
+            values[name] = {**preset_values[name], **value}
+    resolved = RunSpec.from_dict(values)
+    if resolved.pretrain_from is None:
+        resolved.pretrain_from = resolved.base_init
+    missing = [f.name for f in dataclasses.fields(RunSpec)
+               if getattr(resolved, f.name) is None and f.name not in OPTIONAL]
+    if missing:
+        raise SpecError(f"preset {spec.preset!r} leaves these options unset: {', '.join(missing)}")
+    return resolved
+
+
+OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "imagenet_weights", "grad_clip"}
+
+
+def validate(spec: RunSpec) -> None:
+    """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
+    _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
+    _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
+    _choice("pretrain_from", spec.pretrain_from, STARTS)
+    _choice("base_init", spec.base_init, STARTS)
+    for branch in BRANCHES:
+        init = getattr(spec, f"{branch}_init")
+        if init not in ("auto", "random", "imagenet", "pretrained") and not init.endswith(".safetensors"):
+            raise SpecError(f"--{branch}-init {init!r}: expected auto, random, imagenet, pretrained "
+                            "or the path of a .safetensors backbone checkpoint")
+        if init == "pretrained" and not pretrains(spec, branch):
+            raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
+                            f"set --pretrainer and --pretrain-branches {branch} (or both)")
+    for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
+        if int(getattr(spec, name)) < 1:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(spec, name)}")
+    if spec.batch_size < 2:
+        raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
+    if spec.pretrain_epochs < 0:
+        raise SpecError(f"--pretrain-epochs must be 0 or more, got {spec.pretrain_epochs}")
+    for name in ("max_train_pairs", "max_val_queries"):
+        value = getattr(spec, name)
+        if value is not None and value < 2:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+    for name in ("ground_size", "aerial_size"):
+        size = getattr(spec, name)
+        if len(size) != 2 or min(size) < 8:
+            raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
+    if not spec.loss:
+        raise SpecError("at least one --loss is needed")
+    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", spec.device):
+        raise SpecError(f"--device {spec.device!r}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def pretrains(spec: RunSpec, branch: str) -> bool:
+    """Whether this run pre-trains the given branch."""
+    return spec.pretrainer != NO_PRETRAINER and spec.pretrain_branches in (branch, "both")
+
+
+def branch_init(spec: RunSpec, branch: str) -> str:
+    """The effective initialisation of a branch: ``auto`` becomes ``pretrained`` or the base init."""
+    init = getattr(spec, f"{branch}_init")
+    if init == "auto":
+        return "pretrained" if pretrains(spec, branch) else spec.base_init
+    return init
+
+
+def parse_size(text: str | tuple | list) -> tuple[int, int]:
+    """``"32x128"`` or ``"64"`` (square) -> ``(height, width)``."""
+    if isinstance(text, (tuple, list)):
+        return (int(text[0]), int(text[1]))
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+    if not match:
+        raise SpecError(f"image size {text!r}: expected HxW such as 32x128, or one number for a square")
+    height = int(match.group(1))
+    return (height, int(match.group(2) or height))
+
+
+def parse_loss(text: str) -> tuple[str, float]:
+    """``"uniformity:0.001"`` -> ``("uniformity", 0.001)``; the weight defaults to 1."""
+    name, _, weight = str(text).partition(":")
+    if not name.strip():
+        raise SpecError(f"--loss {text!r}: expected NAME or NAME:WEIGHT")
+    try:
+        value = float(weight) if weight else 1.0
+    except ValueError:
+        raise SpecError(f"--loss {text!r}: the weight after ':' must be a number") from None
+    return name.strip(), value
+
+
+def parse_options(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``["queue_size=4096", "momentum=0.99"]`` -> typed dict (int, float, bool, None or str)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"{flag} {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = parse_value(value.strip())
+    return options
+
+
+def parse_value(text: str) -> Any:
+    """Read a CLI value as the most specific of int, float, bool, none or str."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(f"--{name.replace('_', '-')} {value!r}: expected one of {', '.join(choices)}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

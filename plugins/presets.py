@@ -1,0 +1,78 @@
+"""The built-in presets: ``smoke``, ``default`` and ``paper`` (plus ``paper-cvact``).
+
+- ``smoke``: finishes in well under a minute on 2 CPU cores (tests, CI).
+- ``default``: a few minutes on a laptop CPU with a recall far above chance.
+- ``paper``: the thesis' section 4.2 hyperparameters with VIGOR's image sizes
+  (VGG16, MoCov2's SGD schedule, Adam fine-tuning, 4096-d SAFA embeddings);
+  ``paper-cvact`` is the same with CVACT's image sizes.
+"""
+
+from __future__ import annotations
+
+from cvbench.hookspecs import hookimpl
+
+COMMON = {
+    "dataset": "synthetic",
+    "head": "safa",
+    "loss": ["soft_triplet"],
+    "pretrainer": "none",
+}
+
+SMOKE = {
+    **COMMON,
+    "backbone": "resnet10t",
+    "ground_size": (32, 128),
+    "aerial_size": (64, 64),
+    "dim": 1024,
+    "epochs": 1,
+    "batch_size": 32,
+    "lr": 3e-4,
+    "pretrain_epochs": 1,
+    "pretrain_batch_size": 32,
+    "pretrain_lr": 0.03,
+    "max_train_pairs": 128,
+    "max_val_queries": 128,
+}
+
+DEFAULT = {
+    **COMMON,
+    "backbone": "resnet18",
+    "ground_size": (32, 128),
+    "aerial_size": (64, 64),
+    "dim": 2048,
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 3e-4,
+    "pretrain_epochs": 6,
+    "pretrain_batch_size": 64,
+    "pretrain_lr": 0.03,
+}
+
+PAPER = {
+    **COMMON,
+    "backbone": "vgg16",
+    "ground_size": (224, 448),
+    "aerial_size": (224, 224),
+    "dim": 4096,
+    "epochs": 100,
+    "batch_size": 96,
+    "lr": 1e-4,
+    "weight_decay": 1e-4,
+    "pretrain_epochs": 200,
+    "pretrain_batch_size": 128,
+    "pretrain_lr": 0.015,
+    "pretrain_weight_decay": 1e-4,
+    "pretrain_milestones": (120, 160),
+    "base_init": "imagenet",
+    "eval_every": 5,
+}
+
+PAPER_CVACT = {**PAPER, "ground_size": (112, 616), "aerial_size": (256, 256)}
+
+
+@hookimpl
+def register_presets(register):
+    register("smoke", SMOKE, summary="under a minute on 2 CPU cores; for tests and CI")
+    register("default", DEFAULT, summary="minutes on a laptop CPU, recall far above chance")
+    register("paper", PAPER, summary="thesis section 4.2 settings, VIGOR image sizes (224x448, 224x224)")
+    register("paper-cvact", PAPER_CVACT, summary="thesis section 4.2 settings, CVACT image sizes (112x616, 256x256)")

@@ -1,0 +1,47 @@
+"""Shared test set-up: a private dataset cache and helpers to fake installed plugin packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+# One cache per test session, shared by in-process and subprocess runs, never the user's.
+os.environ.setdefault("CVBENCH_CACHE", tempfile.mkdtemp(prefix="cvbench-test-cache-"))
+
+
+def make_distribution(site: Path, dist: str, module: str, source: str, entry_points: dict[str, str]) -> Path:
+    """Lay out an installed distribution exactly as pip leaves it: a module and its .dist-info."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[cvbench]\n{lines}\n")
+    return site
+
+
+def run_cli(*args: str, site: Path | None = None, env: dict[str, str] | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``cvbench ARGS`` in a fresh interpreter, with ``site`` on its path."""
+    environment = {**os.environ, **(env or {})}
+    if site is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "cvbench", *args], capture_output=True, text=True,
+                          env=environment, timeout=timeout)
+
+
+@pytest.fixture
+def registry():
+    """The process registry, reloaded so a test's additions never leak into another test."""
+    from cvbench.registry import get_registry, reset_registry
+
+    reset_registry()
+    yield get_registry()
+    reset_registry()

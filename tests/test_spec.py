@@ -1,0 +1,72 @@
+"""Run spec: presets, explicit overrides, validation before compute, CLI parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from cvbench.cli.spec_options import OPTIONS, spec_from_cli
+from cvbench.errors import SpecError
+from cvbench.runner import resolve_spec
+from cvbench.spec import RunSpec, branch_init, parse_loss, parse_size
+
+
+def cli(**values):
+    base = {name: option.default for name, _, option in OPTIONS}
+    base.update(values)
+    return spec_from_cli(base)
+
+
+def test_explicit_options_override_the_preset(registry):
+    spec = resolve_spec(cli(preset="smoke", epochs=3, loss=["soft_triplet", "uniformity:0.001"]))
+    assert spec.epochs == 3
+    assert spec.batch_size == 32  # from the preset
+    assert spec.loss == [("soft_triplet", 1.0), ("uniformity", 0.001)]
+
+
+def test_table_3_1_rows_resolve_to_branch_inits(registry):
+    row1 = resolve_spec(cli(preset="smoke", base_init="random"))
+    assert (branch_init(row1, "ground"), branch_init(row1, "aerial")) == ("random", "random")
+    row7 = resolve_spec(cli(preset="smoke", pretrainer="mocov2", pretrain_branches="both",
+                            pretrain_data="all", pretrain_from="imagenet", base_init="imagenet"))
+    assert (branch_init(row7, "ground"), branch_init(row7, "aerial")) == ("pretrained", "pretrained")
+    row4 = resolve_spec(cli(preset="smoke", pretrainer="mocov2", pretrain_data="train", base_init="imagenet"))
+    assert (branch_init(row4, "ground"), branch_init(row4, "aerial")) == ("imagenet", "pretrained")
+
+
+@pytest.mark.parametrize("values, culprit", [
+    ({"pretrain_data": "test"}, "--pretrain-data"),
+    ({"pretrain_branches": "left"}, "--pretrain-branches"),
+    ({"aerial_init": "pretrained"}, "--aerial-init"),
+    ({"batch_size": 1}, "--batch-size"),
+    ({"device": "tpu"}, "--device"),
+    ({"head": "saffa"}, "did you mean 'safa'"),
+    ({"loss": ["soft_triplet", "uniform:0.1"]}, "did you mean 'uniformity'"),
+    ({"pretrainer": "moco"}, "mocov2"),
+    ({"preset": "fast"}, "preset"),
+])
+def test_bad_options_fail_before_any_work_naming_the_option(registry, values, culprit):
+    with pytest.raises(Exception) as info:
+        resolve_spec(cli(preset=values.pop("preset", "smoke"), **values))
+    assert culprit in str(info.value)
+
+
+def test_parsers():
+    assert parse_size("32x128") == (32, 128)
+    assert parse_size("64") == (64, 64)
+    assert parse_loss("uniformity:0.001") == ("uniformity", 0.001)
+    assert parse_loss("soft_triplet") == ("soft_triplet", 1.0)
+    with pytest.raises(SpecError):
+        parse_size("wide")
+    with pytest.raises(SpecError):
+        parse_loss("soft_triplet:heavy")
+    spec = cli(data_option=["layout=offset", "train_pairs=100"], loss_option=["soft_triplet.gamma=5"])
+    assert spec.data_options == {"layout": "offset", "train_pairs": 100}
+    assert spec.loss_options == {"soft_triplet": {"gamma": 5}}
+
+
+def test_spec_round_trips_through_a_dict():
+    spec = cli(ground_size="32x128", loss=["infonce"])
+    again = RunSpec.from_dict(spec.to_dict())
+    assert again == spec
+    with pytest.raises(SpecError, match="unknown option"):
+        RunSpec.from_dict({"epochz": 3})
