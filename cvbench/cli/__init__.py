@@ -1,0 +1,54 @@
+"""The ``cvbench`` command line (typer + rich).
+
+Commands: ``plugins``, ``run``, ``pretrain``, ``train``, ``eval``,
+``leaderboard`` and ``data``. Errors the user can fix print one clear line
+and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import CvbenchError
+from ..progress import STDERR
+from . import data as data_commands
+from . import leaderboard as leaderboard_commands
+from . import plugins as plugins_commands
+from . import stages as stage_commands
+
+app = typer.Typer(
+    name="cvbench",
+    help="Does self-supervised pre-training help cross-view geo-localization, and by how much?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+plugins_commands.register(app)
+stage_commands.register(app)
+leaderboard_commands.register(app)
+app.add_typer(data_commands.app, name="data")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CvbenchError as exc:
+        STDERR.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        STDERR.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

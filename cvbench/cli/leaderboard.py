@@ -1,0 +1,65 @@
+"""``cvbench leaderboard RUNS_DIR``: rank finished runs; export markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import atomic
+from ..errors import CvbenchError
+from ..leaderboard import FORMATS, load_records, render, split_finished, to_frame
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("leaderboard")
+    def leaderboard_command(
+        runs_dir: Path = typer.Argument(Path("runs"), help="Folder of run folders."),
+        fmt: str = typer.Option("table", "--format", help=f"One of: {', '.join(FORMATS)}."),
+        out: Optional[Path] = typer.Option(None, help="Write to this file (atomically) instead of printing."),
+    ) -> None:
+        """One row per run with its settings and R@1, R@5, R@10, R@1%; best R@1 first."""
+        if fmt not in FORMATS:
+            raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        frame = to_frame(load_records(runs_dir))
+        if fmt == "table" and out is None:
+            _print_table(frame)
+            return
+        text = render(frame, "markdown" if fmt == "table" else fmt)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            atomic.write_text(out, text)
+            typer.echo(f"wrote {out}")
+
+
+def _print_table(frame) -> None:
+    console = Console()
+    finished, others = split_finished(frame)
+    if finished.empty:
+        console.print("no finished runs")
+    else:
+        table = Table(title="cvbench leaderboard")
+        for column in finished.columns:
+            table.add_column(str(column), justify="right" if finished[column].dtype.kind in "fi" else "left")
+        for _, row in finished.iterrows():
+            table.add_row(*(_cell(v) for v in row))
+        console.print(table)
+    if not others.empty:
+        table = Table(title="unfinished or failed runs (not results)")
+        for column in others.columns:
+            table.add_column(str(column))
+        for _, row in others.iterrows():
+            table.add_row(*(_cell(v) for v in row))
+        console.print(table)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)

@@ -1,0 +1,116 @@
+"""The leaderboard: every ``result.json`` under a runs folder, one row per run, ranked by R@1.
+
+Result records are the only source of truth. Finished runs are ranked;
+running, failed and interrupted runs are listed apart and never as results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import CvbenchError
+from .records import RESULT
+
+METRIC_COLUMNS = ["R@1", "R@5", "R@10", "R@1%", "hit_rate"]
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def load_records(runs_dir: str | Path) -> list[dict[str, Any]]:
+    """Every readable result record below ``runs_dir`` (unreadable ones become failed rows)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise CvbenchError(f"runs folder not found: {runs_dir} (runs write there with --runs-dir)")
+    records = []
+    for path in sorted(runs_dir.rglob(RESULT)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or "spec" not in record:
+                raise ValueError("not a cvbench result record")
+        except (OSError, ValueError) as exc:
+            record = {"run": path.parent.name, "status": "unreadable", "error": str(exc), "spec": {}}
+        record.setdefault("run", path.parent.name)
+        records.append(record)
+    return records
+
+
+def _pretraining(spec: dict[str, Any]) -> str:
+    if spec.get("pretrainer", "none") == "none":
+        return "-"
+    start = "*" if spec.get("pretrain_from") == "imagenet" else ""
+    return f"{spec['pretrainer']} {spec.get('pretrain_branches')} {spec.get('pretrain_data')}{start}"
+
+
+def _init(spec: dict[str, Any], branch: str) -> str:
+    init = spec.get(f"{branch}_init", "auto")
+    pretrained = spec.get("pretrainer", "none") != "none" and spec.get("pretrain_branches") in (branch, "both")
+    if init == "auto":
+        init = "pretrained" if pretrained else spec.get("base_init", "random")
+    return Path(init).name if init.endswith(".safetensors") else init
+
+
+def _loss(spec: dict[str, Any]) -> str:
+    terms = spec.get("loss") or []
+    return " + ".join(name if float(weight) == 1.0 else f"{weight:g}*{name}" for name, weight in terms)
+
+
+def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record with the columns a reader compares; sorted by R@1 (best first)."""
+    rows = []
+    for record in records:
+        spec = record.get("spec", {})
+        metrics = record.get("metrics", {}) or {}
+        row = {
+            "run": record.get("run"),
+            "status": record.get("status", "unknown"),
+            "pretrainer": spec.get("pretrainer", "none"),
+            "pretraining": _pretraining(spec),
+            "ground init": _init(spec, "ground") if spec else "",
+            "aerial init": _init(spec, "aerial") if spec else "",
+            "backbone": spec.get("backbone"),
+            "head": spec.get("head"),
+            "loss": _loss(spec),
+            "dataset": f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/"),
+            "seed": spec.get("seed"),
+            **{name: metrics.get(name) for name in METRIC_COLUMNS},
+            "queries": record.get("num_queries"),
+            "wall time (s)": (record.get("timings") or {}).get("total_s"),
+            "error": record.get("error"),
+        }
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["R@1", "run"], ascending=[False, True], na_position="last", kind="stable")
+    if frame["hit_rate"].isna().all():
+        frame = frame.drop(columns=["hit_rate"])
+    return frame.reset_index(drop=True)
+
+
+def split_finished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(finished runs with metrics, everything else)."""
+    if frame.empty:
+        return frame, frame
+    done = (frame["status"] == "finished") & frame["R@1"].notna()
+    finished = frame[done].drop(columns=["status", "error"]).reset_index(drop=True)
+    others = frame[~done][["run", "status", "pretrainer", "head", "dataset", "error"]].reset_index(drop=True)
+    return finished, others
+
+
+def render(frame: pd.DataFrame, fmt: str) -> str:
+    """The finished runs as markdown, CSV or JSON text (unfinished ones follow in markdown)."""
+    finished, others = split_finished(frame)
+    if fmt == "markdown":
+        text = finished.to_markdown(index=False, floatfmt=".2f") if not finished.empty else "_no finished runs_"
+        if not others.empty:
+            text += "\n\nUnfinished or failed runs (not results):\n\n" + others.to_markdown(index=False)
+        return text + "\n"
+    if fmt == "csv":
+        return finished.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps({"finished": json.loads(finished.to_json(orient="records")),
+                           "unfinished": json.loads(others.to_json(orient="records"))}, indent=2) + "\n"
+    raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

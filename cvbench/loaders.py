@@ -1,0 +1,99 @@
+"""torch Datasets over :class:`cvbench.data.CrossViewPairs` for the three stages.
+
+Images leave the dataset as uint8 arrays; here they become ``(3, H, W)``
+tensors at the branch's size, then go through the stage's augmentation,
+which returns floats in [0, 1]. ImageNet normalisation happens on the device
+(:func:`normalize`), batched.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .augment import to_float
+from .data import ImageList
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Tensor:
+    """``images[index]`` as a uint8 ``(3, H, W)`` tensor resized to ``size``."""
+    array = images[int(index)]
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"image {index} has shape {array.shape}; expected (H, W, 3)")
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    if tuple(tensor.shape[-2:]) != tuple(size):
+        tensor = v2.functional.resize(tensor, list(size), antialias=True)
+    return tensor
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of a float batch ``(B, 3, H, W)`` in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+class Views(Dataset):
+    """One view's images (a subset by ``indices``), for embedding: item -> float ``(3, H, W)``."""
+
+    def __init__(self, images: ImageList, size: tuple[int, int], indices: Sequence[int] | None = None) -> None:
+        self.images = images
+        self.size = tuple(size)
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.convert = to_float()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> torch.Tensor:
+        return self.convert(load_image(self.images, self.indices[item], self.size))
+
+
+class TwoViews(Dataset):
+    """Self-supervised pre-training: each image through the pretrainer's two augmentations."""
+
+    def __init__(self, images: ImageList, size: tuple[int, int], transforms: tuple[Callable, Callable],
+                 indices: Sequence[int] | None = None) -> None:
+        self.images = images
+        self.size = tuple(size)
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.first, self.second = transforms
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = load_image(self.images, self.indices[item], self.size)
+        return self.first(image), self.second(image)
+
+
+class Pairs(Dataset):
+    """Fine-tuning: query ``i``'s panorama with its positive tile, through a pair augmentation."""
+
+    def __init__(self, ground: ImageList, aerial: ImageList, positives: np.ndarray, indices: Sequence[int],
+                 ground_size: tuple[int, int], aerial_size: tuple[int, int],
+                 transform: PairTransform | None = None) -> None:
+        self.ground, self.aerial = ground, aerial
+        self.positives = np.asarray(positives)
+        self.indices = np.asarray(indices)
+        self.ground_size, self.aerial_size = tuple(ground_size), tuple(aerial_size)
+        convert = to_float()
+        self.transform = transform or (lambda pano, tile: (convert(pano), convert(tile)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        query = int(self.indices[item])
+        pano = load_image(self.ground, query, self.ground_size)
+        tile = load_image(self.aerial, int(self.positives[query]), self.aerial_size)
+        return self.transform(pano, tile)

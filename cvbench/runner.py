@@ -1,0 +1,246 @@
+"""The pipeline: optional pre-training of each branch -> fine-tuning -> evaluation -> record.
+
+Everything that can fail without compute is checked first: option values,
+plugin names, the head's fit to the backbone, the split. Then the run folder
+is created and every stage writes into it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_weights, read_metadata, save_weights
+from .backbone import create_backbone
+from .data import ConcatImages, CrossViewDataset, CrossViewPairs, load_subset
+from .device import describe, seed_everything, select_device
+from .errors import CvbenchError, SpecError
+from .evaluate import Evaluation, evaluate
+from .finetune import Objective, finetune
+from .model import Branch, TwoBranchNet
+from .pretrain import pretrain_backbone
+from .progress import log, make_progress
+from .records import CHECKPOINTS, RESULT, SPEC, RunRecorder, new_run_dir
+from .registry import create, get_registry
+from .spec import BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, pretrains, resolve, validate
+
+MODEL_CHECKPOINT = "model.safetensors"
+
+
+def resolve_spec(spec: RunSpec) -> RunSpec:
+    """Apply the preset, validate every option and check every plugin name, before any work."""
+    resolved = resolve(spec, create("preset", spec.preset))
+    validate(resolved)
+    registry = get_registry()
+    registry.get("dataset", resolved.dataset)
+    registry.get("head", resolved.head)
+    for name, _ in resolved.loss:
+        registry.get("loss", name)
+    if resolved.pretrainer != NO_PRETRAINER:
+        registry.get("pretrainer", resolved.pretrainer)
+    if resolved.finetune_aug != NO_AUGMENTATION:
+        registry.get("augmentation", resolved.finetune_aug)
+    return resolved
+
+
+def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> TwoBranchNet:
+    """The two-branch network with each branch initialised as Table 3.1 asks.
+
+    A branch to be pre-trained starts from ``pretrain_from``; a branch given a
+    checkpoint path loads it strictly; ``random`` / ``imagenet`` as named.
+    """
+    branches = {}
+    for branch in BRANCHES:
+        init = branch_init(spec, branch)
+        start = spec.pretrain_from if init == "pretrained" else init
+        start = start if start in ("random", "imagenet") else "random"
+        backbone = create_backbone(spec.backbone, start, spec.imagenet_weights)
+        if init.endswith(".safetensors"):
+            load_weights(backbone, init, what=f"{spec.backbone} backbone of the {branch} branch")
+        size = spec.ground_size if branch == "ground" else spec.aerial_size
+        feature_hw = backbone.feature_hw(tuple(size))
+        head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
+        branches[branch] = Branch(backbone, head)
+    return TwoBranchNet(branches["ground"], branches["aerial"])
+
+
+@dataclass
+class Data:
+    """The resolved split's two subsets and which items of them a run uses."""
+
+    split: str
+    train: CrossViewPairs
+    val: CrossViewPairs
+    train_indices: np.ndarray
+    val_queries: np.ndarray
+
+
+def open_dataset(spec: RunSpec) -> tuple[CrossViewDataset, str]:
+    """Build the dataset plugin and settle the split (its first one by default)."""
+    root = Path(spec.data_root).expanduser() if spec.data_root else None
+    dataset = create("dataset", spec.dataset, root, **spec.data_options)
+    splits = list(dataset.splits())
+    split = spec.split or splits[0]
+    if split not in splits:
+        raise SpecError(f"--split {split!r} is not a split of dataset {spec.dataset!r}; it offers: {', '.join(splits)}")
+    return dataset, split
+
+
+def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str) -> Data:
+    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries``."""
+    train = load_subset(dataset, split, "train")
+    val = load_subset(dataset, split, "val")
+    rng = np.random.default_rng(spec.seed)
+    return Data(split, train, val, _limit(train.num_queries, spec.max_train_pairs, rng),
+                _limit(val.num_queries, spec.max_val_queries, rng))
+
+
+def _limit(count: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    if limit is None or limit >= count:
+        return np.arange(count)
+    return np.sort(rng.choice(count, limit, replace=False))
+
+
+def pretraining_images(spec: RunSpec, data: Data, branch: str):
+    """The images Table 3.1's column asks for: the branch's view of train, val or both."""
+    view = "ground" if branch == "ground" else "aerial"
+    chosen = {"train": [data.train], "val": [data.val], "all": [data.train, data.val]}[spec.pretrain_data]
+    lists = [getattr(pairs, view) for pairs in chosen]
+    return lists[0] if len(lists) == 1 else ConcatImages(*lists)
+
+
+def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage: str = "run",
+        finetune_stage: bool = True) -> Path:
+    """Run the pipeline for ``spec``; returns the run folder (its ``result.json`` holds the numbers)."""
+    spec = resolve_spec(spec)
+    if not finetune_stage and spec.pretrainer == NO_PRETRAINER:
+        raise SpecError("`cvbench pretrain` needs --pretrainer")
+    device = select_device(spec.device)
+    generator = seed_everything(spec.seed)
+    model = build_model(spec)
+    dataset, split = open_dataset(spec)
+    log(f"[bold]cvbench {stage}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
+        f"pretrainer {spec.pretrainer}, device {describe(device)}", quiet)
+    data = load_data(spec, dataset, split)
+    run_dir = new_run_dir(runs_dir, spec, stage)
+    recorder = RunRecorder(run_dir, spec, stage)
+    started = time.perf_counter()
+    fields: dict[str, Any] = {"split": split, "device": describe(device)}
+    try:
+        with make_progress(quiet) as progress:
+            model.to(device)
+            fields["pretraining"] = {}
+            for branch in BRANCHES:
+                if pretrains(spec, branch):
+                    images = pretraining_images(spec, data, branch)
+                    size = spec.ground_size if branch == "ground" else spec.aerial_size
+                    indices = _limit(len(images), spec.max_train_pairs, np.random.default_rng(spec.seed))
+                    fields["pretraining"][branch] = pretrain_backbone(
+                        spec, branch, model.branch(branch).backbone, images, size, device, generator, progress,
+                        recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices)
+            fields["timings"] = {"pretrain_s": time.perf_counter() - started}
+            if finetune_stage:
+                fields.update(_finetune_and_evaluate(spec, model, data, device, generator, progress, recorder, quiet))
+                fields["timings"].update(fields.pop("stage_timings"))
+        fields["timings"]["total_s"] = time.perf_counter() - started
+        record = recorder.write_result("finished", **fields)
+    except KeyboardInterrupt:
+        recorder.write_result("interrupted", **fields)
+        raise
+    except Exception as exc:
+        recorder.write_result("failed", error=f"{type(exc).__name__}: {exc}", **fields)
+        raise
+    if finetune_stage:
+        log(_summary(record), quiet)
+    log(f"run folder: {run_dir}", quiet)
+    return run_dir
+
+
+def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device,
+                           generator: torch.Generator, progress, recorder: RunRecorder, quiet: bool) -> dict[str, Any]:
+    objective = Objective.from_spec(spec)
+    augment = None
+    if spec.finetune_aug != NO_AUGMENTATION:
+        augment = create("augmentation", spec.finetune_aug, tuple(spec.ground_size), tuple(spec.aerial_size),
+                         **spec.finetune_aug_options)
+    evaluations: dict[int, Evaluation] = {}
+    eval_seconds = [0.0]
+
+    def measure(epoch: int) -> Evaluation:
+        started = time.perf_counter()
+        result = evaluate(model, data.val, spec.ground_size, spec.aerial_size, device, spec.eval_batch_size,
+                          data.val_queries, progress, spec.seed, spec.workers)
+        eval_seconds[0] += time.perf_counter() - started
+        evaluations[epoch] = result
+        return result
+
+    def row(epoch: int, stats: dict[str, float], result: Evaluation | None) -> dict[str, Any]:
+        values: dict[str, Any] = {"epoch": epoch, **stats}
+        if result is not None:
+            values.update(result.metrics)
+            values.update({f"uniformity_{k}": v for k, v in result.uniformity.items()})
+        return values
+
+    before = measure(0)
+    recorder.log_epoch(row(0, {}, before))
+
+    def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
+        result = measure(epoch) if epoch % spec.eval_every == 0 or epoch == spec.epochs else None
+        recorder.log_epoch(row(epoch, stats, result))
+        if result is not None:
+            progress.console.log(f"epoch {epoch}: loss {stats['loss']:.4f}  R@1 {result.metrics['R@1']:.2f}  "
+                                 f"R@5 {result.metrics['R@5']:.2f}  R@1% {result.metrics['R@1%']:.2f}") if not quiet else None
+
+    train_seconds = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
+                             augment, on_epoch_end)
+    save_weights(recorder.checkpoint(MODEL_CHECKPOINT), model, metadata={"spec": spec.to_dict()})
+    final = evaluations[max(evaluations)]
+    return {
+        "metrics": final.metrics,
+        "num_queries": final.num_queries,
+        "num_references": final.num_references,
+        "uniformity": {"before": before.uniformity, "after": final.uniformity},
+        "stage_timings": {"finetune_s": train_seconds, "eval_s": eval_seconds[0]},
+    }
+
+
+def _summary(record: dict[str, Any]) -> str:
+    metrics = record.get("metrics", {})
+    text = "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    return f"[bold green]done[/] in {record['timings']['total_s']:.0f} s: {text}"
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
+                 device_name: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run's model on the val subset of its split (or ``split``)."""
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / CHECKPOINTS / MODEL_CHECKPOINT
+    if not (run_dir / SPEC).is_file() or not checkpoint.is_file():
+        raise CvbenchError(f"{run_dir} is not a finished cvbench run (expected {SPEC} and {CHECKPOINTS}/{MODEL_CHECKPOINT})")
+    spec = RunSpec.from_dict(read_metadata(checkpoint)["spec"])
+    if device_name:
+        spec.device = device_name
+    if split:
+        spec.split = split
+    device = select_device(spec.device)
+    seed_everything(spec.seed)
+    for branch in BRANCHES:  # the checkpoint replaces every weight; build without loading anything else
+        setattr(spec, f"{branch}_init", "random")
+    model = build_model(spec)
+    load_weights(model, checkpoint, what="two-branch model")
+    dataset, split = open_dataset(spec)
+    data = load_data(spec, dataset, split)
+    with make_progress(quiet) as progress:
+        model.to(device)
+        result = evaluate(model, data.val, spec.ground_size, spec.aerial_size, device, spec.eval_batch_size,
+                          data.val_queries, progress, spec.seed, spec.workers)
+    return {"run": run_dir.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
+            "num_queries": result.num_queries, "num_references": result.num_references}
+
+
+__all__ = ["run", "evaluate_run", "resolve_spec", "build_model", "RESULT"]

@@ -1,0 +1,72 @@
+"""Batches without ambiguous negatives (thesis section 3.2).
+
+Where several queries share a tile, or a tile is a semi-positive of another
+query (VIGOR), putting both in one batch would push a true match away as a
+negative. The sampler shuffles the queries each epoch and fills each batch
+with queries whose tiles (positive and semi-positives) are all new to it;
+a query that conflicts waits for a later batch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+class ConflictFreeBatchSampler(Sampler[list[int]]):
+    """Yield batches of item indices such that no two items share a tile.
+
+    ``tiles[i]`` is the set of reference indices item ``i`` must not share
+    (its positive and semi-positives). The order is drawn from ``generator``,
+    so the same seed gives the same batches. A batch that no waiting item fits
+    any more is closed early; the last, smaller batch of an epoch is dropped
+    when ``drop_last``.
+    """
+
+    def __init__(self, tiles: Sequence[Sequence[int]], batch_size: int, generator: torch.Generator,
+                 drop_last: bool = True) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.tiles = [tuple(int(t) for t in group if t >= 0) for group in tiles]
+        self.batch_size = batch_size
+        self.generator = generator
+        self.drop_last = drop_last
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.tiles), generator=self.generator).tolist()
+        waiting: list[int] = []
+        batch: list[int] = []
+        used: set[int] = set()
+        pending = order
+        while pending:
+            for item in pending:
+                tiles = self.tiles[item]
+                if used.isdisjoint(tiles):
+                    batch.append(item)
+                    used.update(tiles)
+                    if len(batch) == self.batch_size:
+                        yield batch
+                        batch, used = [], set()
+                else:
+                    waiting.append(item)
+            if len(waiting) == len(pending):  # every waiting item clashes with this batch: close it
+                if len(batch) > 1 or not self.drop_last:
+                    yield batch
+                batch, used = [], set()
+            pending, waiting = waiting, []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        full = len(self.tiles) // self.batch_size
+        return full if self.drop_last else -(-len(self.tiles) // self.batch_size)
+
+
+def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) -> list[tuple[int, ...]]:
+    """Each query's positive plus its semi-positives (the -1 padding dropped)."""
+    if semi_positives is None:
+        return [(int(p),) for p in positives]
+    return [(int(p), *(int(s) for s in row if s >= 0)) for p, row in zip(positives, semi_positives)]

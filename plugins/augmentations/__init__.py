@@ -1,0 +1,1 @@
+"""Built-in fine-tuning pair augmentations (thesis section 3.4.2)."""

@@ -1,0 +1,56 @@
+"""Checkpoints: atomic safetensors, strict loading that lists every offending key."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cvbench.atomic import write_json
+from cvbench.checkpoint import load_weights, read_metadata, save_weights
+from cvbench.errors import CheckpointError
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    path = save_weights(tmp_path / "m.safetensors", model, {"spec": {"head": "safa"}})
+    other = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    meta = load_weights(other, path)
+    assert meta == {"spec": {"head": "safa"}}
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    assert read_metadata(path)["spec"]["head"] == "safa"
+
+
+def test_mismatch_lists_missing_unexpected_and_shapes(tmp_path):
+    path = save_weights(tmp_path / "m.safetensors", nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)),
+                        {"spec": {"backbone": "vgg16"}})
+    with pytest.raises(CheckpointError) as info:
+        load_weights(nn.Sequential(nn.Linear(4, 5)), path, what="aerial backbone")
+    message = str(info.value)
+    assert "unexpected: 1.weight" in message and "unexpected: 1.bias" in message
+    assert "shape: 0.weight: checkpoint (3, 4) vs aerial backbone (5, 4)" in message
+    assert "vgg16" in message  # says what the checkpoint was made with
+    with pytest.raises(CheckpointError, match="missing: 1.weight"):
+        load_weights(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2), nn.Linear(2, 2)),
+                     save_weights(tmp_path / "short.safetensors", nn.Sequential(nn.Linear(4, 3))))
+
+
+def test_missing_and_corrupt_files_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_weights(nn.Linear(2, 2), tmp_path / "none.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_weights(nn.Linear(2, 2), bad)
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "result.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(ValueError):
+        write_json(target, {"a": float("nan")})  # not valid JSON: refused before replacing
+    assert target.read_text().strip().startswith("{")
+    assert '"a": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp files left

@@ -1,0 +1,63 @@
+"""The leaderboard reads result records only, ranks finished runs and sets the others apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cvbench.errors import CvbenchError
+from cvbench.leaderboard import load_records, render, split_finished, to_frame
+
+
+def record(run, r1, status="finished", **spec):
+    base = {"dataset": "synthetic", "pretrainer": "none", "head": "safa", "backbone": "resnet18",
+            "loss": [["soft_triplet", 1.0]], "base_init": "random", "ground_init": "auto", "aerial_init": "auto",
+            "seed": 0}
+    base.update(spec)
+    out = {"run": run, "status": status, "spec": base, "split": "cross_area",
+           "timings": {"total_s": 12.5}, "num_queries": 100}
+    if r1 is not None:
+        out["metrics"] = {"R@1": r1, "R@5": r1 + 10, "R@10": r1 + 20, "R@1%": r1 + 30}
+    return out
+
+
+@pytest.fixture
+def runs(tmp_path):
+    rows = [record("a", 10.0), record("b", 30.0, pretrainer="mocov2", pretrain_branches="aerial",
+                                      pretrain_data="val", pretrain_from="imagenet",
+                                      loss=[["soft_triplet", 1.0], ["uniformity", 0.001]]),
+            record("c", None, status="running"), record("d", 20.0, status="failed")]
+    for row in rows:
+        (tmp_path / row["run"]).mkdir()
+        (tmp_path / row["run"] / "result.json").write_text(json.dumps(row))
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "result.json").write_text("{truncated")
+    return tmp_path
+
+
+def test_finished_runs_ranked_by_r1_and_others_apart(runs):
+    finished, others = split_finished(to_frame(load_records(runs)))
+    assert list(finished["run"]) == ["b", "a"]
+    assert finished.loc[0, "pretraining"] == "mocov2 aerial val*"
+    assert finished.loc[0, "aerial init"] == "pretrained" and finished.loc[0, "ground init"] == "random"
+    assert finished.loc[0, "loss"] == "soft_triplet + 0.001*uniformity"
+    assert sorted(others["run"]) == ["c", "d", "e"]
+    assert set(others.loc[others["run"] == "e", "status"]) == {"unreadable"}
+
+
+def test_markdown_csv_and_json_exports(runs):
+    frame = to_frame(load_records(runs))
+    markdown = render(frame, "markdown")
+    assert markdown.splitlines()[0].startswith("| run")
+    assert "30.00" in markdown and "Unfinished or failed runs" in markdown
+    csv = render(frame, "csv")
+    assert csv.splitlines()[0].startswith("run,pretrainer")
+    assert len(csv.strip().splitlines()) == 3
+    data = json.loads(render(frame, "json"))
+    assert [row["run"] for row in data["finished"]] == ["b", "a"]
+
+
+def test_missing_runs_folder_is_named(tmp_path):
+    with pytest.raises(CvbenchError, match="runs folder not found"):
+        load_records(tmp_path / "nowhere")

@@ -1,0 +1,104 @@
+"""The pipeline end to end on a toy dataset: records, determinism, Table 3.1 inits, stages."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from cvbench.checkpoint import load_weights
+from cvbench.errors import SpecError, TrainingDivergedError
+from cvbench.hookspecs import hookimpl
+from cvbench.runner import build_model, evaluate_run, resolve_spec, run
+from cvbench.spec import RunSpec
+from toy_dataset import ToyPlugin
+
+FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
+            dim=256, batch_size=8, epochs=2, pretrain_batch_size=8, head="siamese_vgg")
+
+
+@pytest.fixture
+def toy(registry):
+    registry.add(ToyPlugin(), source="toy-tests")
+    yield registry
+
+
+def test_run_writes_a_complete_record(toy, tmp_path):
+    run_dir = run(RunSpec(**FAST), tmp_path, quiet=True)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "finished"
+    assert list(record["metrics"]) == ["R@1", "R@5", "R@10", "R@1%"]
+    assert record["num_queries"] == 48 and record["num_references"] == 48
+    assert set(record["uniformity"]) == {"before", "after"}
+    assert set(record["uniformity"]["after"]) == {"ground", "satellite", "all"}
+    assert record["spec"]["dataset"] == "toy" and record["split"] == "toy"
+    assert {"total_s", "finetune_s", "eval_s"} <= set(record["timings"])
+    assert "torch" in record["environment"]["packages"]
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics["epoch"]) == [0, 1, 2]
+    assert metrics["R@1"].iloc[-1] == pytest.approx(record["metrics"]["R@1"])
+    assert json.loads((run_dir / "spec.json").read_text()) == record["spec"]
+    again = evaluate_run(run_dir, quiet=True)  # the saved model gives the recorded numbers
+    assert again["metrics"] == pytest.approx(record["metrics"])
+
+
+def test_same_seed_same_numbers(toy, tmp_path):
+    first = json.loads((run(RunSpec(**FAST), tmp_path / "a", quiet=True) / "result.json").read_text())
+    second = json.loads((run(RunSpec(**FAST), tmp_path / "b", quiet=True) / "result.json").read_text())
+    assert first["metrics"] == second["metrics"]
+    assert first["uniformity"] == second["uniformity"]
+
+
+def test_semi_positives_give_a_hit_rate(toy, tmp_path):
+    run_dir = run(RunSpec(**{**FAST, "split": "toy_semi", "epochs": 1}), tmp_path, quiet=True)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["metrics"]["hit_rate"] >= record["metrics"]["R@1"]
+
+
+def test_pretrain_then_train_from_its_checkpoint(toy, tmp_path):
+    spec = RunSpec(**{**FAST, "pretrainer": "simsiam", "pretrain_branches": "aerial", "pretrain_data": "val"})
+    pre_dir = run(spec, tmp_path, quiet=True, stage="pretrain", finetune_stage=False)
+    checkpoint = pre_dir / "checkpoints" / "pretrained_aerial.safetensors"
+    record = json.loads((pre_dir / "result.json").read_text())
+    assert record["status"] == "finished" and record["pretraining"]["aerial"]["images"] == 48
+    assert "metrics" not in record
+    train_spec = resolve_spec(RunSpec(**{**FAST, "aerial_init": str(checkpoint)}))
+    model = build_model(train_spec)
+    reference = build_model(resolve_spec(RunSpec(**FAST)))
+    load_weights(reference.aerial.backbone, checkpoint)
+    for a, b in zip(model.aerial.backbone.state_dict().values(), reference.aerial.backbone.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_split_the_dataset_lacks_fails_before_a_run_folder_exists(toy, tmp_path):
+    with pytest.raises(SpecError, match="toy_semi"):
+        run(RunSpec(**{**FAST, "split": "cross_area"}), tmp_path / "runs", quiet=True)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_head_that_does_not_fit_fails_before_a_run_folder_exists(toy, tmp_path):
+    with pytest.raises(SpecError, match="dim"):
+        run(RunSpec(**{**FAST, "head": "safa", "dim": 1000}), tmp_path / "runs", quiet=True)
+    assert not (tmp_path / "runs").exists()
+
+
+class NaNLoss(torch.nn.Module):
+    def forward(self, z_ground, z_aerial):
+        return (z_ground * z_aerial).sum() * float("nan")
+
+
+class NaNPlugin:
+    @hookimpl
+    def register_losses(self, register):
+        register("nan", NaNLoss)
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
+    toy.add(NaNPlugin(), source="nan-tests")
+    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
+        run(RunSpec(**{**FAST, "loss": [("nan", 1.0)]}), tmp_path, quiet=True)
+    (record_path,) = tmp_path.glob("*/result.json")
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "failed" and "epoch 1, batch 1" in record["error"]
