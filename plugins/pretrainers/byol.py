@@ -1,0 +1,119 @@
+"""BYOL: bootstrap your own latent (Grill et al. 2020), thesis section 2.2.2.
+
+Online network = backbone + projector g_theta + predictor q_theta; target
+network = momentum copies of backbone and projector, moved by eq 2.4 with
+BYOL's cosine schedule of the rate. Loss = eq 2.2 on both view orders:
+``L = ||q(z_1)/|q(z_1)| - z'_2/|z'_2| ||^2 + (views swapped)``, no negatives.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from cvbench.augment import Transform
+from cvbench.hookspecs import Register, hookimpl
+
+from .cosine_losses import normalized_mse
+from .momentum import cosine_momentum, ema_update, momentum_copy
+from .options import require_float, require_int
+from .projection import byol_mlp, byol_projector
+
+
+def byol_augmentation(image_size: tuple[int, int], blur_p: float, solarize_p: float) -> Transform:
+    """One of BYOL's two image transforms (Grill et al. 2020, table 6), uint8 (3, H, W) -> float in [0, 1].
+
+    Random resized crop (area 0.08-1), horizontal flip, colour jitter
+    (0.4, 0.4, 0.2, 0.1) with p 0.8, grayscale p 0.2, Gaussian blur
+    (sigma 0.1-2, kernel 10% of the image side) with p ``blur_p``,
+    solarisation (pixels >= 0.5 inverted) with p ``solarize_p``.
+    """
+    side = min(image_size)
+    kernel = min(max(3, round(0.1 * side) // 2 * 2 + 1), side - 1 + side % 2)  # odd, 23 at 224 as in the paper
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(image_size, scale=(0.08, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_p),
+            v2.RandomSolarize(threshold=128, p=solarize_p),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+
+
+class BYOL(nn.Module):
+    """BYOL around ``backbone`` (images (B, 3, H, W) -> feature maps (B, feature_dim, h, w)).
+
+    The target's rate follows ``tau_k = 1 - (1 - tau_base)(cos(pi k / K) + 1) / 2``
+    over ``K = total_steps`` optimizer steps, counted by ``after_step``; the
+    engine does not announce K, so ``total_steps = 0`` (default) keeps the rate
+    at ``momentum`` = tau_base throughout. The step count is a buffer, so a
+    resumed run continues the schedule.
+    """
+
+    step: torch.Tensor
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        *,
+        momentum: float = 0.996,
+        total_steps: int = 0,
+        proj_hidden: int = 4096,
+        proj_dim: int = 256,
+        pred_hidden: int = 4096,
+    ) -> None:
+        super().__init__()
+        feature_dim = require_int("byol", "feature_dim", feature_dim, minimum=1)
+        self.momentum = require_float("byol", "momentum", momentum, low=0.0, high=1.0)
+        self.total_steps = require_int("byol", "total_steps", total_steps, minimum=0)
+        proj_hidden = require_int("byol", "proj_hidden", proj_hidden, minimum=1)
+        proj_dim = require_int("byol", "proj_dim", proj_dim, minimum=1)
+        pred_hidden = require_int("byol", "pred_hidden", pred_hidden, minimum=1)
+
+        self.backbone = backbone
+        self.projector = byol_projector(feature_dim, proj_hidden, proj_dim)
+        self.predictor = byol_mlp(proj_dim, pred_hidden, proj_dim)
+        self.target_backbone = momentum_copy(backbone)
+        self.target_projector = momentum_copy(self.projector)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def _online(self, view: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.projector(self.backbone(view)))
+
+    @torch.no_grad()
+    def _target(self, view: torch.Tensor) -> torch.Tensor:
+        return self.target_projector(self.target_backbone(view))
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """Symmetrised loss ``L + L~`` of thesis section 2.2.2, each term eq 2.2; in [0, 8]."""
+        return normalized_mse(self._online(view1), self._target(view2)) + normalized_mse(
+            self._online(view2), self._target(view1)
+        )
+
+    def current_momentum(self) -> float:
+        """The rate tau_k the next ``after_step`` will use."""
+        return cosine_momentum(int(self.step), self.total_steps, self.momentum)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Move the target network with rate tau_k (eq 2.4), then advance k."""
+        rate = self.current_momentum()
+        ema_update(self.target_backbone, self.backbone, rate)
+        ema_update(self.target_projector, self.projector, rate)
+        self.step += 1
+
+    def augmentations(self, image_size: tuple[int, int]) -> tuple[Transform, Transform]:
+        """BYOL's asymmetric pair: view 1 always blurred, never solarised; view 2 blurred p 0.1, solarised p 0.2."""
+        return byol_augmentation(image_size, blur_p=1.0, solarize_p=0.0), byol_augmentation(
+            image_size, blur_p=0.1, solarize_p=0.2
+        )
+
+
+@hookimpl
+def register_pretrainers(register: Register) -> None:
+    register("byol", BYOL, summary="BYOL: online predictor regresses a momentum target, no negatives (thesis 2.2.2)")
