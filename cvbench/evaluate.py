@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from . import metrics
 from .data import CrossViewPairs, ImageList
 from .device import autocast
-from .loaders import Views, normalize
+from .loaders import Reader, Views, normalize
 from .model import TwoBranchNet
 
 UNIFORMITY_SAMPLE = 4096
@@ -32,11 +32,11 @@ class Evaluation:
 
 
 @torch.no_grad()
-def embed(model: TwoBranchNet, branch: str, images: ImageList, size: tuple[int, int], device: torch.device,
+def embed(model: TwoBranchNet, branch: str, images: ImageList, reader: Reader, device: torch.device,
           batch_size: int, indices: Sequence[int] | None = None, progress: Progress | None = None,
           workers: int = 0) -> np.ndarray:
     """L2-normalised float32 embeddings of ``images`` (or the ``indices`` subset) through one branch."""
-    dataset = Views(images, size, indices)
+    dataset = Views(images, reader, indices)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     was_training = model.training
     model.eval()
@@ -53,7 +53,7 @@ def embed(model: TwoBranchNet, branch: str, images: ImageList, size: tuple[int, 
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
 
 
-def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, ground_size: tuple[int, int], aerial_size: tuple[int, int],
+def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Reader],
              device: torch.device, batch_size: int, query_indices: Sequence[int] | None = None,
              progress: Progress | None = None, seed: int = 0, workers: int = 0) -> Evaluation:
     """Rank every chosen query against the whole aerial gallery; measure uniformity.
@@ -62,8 +62,8 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, ground_size: tuple[int,
     tiles, on a seeded sample of at most ``UNIFORMITY_SAMPLE`` pairs.
     """
     queries = np.arange(pairs.num_queries) if query_indices is None else np.asarray(query_indices)
-    ground = embed(model, "ground", pairs.ground, ground_size, device, batch_size, queries, progress, workers)
-    aerial = embed(model, "aerial", pairs.aerial, aerial_size, device, batch_size, None, progress, workers)
+    ground = embed(model, "ground", pairs.ground, readers["ground"], device, batch_size, queries, progress, workers)
+    aerial = embed(model, "aerial", pairs.aerial, readers["aerial"], device, batch_size, None, progress, workers)
     positives = pairs.positives[queries]
     semi = pairs.semi_positives[queries] if pairs.semi_positives is not None else None
     scores = metrics.recall(ground, aerial, positives, semi_positives=semi)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from .data import CrossViewPairs
 from .device import autocast
-from .loaders import PairTransform, Pairs, normalize
+from .loaders import PairTransform, Pairs, normalize, readers
 from .model import TwoBranchNet
 from .registry import create
 from .sampling import ConflictFreeBatchSampler, tiles_per_query
@@ -76,7 +76,7 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
              augment: PairTransform | None, on_epoch_end: EpochCallback) -> float:
     """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training."""
     indices = np.asarray(indices)
-    dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, spec.ground_size, spec.aerial_size, augment)
+    dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
     semi = pairs.semi_positives[indices] if pairs.semi_positives is not None else None
     sampler = ConflictFreeBatchSampler(tiles_per_query(pairs.positives[indices], semi),
                                        min(spec.batch_size, len(dataset)), generator)

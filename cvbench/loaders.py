@@ -17,6 +17,8 @@ from torchvision.transforms import v2
 
 from .augment import to_float
 from .data import ImageList
+from .polar import polar_transform
+from .spec import RunSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,6 +37,20 @@ def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Te
     return tensor
 
 
+class Reader:
+    """Reads one view's images at the branch's input size, optionally polar-transformed (aerial)."""
+
+    def __init__(self, size: tuple[int, int], polar: bool = False) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.polar = polar
+
+    def __call__(self, images: ImageList, index: int) -> torch.Tensor:
+        if not self.polar:
+            return load_image(images, index, self.size)
+        tile = images[int(index)]
+        return polar_transform(torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1), self.size)
+
+
 def normalize(batch: torch.Tensor) -> torch.Tensor:
     """ImageNet mean/std normalisation of a float batch ``(B, 3, H, W)`` in [0, 1]."""
     mean = torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
@@ -45,9 +61,9 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
 class Views(Dataset):
     """One view's images (a subset by ``indices``), for embedding: item -> float ``(3, H, W)``."""
 
-    def __init__(self, images: ImageList, size: tuple[int, int], indices: Sequence[int] | None = None) -> None:
+    def __init__(self, images: ImageList, reader: Reader, indices: Sequence[int] | None = None) -> None:
         self.images = images
-        self.size = tuple(size)
+        self.reader = reader
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.convert = to_float()
 
@@ -55,16 +71,16 @@ class Views(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> torch.Tensor:
-        return self.convert(load_image(self.images, self.indices[item], self.size))
+        return self.convert(self.reader(self.images, self.indices[item]))
 
 
 class TwoViews(Dataset):
     """Self-supervised pre-training: each image through the pretrainer's two augmentations."""
 
-    def __init__(self, images: ImageList, size: tuple[int, int], transforms: tuple[Callable, Callable],
+    def __init__(self, images: ImageList, reader: Reader, transforms: tuple[Callable, Callable],
                  indices: Sequence[int] | None = None) -> None:
         self.images = images
-        self.size = tuple(size)
+        self.reader = reader
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.first, self.second = transforms
 
@@ -72,7 +88,7 @@ class TwoViews(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = load_image(self.images, self.indices[item], self.size)
+        image = self.reader(self.images, self.indices[item])
         return self.first(image), self.second(image)
 
 
@@ -80,12 +96,11 @@ class Pairs(Dataset):
     """Fine-tuning: query ``i``'s panorama with its positive tile, through a pair augmentation."""
 
     def __init__(self, ground: ImageList, aerial: ImageList, positives: np.ndarray, indices: Sequence[int],
-                 ground_size: tuple[int, int], aerial_size: tuple[int, int],
-                 transform: PairTransform | None = None) -> None:
+                 readers: dict[str, Reader], transform: PairTransform | None = None) -> None:
         self.ground, self.aerial = ground, aerial
         self.positives = np.asarray(positives)
         self.indices = np.asarray(indices)
-        self.ground_size, self.aerial_size = tuple(ground_size), tuple(aerial_size)
+        self.readers = readers
         convert = to_float()
         self.transform = transform or (lambda pano, tile: (convert(pano), convert(tile)))
 
@@ -94,6 +109,11 @@ class Pairs(Dataset):
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         query = int(self.indices[item])
-        pano = load_image(self.ground, query, self.ground_size)
-        tile = load_image(self.aerial, int(self.positives[query]), self.aerial_size)
+        pano = self.readers["ground"](self.ground, query)
+        tile = self.readers["aerial"](self.aerial, int(self.positives[query]))
         return self.transform(pano, tile)
+
+
+def readers(spec: RunSpec) -> dict[str, Reader]:
+    """The two branches' readers for a run: its image sizes, and the polar transform if asked."""
+    return {"ground": Reader(spec.ground_size), "aerial": Reader(spec.aerial_size, polar=spec.polar)}

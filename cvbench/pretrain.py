@@ -22,13 +22,13 @@ from .checkpoint import save_weights
 from .data import ImageList
 from .device import autocast
 from .errors import SpecError
-from .loaders import TwoViews, normalize
+from .loaders import Reader, TwoViews, normalize
 from .registry import create
 from .spec import RunSpec
 from .training import check_finite, step, trainable
 
 
-def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, size: tuple[int, int],
+def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
                       device: torch.device, generator: torch.Generator, progress: Progress | None,
                       out_path: Path, indices: Sequence[int] | None = None) -> dict[str, Any]:
     """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``."""
@@ -36,7 +36,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     if getattr(pretrainer, "backbone", None) is not backbone:
         raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
     pretrainer.to(device).train()
-    dataset = TwoViews(images, size, pretrainer.augmentations(tuple(size)), indices)
+    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices)
     if len(dataset) < spec.pretrain_batch_size:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
                         f"{branch} images available for pre-training")

@@ -22,6 +22,7 @@ from .device import describe, seed_everything, select_device
 from .errors import CvbenchError, SpecError
 from .evaluate import Evaluation, evaluate
 from .finetune import Objective, finetune
+from .loaders import readers
 from .model import Branch, TwoBranchNet
 from .pretrain import pretrain_backbone
 from .progress import log, make_progress
@@ -127,6 +128,9 @@ def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage
     log(f"[bold]cvbench {stage}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
         f"pretrainer {spec.pretrainer}, device {describe(device)}", quiet)
     data = load_data(spec, dataset, split)
+    if spec.polar and data.val.semi_positives is not None:
+        log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
+            "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
     run_dir = new_run_dir(runs_dir, spec, stage)
     recorder = RunRecorder(run_dir, spec, stage)
     started = time.perf_counter()
@@ -138,10 +142,9 @@ def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage
             for branch in BRANCHES:
                 if pretrains(spec, branch):
                     images = pretraining_images(spec, data, branch)
-                    size = spec.ground_size if branch == "ground" else spec.aerial_size
                     indices = _limit(len(images), spec.max_train_pairs, np.random.default_rng(spec.seed))
                     fields["pretraining"][branch] = pretrain_backbone(
-                        spec, branch, model.branch(branch).backbone, images, size, device, generator, progress,
+                        spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator, progress,
                         recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices)
             fields["timings"] = {"pretrain_s": time.perf_counter() - started}
             if finetune_stage:
@@ -173,7 +176,7 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
 
     def measure(epoch: int) -> Evaluation:
         started = time.perf_counter()
-        result = evaluate(model, data.val, spec.ground_size, spec.aerial_size, device, spec.eval_batch_size,
+        result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)
         eval_seconds[0] += time.perf_counter() - started
         evaluations[epoch] = result
@@ -237,7 +240,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     data = load_data(spec, dataset, split)
     with make_progress(quiet) as progress:
         model.to(device)
-        result = evaluate(model, data.val, spec.ground_size, spec.aerial_size, device, spec.eval_batch_size,
+        result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)
     return {"run": run_dir.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
             "num_queries": result.num_queries, "num_references": result.num_references}

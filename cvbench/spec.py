@@ -38,6 +38,7 @@ class RunSpec:
     backbone: str | None = None
     ground_size: tuple[int, int] | None = None
     aerial_size: tuple[int, int] | None = None
+    polar: bool = False
     head: str | None = None
     head_options: dict[str, Any] = field(default_factory=dict)
     dim: int | None = None

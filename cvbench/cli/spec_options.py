@@ -28,6 +28,7 @@ OPTIONS: list[tuple[str, Any, Any]] = [
     ("backbone", Optional[str], typer.Option(None, help="Any timm model name (vgg16, resnet50, convnext_tiny, ...).")),
     ("ground_size", Optional[str], typer.Option(None, help="Ground image size HxW, e.g. 224x448.")),
     ("aerial_size", Optional[str], typer.Option(None, help="Aerial image size HxW, e.g. 224x224.")),
+    ("polar", bool, typer.Option(False, "--polar", help="SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size is then the polar image size.")),
     ("head", Optional[str], typer.Option(None, help="Aggregation head plugin (safa, siamese_vgg, ...).")),
     ("head_option", Optional[list[str]], typer.Option(None, help="Head option KEY=VALUE (repeatable).")),
     ("dim", Optional[int], typer.Option(None, help="Embedding dimension.")),
