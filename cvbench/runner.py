@@ -219,8 +219,12 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
-                 device_name: str | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run's model on the val subset of its split (or ``split``)."""
+                 device_name: str | None = None, predictions: int = 0) -> dict[str, Any]:
+    """Re-evaluate a finished run's model on the val subset of its split (or ``split``).
+
+    With ``predictions=k``, also writes ``predictions_<split>.csv``: each query's
+    true tile and its k best references with their cosine scores (faiss top-k).
+    """
     run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINTS / MODEL_CHECKPOINT
     if not (run_dir / SPEC).is_file() or not checkpoint.is_file():
@@ -242,8 +246,28 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
         model.to(device)
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)
-    return {"run": run_dir.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
-            "num_queries": result.num_queries, "num_references": result.num_references}
+    summary = {"run": run_dir.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
+               "num_queries": result.num_queries, "num_references": result.num_references}
+    if predictions:
+        summary["predictions"] = str(write_predictions(run_dir / f"predictions_{split}.csv", result, data, predictions))
+    return summary
+
+
+def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Path:
+    """Each evaluated query's true tile and its top-k references (faiss), written atomically."""
+    import pandas as pd
+
+    from .atomic import atomic_path
+    from .retrieval import topk
+
+    scores, indices = topk(result.ground, result.aerial, min(k, len(result.aerial)))
+    frame = pd.DataFrame({"query": data.val_queries, "positive": data.val.positives[data.val_queries]})
+    for rank in range(indices.shape[1]):
+        frame[f"top{rank + 1}"] = indices[:, rank]
+        frame[f"score{rank + 1}"] = scores[:, rank]
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
 
 
 __all__ = ["run", "evaluate_run", "resolve_spec", "build_model", "RESULT"]

@@ -40,8 +40,12 @@ def test_run_writes_a_complete_record(toy, tmp_path):
     assert list(metrics["epoch"]) == [0, 1, 2]
     assert metrics["R@1"].iloc[-1] == pytest.approx(record["metrics"]["R@1"])
     assert json.loads((run_dir / "spec.json").read_text()) == record["spec"]
-    again = evaluate_run(run_dir, quiet=True)  # the saved model gives the recorded numbers
+    again = evaluate_run(run_dir, quiet=True, predictions=5)  # the saved model gives the recorded numbers
     assert again["metrics"] == pytest.approx(record["metrics"])
+    predictions = pd.read_csv(again["predictions"])
+    assert len(predictions) == 48 and list(predictions.columns[:3]) == ["query", "positive", "top1"]
+    top1_hits = 100 * (predictions["top1"] == predictions["positive"]).mean()
+    assert top1_hits == pytest.approx(record["metrics"]["R@1"], abs=100 / 48 + 1e-9)  # equal up to a tie
 
 
 def test_same_seed_same_numbers(toy, tmp_path):

@@ -54,8 +54,9 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="A finished run folder."),
         split: Optional[str] = typer.Option(None, help="Evaluate on this split's val subset instead."),
         device: Optional[str] = typer.Option(None, help="Device (default: the run's)."),
+        predictions: int = typer.Option(0, help="Also write each query's top-K references to predictions_<split>.csv."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Evaluate a finished run's model again and print the metrics as JSON."""
-        result = evaluate_run(run_dir, split=split, quiet=quiet, device_name=device)
+        result = evaluate_run(run_dir, split=split, quiet=quiet, device_name=device, predictions=predictions)
         typer.echo(json.dumps(result, indent=2))
