@@ -31,7 +31,7 @@ def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Te
     array = images[int(index)]
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"image {index} has shape {array.shape}; expected (H, W, 3)")
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    tensor = torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)  # a writable copy
     if tuple(tensor.shape[-2:]) != tuple(size):
         tensor = v2.functional.resize(tensor, list(size), antialias=True)
     return tensor
@@ -48,7 +48,7 @@ class Reader:
         if not self.polar:
             return load_image(images, index, self.size)
         tile = images[int(index)]
-        return polar_transform(torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1), self.size)
+        return polar_transform(torch.from_numpy(np.array(tile, dtype=np.uint8, order="C")).permute(2, 0, 1), self.size)
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:

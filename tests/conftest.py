@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,14 @@ from pathlib import Path
 import pytest
 
 # One cache per test session, shared by in-process and subprocess runs, never the user's.
-os.environ.setdefault("CVBENCH_CACHE", tempfile.mkdtemp(prefix="cvbench-test-cache-"))
+_OWN_CACHE = "CVBENCH_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["CVBENCH_CACHE"] = tempfile.mkdtemp(prefix="cvbench-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["CVBENCH_CACHE"], ignore_errors=True)
 
 
 def make_distribution(site: Path, dist: str, module: str, source: str, entry_points: dict[str, str]) -> Path:

@@ -1,0 +1,118 @@
+"""Sun, sky and shadows: a :class:`CityMap` lit once, shared by every view rendered from it.
+
+Shadows are marched over the height map towards the sun with whole-cell
+offsets, clipped at the map edge (never wrapped round it). Only IEEE
+arithmetic and comparisons touch per-cell data, so the result is the same
+on any machine; the few trigonometric values are scalars from ``math``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .citymap import CityMap
+
+MAX_SHADOW_STEPS = 240
+FAR_BLUR_CELLS = 2  # half-width of the box blur that stands in for mip-mapping distant ground
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Sun direction, light levels and sky colours of one moment.
+
+    ``sun`` is the unit vector towards the sun as (east, north, up). A lit
+    horizontal surface receives ``ambient + direct * up``; one in shadow
+    ``ambient`` only. Distant points fade towards ``sky_horizon`` as
+    ``d / (d + haze_metres)``.
+    """
+
+    sun: tuple[float, float, float]
+    ambient: float = 0.5
+    direct: float = 0.6
+    sky_horizon: tuple[float, float, float] = (206.0, 218.0, 232.0)
+    sky_zenith: tuple[float, float, float] = (92.0, 140.0, 206.0)
+    haze_metres: float = 700.0
+
+    @classmethod
+    def from_angles(cls, azimuth_deg: float, elevation_deg: float, **levels: object) -> "Lighting":
+        """Sun at ``azimuth_deg`` clockwise from north, ``elevation_deg`` above the horizon."""
+        azimuth, elevation = math.radians(azimuth_deg), math.radians(elevation_deg)
+        sun = (math.cos(elevation) * math.sin(azimuth), math.cos(elevation) * math.cos(azimuth), math.sin(elevation))
+        return cls(sun, **levels)  # type: ignore[arg-type]
+
+    def rot90(self) -> "Lighting":
+        """The same light for the world turned a quarter counter-clockwise (see :meth:`CityMap.rot90`)."""
+        east, north, up = self.sun
+        return replace(self, sun=(-north, east, up))
+
+
+def cast_shadows(height: np.ndarray, sun: tuple[float, float, float]) -> np.ndarray:
+    """Cells whose surface some taller cell hides from the sun (boolean, like ``height``)."""
+    east, north, up = sun
+    horizontal = math.hypot(east, north)
+    shadow = np.zeros(height.shape, bool)
+    if horizontal < 1e-9 or up <= 0:
+        return shadow
+    rise = up / horizontal  # metres the sun ray climbs per metre travelled towards the sun
+    steps = min(MAX_SHADOW_STEPS, int(math.ceil(float(height.max()) / rise)))
+    size_r, size_c = height.shape
+    seen = set()
+    for t in range(1, steps + 1):
+        dc, dr = round(t * east / horizontal), round(-t * north / horizontal)
+        if (dr, dc) in seen or abs(dr) >= size_r or abs(dc) >= size_c:
+            continue
+        seen.add((dr, dc))
+        here = (slice(max(0, -dr), size_r - max(0, dr)), slice(max(0, -dc), size_c - max(0, dc)))
+        there = (slice(max(0, dr), size_r - max(0, -dr)), slice(max(0, dc), size_c - max(0, -dc)))
+        shadow[here] |= height[there] > height[here] + np.float32(t * rise)
+    return shadow
+
+
+def surface_normals(height: np.ndarray) -> np.ndarray:
+    """Unit normals (east, north, up) of the height map by central differences, edges replicated."""
+    padded = np.pad(height.astype(np.float32), 1, mode="edge")
+    slope_east = (padded[1:-1, 2:] - padded[1:-1, :-2]) * np.float32(0.5)
+    slope_north = (padded[:-2, 1:-1] - padded[2:, 1:-1]) * np.float32(0.5)  # row 0 is north
+    norm = np.sqrt(slope_east * slope_east + slope_north * slope_north + np.float32(1))
+    return np.stack([-slope_east / norm, -slope_north / norm, 1 / norm], axis=-1)
+
+
+def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2 radius + 1)^2 window, edges replicated, of the image rounded to whole levels.
+
+    Integer sums are exact in any order, so blurring a turned image gives the
+    turned blur, bit for bit.
+    """
+    whole = np.round(image).astype(np.int32)
+    padded = np.pad(whole, [(radius, radius), (radius, radius)] + [(0, 0)] * (image.ndim - 2), mode="edge")
+    rows, cols = image.shape[:2]
+    across = sum(padded[:, k:k + cols] for k in range(2 * radius + 1))
+    both = sum(across[k:k + rows] for k in range(2 * radius + 1))
+    return (both / (2 * radius + 1) ** 2).astype(np.float32)
+
+
+@dataclass
+class LitCity:
+    """A city under one lighting: its cast shadows and the lit colour of every top surface.
+
+    ``surface`` is ``top`` times the light a horizontal surface gets there
+    (shadow included); ``surface_far`` is the same blurred, read for ground
+    so far away that one pixel spans several cells.
+    """
+
+    city: CityMap
+    light: Lighting
+    shadow: np.ndarray
+    surface: np.ndarray
+    surface_far: np.ndarray
+
+
+def light_city(city: CityMap, light: Lighting) -> LitCity:
+    """Cast shadows and light the top surfaces of ``city``."""
+    shadow = cast_shadows(city.height, light.sun)
+    level = np.float32(light.ambient) + np.float32(light.direct * light.sun[2]) * (~shadow).astype(np.float32)
+    surface = city.top.astype(np.float32) * level[..., None]
+    return LitCity(city, light, shadow, surface, box_blur(surface, FAR_BLUR_CELLS))
