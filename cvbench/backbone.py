@@ -40,15 +40,21 @@ class FeatureExtractor(nn.Module):
         return int(shape[-2]), int(shape[-1])
 
 
-def create_backbone(name: str, init: str = "random", imagenet_weights: str | None = None) -> FeatureExtractor:
-    """Build a timm backbone initialised ``random`` or with ``imagenet`` weights."""
+def create_backbone(name: str, init: str = "random", imagenet_weights: str | None = None,
+                    stage: int = -1) -> FeatureExtractor:
+    """Build a timm backbone initialised ``random`` or with ``imagenet`` weights.
+
+    ``stage`` picks the feature stage whose map the head aggregates (timm's
+    ``out_indices``): -1 is the last (VGG16's conv5 after pooling, stride 32);
+    an earlier stage keeps more spatial resolution on small images.
+    """
     import timm
 
     if not timm.list_models(name) and name not in timm.list_models(pretrained=False):
         close = timm.list_models(f"*{name}*")[:8]
         hint = f"; similar timm models: {', '.join(close)}" if close else ""
         raise SpecError(f"--backbone {name!r} is not a timm model name{hint}")
-    kwargs = {"features_only": True, "out_indices": (-1,)}
+    kwargs = {"features_only": True, "out_indices": (stage,)}
     if init == "imagenet":
         if imagenet_weights:
             path = Path(imagenet_weights)
@@ -66,5 +72,8 @@ def create_backbone(name: str, init: str = "random", imagenet_weights: str | Non
                 "--imagenet-weights FILE with the model's .safetensors/.pth state dict; "
                 "or choose --base-init random.") from None
     else:
-        model = timm.create_model(name, pretrained=False, **kwargs)
+        try:
+            model = timm.create_model(name, pretrained=False, **kwargs)
+        except (IndexError, ValueError) as exc:
+            raise SpecError(f"--backbone-stage {stage}: backbone {name!r} has no such feature stage ({exc})") from None
     return FeatureExtractor(model, name)

@@ -60,7 +60,7 @@ def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> Tw
         init = branch_init(spec, branch)
         start = spec.pretrain_from if init == "pretrained" else init
         start = start if start in ("random", "imagenet") else "random"
-        backbone = create_backbone(spec.backbone, start, spec.imagenet_weights)
+        backbone = create_backbone(spec.backbone, start, spec.imagenet_weights, spec.backbone_stage)
         if init.endswith(".safetensors"):
             load_weights(backbone, init, what=f"{spec.backbone} backbone of the {branch} branch")
         size = spec.ground_size if branch == "ground" else spec.aerial_size

@@ -36,6 +36,7 @@ class RunSpec:
     max_train_pairs: int | None = None
     max_val_queries: int | None = None
     backbone: str | None = None
+    backbone_stage: int | None = None
     ground_size: tuple[int, int] | None = None
     aerial_size: tuple[int, int] | None = None
     polar: bool = False
@@ -93,6 +94,7 @@ class RunSpec:
 
 
 FALLBACKS: dict[str, Any] = {
+    "backbone_stage": -1,
     "pretrainer": NO_PRETRAINER,
     "pretrain_branches": "aerial",
     "pretrain_data": "all",

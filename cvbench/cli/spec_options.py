@@ -26,6 +26,7 @@ OPTIONS: list[tuple[str, Any, Any]] = [
     ("max_train_pairs", Optional[int], typer.Option(None, help="Use at most this many training pairs.")),
     ("max_val_queries", Optional[int], typer.Option(None, help="Evaluate at most this many queries (all references).")),
     ("backbone", Optional[str], typer.Option(None, help="Any timm model name (vgg16, resnet50, convnext_tiny, ...).")),
+    ("backbone_stage", Optional[int], typer.Option(None, help="Feature stage the head aggregates (timm out_indices; -1 = last).")),
     ("ground_size", Optional[str], typer.Option(None, help="Ground image size HxW, e.g. 224x448.")),
     ("aerial_size", Optional[str], typer.Option(None, help="Aerial image size HxW, e.g. 224x224.")),
     ("polar", bool, typer.Option(False, "--polar", help="SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size is then the polar image size.")),
