@@ -219,5 +219,5 @@ def plugins() -> dict[str, list[str]]:
 
 
 def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
-    """Build any registered plugin: ``create("head", "safa", 512, (2, 8), 4096)``."""
+    """Build any registered plugin: ``create("head", name, in_channels, feature_hw, dim, **options)``."""
     return get_registry().create(kind, name, *args, **options)

@@ -17,20 +17,21 @@ from ..spec import parse_options
 
 app = typer.Typer(help="Inspect, preview and export datasets.", no_args_is_help=True)
 
-DATASET = typer.Option("synthetic", help="Dataset plugin.")
+DATASET = typer.Option(None, help="Dataset plugin (the default preset's dataset when omitted).")
 ROOT = typer.Option(None, "--data-root", help="Folder of a dataset on disk.")
 OPTION = typer.Option(None, "--data-option", help="Dataset option KEY=VALUE (repeatable).")
 
 
-def _open(dataset: str, data_root: Optional[Path], data_option: Optional[list[str]]):
-    return create("dataset", dataset, data_root, **parse_options(data_option or [], "--data-option"))
+def _open(dataset: Optional[str], data_root: Optional[Path], data_option: Optional[list[str]]):
+    name = dataset or create("preset", "default")["dataset"]
+    return create("dataset", name, data_root, **parse_options(data_option or [], "--data-option"))
 
 
 @app.command("info")
-def info(dataset: str = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION) -> None:
+def info(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION) -> None:
     """Splits of a dataset with the number of queries and references of each subset."""
     source = _open(dataset, data_root, data_option)
-    table = Table(title=f"dataset {dataset}")
+    table = Table(title=f"dataset {dataset or ''}".strip())
     for column in ("split", "subset", "queries", "references", "semi-positives", "cities"):
         table.add_column(column)
     for split in source.splits():
@@ -44,7 +45,7 @@ def info(dataset: str = DATASET, data_root: Optional[Path] = ROOT, data_option: 
 
 @app.command("preview")
 def preview(out: Path = typer.Option(Path("preview.png"), help="PNG file to write."),
-            dataset: str = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
+            dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
             split: Optional[str] = typer.Option(None, help="Split (the dataset's first by default)."),
             subset: str = typer.Option("val", help="train or val."),
             count: int = typer.Option(8, help="Number of pairs."),
@@ -53,7 +54,7 @@ def preview(out: Path = typer.Option(Path("preview.png"), help="PNG file to writ
     source = _open(dataset, data_root, data_option)
     pairs = load_subset(source, split or source.splits()[0], subset)
     chosen = np.sort(np.random.default_rng(seed).choice(pairs.num_queries, min(count, pairs.num_queries), replace=False))
-    preview_sheet(pairs, chosen, out, title=f"{dataset} {split or source.splits()[0]} {subset}")
+    preview_sheet(pairs, chosen, out, title=f"{dataset or ''} {split or source.splits()[0]} {subset}".strip())
     typer.echo(f"wrote {out}")
 
 

@@ -19,7 +19,7 @@ P = inspect.Parameter
 # (field, annotation, typer option): None defaults mean "from the preset".
 OPTIONS: list[tuple[str, Any, Any]] = [
     ("preset", str, typer.Option("default", help="Preset of defaults: see `cvbench plugins` (smoke, default, paper, ...).")),
-    ("dataset", Optional[str], typer.Option(None, help="Dataset plugin; the preset's (the synthetic world) by default.")),
+    ("dataset", Optional[str], typer.Option(None, help="Dataset plugin; the preset's by default (see `cvbench plugins`).")),
     ("data_root", Optional[str], typer.Option(None, help="Folder of a dataset on disk.")),
     ("data_option", Optional[list[str]], typer.Option(None, help="Dataset option KEY=VALUE (repeatable).")),
     ("split", Optional[str], typer.Option(None, help="Protocol of the dataset (e.g. cross_area); its first by default.")),
@@ -30,7 +30,7 @@ OPTIONS: list[tuple[str, Any, Any]] = [
     ("ground_size", Optional[str], typer.Option(None, help="Ground image size HxW, e.g. 224x448.")),
     ("aerial_size", Optional[str], typer.Option(None, help="Aerial image size HxW, e.g. 224x224.")),
     ("polar", bool, typer.Option(False, "--polar", help="SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size is then the polar image size.")),
-    ("head", Optional[str], typer.Option(None, help="Aggregation head plugin (safa, siamese_vgg, ...).")),
+    ("head", Optional[str], typer.Option(None, help="Aggregation head plugin (see `cvbench plugins`).")),
     ("head_option", Optional[list[str]], typer.Option(None, help="Head option KEY=VALUE (repeatable).")),
     ("dim", Optional[int], typer.Option(None, help="Embedding dimension.")),
     ("loss", Optional[list[str]], typer.Option(None, help="Loss NAME[:WEIGHT], repeatable; the objective is the weighted sum.")),
@@ -75,7 +75,7 @@ def spec_from_cli(values: dict[str, Any]) -> RunSpec:
     for item in values.pop("loss_option") or []:
         name, dot, rest = item.partition(".")
         if not dot:
-            raise SpecError(f"--loss-option {item!r}: expected NAME.KEY=VALUE, e.g. soft_triplet.gamma=10")
+            raise SpecError(f"--loss-option {item!r}: expected NAME.KEY=VALUE, e.g. LOSS.gamma=10")
         loss_options.setdefault(name, {}).update(parse_options([rest], "--loss-option"))
     fields["loss_options"] = loss_options
     losses = values.pop("loss")
