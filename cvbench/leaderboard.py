@@ -41,7 +41,7 @@ def _pretraining(spec: dict[str, Any]) -> str:
     if spec.get("pretrainer", "none") == "none":
         return "-"
     start = "*" if spec.get("pretrain_from") == "imagenet" else ""
-    return f"{spec['pretrainer']} {spec.get('pretrain_branches')} {spec.get('pretrain_data')}{start}"
+    return f"{spec.get('pretrain_branches')} {spec.get('pretrain_data')}{start}"
 
 
 def _init(spec: dict[str, Any], branch: str) -> str:

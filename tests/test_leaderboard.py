@@ -39,7 +39,8 @@ def runs(tmp_path):
 def test_finished_runs_ranked_by_r1_and_others_apart(runs):
     finished, others = split_finished(to_frame(load_records(runs)))
     assert list(finished["run"]) == ["b", "a"]
-    assert finished.loc[0, "pretraining"] == "mocov2 aerial val*"
+    assert finished.loc[0, "pretrainer"] == "mocov2"
+    assert finished.loc[0, "pretraining"] == "aerial val*"  # branch, data, * = from ImageNet weights
     assert finished.loc[0, "aerial init"] == "pretrained" and finished.loc[0, "ground init"] == "random"
     assert finished.loc[0, "loss"] == "soft_triplet + 0.001*uniformity"
     assert sorted(others["run"]) == ["c", "d", "e"]
