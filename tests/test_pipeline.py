@@ -106,3 +106,21 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
     (record_path,) = tmp_path.glob("*/result.json")
     record = json.loads(record_path.read_text())
     assert record["status"] == "failed" and "epoch 1, batch 1" in record["error"]
+
+
+@pytest.mark.parametrize("options", [
+    {"pretrainer": "mocov2", "pretrain_options": {"queue_size": 64}},
+    {"pretrainer": "byol"},
+    {"pretrainer": "simsiam", "pretrain_branches": "both"},
+    {"head": "safa", "dim": 256},
+    {"loss": [("soft_triplet", 1.0), ("uniformity", 0.001)]},
+    {"loss": [("infonce", 1.0)]},
+    {"loss": [("xmoco", 1.0)], "loss_options": {"xmoco": {"queue_size": 64}}},
+    {"finetune_aug": "mocov2"},
+    {"finetune_aug": "mocov2-nocrop"},
+    {"finetune_aug": "geo-sync"},
+], ids=lambda o: "-".join(str(v) for v in o.values())[:40])
+def test_every_built_in_runs_in_the_smoke_preset(toy, tmp_path, options):
+    run_dir = run(RunSpec(**{**FAST, "epochs": 1, **options}), tmp_path, quiet=True)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "finished" and 0 <= record["metrics"]["R@1"] <= 100
