@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -36,9 +37,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {out}")
 
 
+TERMINAL_HIDDEN = ("run", "queries")  # in the exports; too wide for a terminal table
+
+
 def _print_table(frame) -> None:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=220)  # pipes and logs get full rows
     finished, others = split_finished(frame)
+    finished = finished.drop(columns=[c for c in TERMINAL_HIDDEN if c in finished.columns])
     if finished.empty:
         console.print("no finished runs")
     else:
