@@ -70,7 +70,7 @@ def create_backbone(name: str, init: str = "random", imagenet_weights: str | Non
                 f"timm.create_model('{name}', pretrained=True)\"`, which caches them under "
                 "~/.cache/huggingface/hub (copy that folder to this machine, or set HF_HOME), or pass "
                 "--imagenet-weights FILE with the model's .safetensors/.pth state dict; "
-                "or choose --base-init random.") from None
+                "or choose --base-init random. Offline, set HF_HUB_OFFLINE=1 so this fails at once.") from None
     else:
         try:
             model = timm.create_model(name, pretrained=False, **kwargs)
