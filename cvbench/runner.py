@@ -26,7 +26,7 @@ from .loaders import readers
 from .model import Branch, TwoBranchNet
 from .pretrain import pretrain_backbone
 from .progress import log, make_progress
-from .records import CHECKPOINTS, RESULT, SPEC, RunRecorder, new_run_dir
+from .records import CHECKPOINTS, SPEC, RunRecorder, new_run_dir
 from .registry import create, get_registry
 from .spec import BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, pretrains, resolve, validate
 
@@ -195,9 +195,9 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
     def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
         result = measure(epoch) if epoch % spec.eval_every == 0 or epoch == spec.epochs else None
         recorder.log_epoch(row(epoch, stats, result))
-        if result is not None:
+        if result is not None and not quiet:
             progress.console.log(f"epoch {epoch}: loss {stats['loss']:.4f}  R@1 {result.metrics['R@1']:.2f}  "
-                                 f"R@5 {result.metrics['R@5']:.2f}  R@1% {result.metrics['R@1%']:.2f}") if not quiet else None
+                                 f"R@5 {result.metrics['R@5']:.2f}  R@1% {result.metrics['R@1%']:.2f}")
 
     train_seconds = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
                              augment, on_epoch_end)
@@ -270,4 +270,4 @@ def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Pat
     return path
 
 
-__all__ = ["run", "evaluate_run", "resolve_spec", "build_model", "RESULT"]
+__all__ = ["run", "evaluate_run", "resolve_spec", "build_model"]

@@ -16,7 +16,6 @@ def test_tiles_per_query_drops_padding():
 
 
 def test_no_batch_shares_a_tile_and_every_item_is_used_once():
-    rng = np.random.default_rng(0)
     # VIGOR-like: each tile is positive of two queries, semi-positive of neighbours.
     positives = np.repeat(np.arange(50), 2)
     semi = np.stack([(positives + 1) % 50, (positives + 7) % 50], axis=1)
@@ -28,7 +27,6 @@ def test_no_batch_shares_a_tile_and_every_item_is_used_once():
         assert len(used) == len(set(used)), batch
         seen += batch
     assert sorted(seen) == list(range(len(tiles)))
-    del rng
 
 
 def test_same_seed_same_batches_and_a_new_epoch_reshuffles():
