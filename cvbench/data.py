@@ -9,6 +9,7 @@ query's true match, and VIGOR-style semi-positives where they exist.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CvbenchError, SpecError
+from .problems import DatasetWarning
 
 SUBSETS = ("train", "val")
 
@@ -46,25 +48,87 @@ class ArrayImages:
 
 
 class FileImages:
-    """Images read from files on demand with Pillow; a corrupt file names itself."""
+    """Images read from files on demand with Pillow, in whichever process asks (DataLoader workers).
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    A missing or corrupt file raises :class:`CvbenchError` naming it. An image
+    in another mode (greyscale, RGBA, palette) is converted to RGB, and the
+    first conversion in each process is reported as a :class:`DatasetWarning`
+    (``cvbench data check`` lists every such file).
+    """
+
+    def __init__(self, paths: Sequence[Path | str]) -> None:
         self.paths = [Path(p) for p in paths]
+        self._converted = False
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> np.ndarray:
+        return self.read(index)
+
+    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Image ``index`` as uint8 ``(H, W, 3)``; with ``size`` (H, W) a JPEG may decode at a reduced scale.
+
+        JPEG decoders can scale by 1/2, 1/4 or 1/8 during decoding (Pillow's
+        ``draft``); the scale chosen keeps both sides at least ``size``, so the
+        caller's resize still only shrinks, and large panoramas decode several
+        times faster.
+        """
         from PIL import Image, UnidentifiedImageError
 
-        path = self.paths[index]
+        path = self.paths[int(index)]
         try:
             with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
+                if size is not None and image.format == "JPEG":
+                    image.draft("RGB", (int(size[1]), int(size[0])))
+                if image.mode != "RGB":
+                    self._report_conversion(path, image.mode)
+                    image = image.convert("RGB")
+                return np.asarray(image)
         except FileNotFoundError:
             raise CvbenchError(f"image file is missing: {path}") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise CvbenchError(f"cannot read image {path}: {exc} (expected a readable JPEG or PNG)") from None
+
+    def _report_conversion(self, path: Path, mode: str) -> None:
+        if self._converted:
+            return
+        self._converted = True
+        warnings.warn(f"image {path} is in mode {mode}, not RGB; converted to RGB (this and any further "
+                      "such images; `cvbench data check` lists them all)", DatasetWarning, stacklevel=3)
+
+    def take(self, indices: Sequence[int]) -> "FileImages":
+        """The images at ``indices``, as a new list."""
+        return FileImages([self.paths[int(i)] for i in indices])
+
+
+class IndexedImages:
+    """A view of some images of another list, in the order of ``indices``."""
+
+    def __init__(self, images: ImageList, indices: Sequence[int]) -> None:
+        self.images = images
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.images[int(self.indices[index])]
+
+    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        return read_image(self.images, int(self.indices[index]), size)
+
+
+def take_images(images: ImageList, indices: Sequence[int]) -> ImageList:
+    """The images at ``indices`` (a list of files stays a list of files, so it can still be checked)."""
+    take = getattr(images, "take", None)
+    return take(indices) if take is not None else IndexedImages(images, indices)
+
+
+def read_image(images: ImageList, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``images[index]``, through the list's sized ``read`` where it has one (see :meth:`FileImages.read`)."""
+    read = getattr(images, "read", None)
+    return read(index, size) if read is not None else images[index]
 
 
 @dataclass
@@ -74,6 +138,9 @@ class CrossViewPairs:
     ``positives[i]`` is the index in ``aerial`` of query i's true match.
     ``semi_positives`` (N, K), padded with -1, lists other references that also
     cover query i (VIGOR); ``None`` where a dataset has none.
+    ``also_correct`` (N, K), padded with -1, lists references other than the
+    positive whose retrieval also counts as correct in R@k (CVACT_test: tiles
+    within 25 m of the query); ``None`` for one-to-one protocols.
     ``ground_meta`` (N rows) and ``aerial_meta`` (M rows) hold per-item metadata;
     columns ``city``, ``x`` and ``y`` (metres in a local frame, or ``lat``/``lon``)
     are used by the analysis where present.
@@ -85,6 +152,7 @@ class CrossViewPairs:
     semi_positives: np.ndarray | None = None
     ground_meta: pd.DataFrame = field(default_factory=pd.DataFrame)
     aerial_meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    also_correct: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.positives = np.asarray(self.positives, dtype=np.int64)
@@ -94,12 +162,16 @@ class CrossViewPairs:
         if n and (self.positives.min() < 0 or self.positives.max() >= m):
             raise ValueError(f"positives must index the {m} aerial images, got values in "
                              f"[{self.positives.min()}, {self.positives.max()}]")
-        if self.semi_positives is not None:
-            self.semi_positives = np.asarray(self.semi_positives, dtype=np.int64)
-            if self.semi_positives.ndim != 2 or len(self.semi_positives) != n:
-                raise ValueError(f"semi_positives must have shape ({n}, K), got {self.semi_positives.shape}")
-            if self.semi_positives.size and self.semi_positives.max() >= m:
-                raise ValueError("semi_positives index past the aerial images")
+        for name in ("semi_positives", "also_correct"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.int64)
+            if value.ndim != 2 or len(value) != n:
+                raise ValueError(f"{name} must have shape ({n}, K), got {value.shape}")
+            if value.size and (value.max() >= m or value.min() < -1):
+                raise ValueError(f"{name} must index the {m} aerial images or be -1 (padding)")
+            setattr(self, name, value)
         for name, meta, size in (("ground_meta", self.ground_meta, n), ("aerial_meta", self.aerial_meta, m)):
             if len(meta.columns) and len(meta) != size:
                 raise ValueError(f"{name} has {len(meta)} rows, expected {size}")
@@ -111,6 +183,40 @@ class CrossViewPairs:
     @property
     def num_references(self) -> int:
         return len(self.aerial)
+
+    def select(self, queries: Sequence[int] | None = None, references: Sequence[int] | None = None) -> "CrossViewPairs":
+        """These pairs restricted to some queries and references (sorted indices), re-indexed.
+
+        A query whose positive is not kept is dropped; semi-positives and
+        ``also_correct`` entries that are not kept are removed from their rows.
+        """
+        query_ids = np.arange(self.num_queries) if queries is None else np.asarray(queries, dtype=np.int64)
+        ref_ids = np.arange(self.num_references) if references is None else np.asarray(references, dtype=np.int64)
+        new_index = np.full(self.num_references + 1, -1, dtype=np.int64)  # the extra slot maps the -1 padding
+        new_index[ref_ids] = np.arange(len(ref_ids))
+        query_ids = query_ids[new_index[self.positives[query_ids]] >= 0]
+
+        def remap(table: np.ndarray | None) -> np.ndarray | None:
+            if table is None:
+                return None
+            mapped = new_index[table[query_ids]]
+            order = np.argsort(mapped < 0, axis=1, kind="stable")  # kept entries first, in their order
+            mapped = np.take_along_axis(mapped, order, axis=1)
+            width = int((mapped >= 0).sum(axis=1).max()) if len(mapped) else 0
+            return mapped[:, :width]
+
+        def rows(meta: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+            return meta.iloc[ids].reset_index(drop=True) if len(meta.columns) else meta
+
+        return CrossViewPairs(
+            ground=take_images(self.ground, query_ids),
+            aerial=take_images(self.aerial, ref_ids),
+            positives=new_index[self.positives[query_ids]],
+            semi_positives=remap(self.semi_positives),
+            ground_meta=rows(self.ground_meta, query_ids),
+            aerial_meta=rows(self.aerial_meta, ref_ids),
+            also_correct=remap(self.also_correct),
+        )
 
 
 @runtime_checkable
@@ -147,7 +253,10 @@ class ConcatImages:
         return int(self.offsets[-1])
 
     def __getitem__(self, index: int) -> np.ndarray:
+        return self.read(index)
+
+    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
         if not 0 <= index < len(self):
             raise IndexError(index)
         which = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        return self.lists[which][index - int(self.offsets[which])]
+        return read_image(self.lists[which], index - int(self.offsets[which]), size)

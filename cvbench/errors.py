@@ -32,3 +32,7 @@ class CheckpointError(CvbenchError):
 
 class TrainingDivergedError(CvbenchError, FloatingPointError):
     """A NaN or infinite loss."""
+
+
+class DatasetFormatError(CvbenchError, ValueError):
+    """A dataset file that is there but does not parse: the message names the file and line."""

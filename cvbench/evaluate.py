@@ -66,7 +66,8 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
     aerial = embed(model, "aerial", pairs.aerial, readers["aerial"], device, batch_size, None, progress, workers)
     positives = pairs.positives[queries]
     semi = pairs.semi_positives[queries] if pairs.semi_positives is not None else None
-    scores = metrics.recall(ground, aerial, positives, semi_positives=semi)
+    also = pairs.also_correct[queries] if pairs.also_correct is not None else None
+    scores = metrics.recall(ground, aerial, positives, semi_positives=semi, also_correct=also)
     sample = np.arange(len(queries))
     if len(sample) > UNIFORMITY_SAMPLE:
         sample = np.sort(np.random.default_rng(seed).choice(len(sample), UNIFORMITY_SAMPLE, replace=False))

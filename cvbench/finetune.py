@@ -86,7 +86,10 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     optimizer = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     task = progress.add_task("fine-tune", total=spec.epochs * len(loader), info="") if progress else None
     seconds = 0.0
+    done = 0
     for epoch in range(1, spec.epochs + 1):
+        if progress is not None:  # conflict-free batching makes each epoch's count exact only once drawn
+            progress.update(task, total=done + len(loader) * (spec.epochs - epoch + 1))
         started = time.perf_counter()
         model.train()
         total, count = 0.0, 0
@@ -99,7 +102,7 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
             value = check_finite(loss, "fine-tuning", epoch, batch)
             step(optimizer, loss, params, spec.grad_clip)
             objective.after_step()
-            total, count = total + value, count + 1
+            total, count, done = total + value, count + 1, done + 1
             for name, part in parts.items():
                 sums[name] = sums.get(name, 0.0) + part
             if progress is not None:

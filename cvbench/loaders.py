@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .augment import to_float
-from .data import ImageList
+from .data import ImageList, read_image
 from .polar import polar_transform
 from .spec import RunSpec
 
@@ -28,7 +28,7 @@ PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch
 
 def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Tensor:
     """``images[index]`` as a uint8 ``(3, H, W)`` tensor resized to ``size``."""
-    array = images[int(index)]
+    array = read_image(images, int(index), size)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"image {index} has shape {array.shape}; expected (H, W, 3)")
     tensor = torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)  # a writable copy

@@ -139,28 +139,31 @@ def _as_index_vector(values: ArrayLike, name: str, length: int, bound: int) -> t
     return torch.from_numpy(array.astype(np.int64))
 
 
-def _as_semi_positives(values: ArrayLike, length: int, bound: int) -> torch.Tensor:
-    """Semi-positives as an int64 (length, K) tensor padded with -1; a list of lists may be ragged."""
+def _as_index_table(values: ArrayLike, length: int, bound: int, name: str = "semi_positives") -> torch.Tensor:
+    """Per-query reference lists (semi-positives, also-correct) as int64 (length, K) padded with -1.
+
+    A list of lists may be ragged.
+    """
     if isinstance(values, (list, tuple)):
         if len(values) != length:
-            raise ValueError(f"semi_positives must have one row per query: expected {length} rows, got {len(values)}")
+            raise ValueError(f"{name} must have one row per query: expected {length} rows, got {len(values)}")
         rows = [np.asarray(row).reshape(-1) for row in values]
         for i, row in enumerate(rows):
             if row.size and row.dtype.kind not in "iu":
-                raise ValueError(f"semi_positives[{i}] must be integer reference indices, got dtype {row.dtype}")
+                raise ValueError(f"{name}[{i}] must be integer reference indices, got dtype {row.dtype}")
         array = np.full((length, max((row.size for row in rows), default=0)), -1, dtype=np.int64)
         for i, row in enumerate(rows):
             array[i, : row.size] = row
     else:
         array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
         if array.ndim != 2 or array.shape[0] != length:
-            raise ValueError(f"semi_positives must have shape ({length}, K), got {array.shape}")
+            raise ValueError(f"{name} must have shape ({length}, K), got {array.shape}")
         if array.dtype.kind not in "iu":
-            raise ValueError(f"semi_positives must be integer reference indices (-1 pads), got dtype {array.dtype}")
+            raise ValueError(f"{name} must be integer reference indices (-1 pads), got dtype {array.dtype}")
     bad = (array < -1) | (array >= bound)
     if bad.any():
         i, k = (int(v) for v in np.argwhere(bad)[0])
-        raise ValueError(f"semi_positives[{i}][{k}] = {array[i, k]} is out of range for {bound} references (-1 pads)")
+        raise ValueError(f"{name}[{i}][{k}] = {array[i, k]} is out of range for {bound} references (-1 pads)")
     return torch.from_numpy(array.astype(np.int64))
 
 
@@ -481,6 +484,25 @@ class _ChunkScores:
         return result
 
 
+def _best_correct(queries: torch.Tensor, gallery: _Gallery, targets: torch.Tensor, also: torch.Tensor) -> torch.Tensor:
+    """Per query, the highest-scoring of its positive and its also-correct references (gallery rows).
+
+    A running maximum whose every comparison is exact (:func:`_exact_signs`),
+    so the rank of the result counts exactly the wrong references above all
+    correct ones.
+    """
+    best = targets.clone()
+    for refs in also.t():
+        rows = (refs >= 0).nonzero()[:, 0]
+        if rows.numel() == 0:
+            continue
+        candidates = gallery.inverse[refs[rows]]
+        signs = _exact_signs(queries, gallery.vectors, rows, candidates, best)
+        better = rows[signs > 0]
+        best[better] = candidates[signs > 0]
+    return best
+
+
 @contextmanager
 def _ieee_float32_matmul() -> Iterator[None]:
     """Keep float32 products in IEEE float32 while scoring.
@@ -513,6 +535,7 @@ def _evaluate(
     semi_positives: ArrayLike | None,
     chunk_size: int | None,
     ks: Sequence[int] | None,
+    also_correct: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Ranks of all queries, their top-1 hits (with semi-positives only) and M.
 
@@ -529,7 +552,8 @@ def _evaluate(
     _normalize_rows_(queries, "query")
     count = queries.shape[0]
     pos = _as_index_vector(positives, "positives", count, gallery.size)
-    semi = None if semi_positives is None else _as_semi_positives(semi_positives, count, gallery.size)
+    semi = None if semi_positives is None else _as_index_table(semi_positives, count, gallery.size)
+    also = None if also_correct is None else _as_index_table(also_correct, count, gallery.size, "also_correct")
     distinct = gallery.vectors.shape[0]
     chunk = _default_chunk(distinct) if chunk_size is None else _check_positive_int(chunk_size, "chunk_size")
     thresholds = None
@@ -547,6 +571,8 @@ def _evaluate(
             scores = torch.mm(queries[start:stop], gallery.vectors.t(), out=block[: stop - start])
             chunk_scores = _ChunkScores(scores, queries[start:stop], gallery, workspace)
             targets = gallery.inverse[pos[start:stop]]
+            if also is not None:
+                targets = _best_correct(queries[start:stop], gallery, targets, also[start:stop])
             if thresholds is None:
                 rank[start:stop] = chunk_scores.exact_ranks(targets)
             else:
@@ -584,6 +610,7 @@ def recall(
     ks: Sequence[int] = (1, 5, 10),
     semi_positives: ArrayLike | None = None,
     chunk_size: int | None = None,
+    also_correct: ArrayLike | None = None,
 ) -> dict[str, float]:
     """Top-k recall in percent: ``{"R@1": .., "R@5": .., "R@10": .., "R@1%": ..}``.
 
@@ -596,9 +623,15 @@ def recall(
     top-1 is the highest-scoring reference, ties broken by the lowest index,
     except that a positive tied with the best score counts as a hit (rank 0,
     as in R@1), so hit_rate >= R@1 always.
+
+    With ``also_correct`` (N, K) padded with -1, or a list of lists, a query
+    also counts as found at k when any of those references ranks < k
+    (CVACT_test counts every tile within 25 m of the query): its rank is the
+    number of references outside the correct set scoring above the best
+    correct one.
     """
     ks = [_check_positive_int(k, "each k in ks") for k in ks]
-    rank, hits, size = _evaluate(query, reference, positives, semi_positives, chunk_size, ks)
+    rank, hits, size = _evaluate(query, reference, positives, semi_positives, chunk_size, ks, also_correct)
     result = {f"R@{k}": float(100.0 * np.mean(rank < k)) for k in ks}
     result["R@1%"] = float(100.0 * np.mean(rank < max(1, size // 100)))
     if hits is not None:

@@ -45,7 +45,11 @@ def preview_sheet(pairs: CrossViewPairs, queries: Sequence[int], out: str | Path
 
 
 def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
-    """Write every image as PNG and ``pairs.csv`` (ground, aerial, x, y, split, city) beside them."""
+    """Write every image as PNG and ``pairs.csv`` (ground, aerial, x, y, split, city) beside them.
+
+    A tile that no query points at gets a row of its own with an empty
+    ``ground`` cell, so the ``pairs`` dataset reads back the whole gallery.
+    """
     from PIL import Image
 
     out = Path(out)
@@ -61,6 +65,13 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
             rows.append({
                 "ground": f"{subset}/ground/{query:06d}.png",
                 "aerial": f"{subset}/aerial/{int(pairs.positives[query]):06d}.png",
+                "x": meta.get("x", np.nan), "y": meta.get("y", np.nan),
+                "split": subset, "city": meta.get("city", ""),
+            })
+        for tile in sorted(set(range(pairs.num_references)) - set(pairs.positives.tolist())):
+            meta = pairs.aerial_meta.iloc[tile] if len(pairs.aerial_meta) else {}
+            rows.append({
+                "ground": "", "aerial": f"{subset}/aerial/{tile:06d}.png",
                 "x": meta.get("x", np.nan), "y": meta.get("y", np.nan),
                 "split": subset, "city": meta.get("city", ""),
             })

@@ -14,21 +14,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.progress import Progress
 
 from .checkpoint import load_weights, read_metadata, save_weights
 from .backbone import create_backbone
-from .data import ConcatImages, CrossViewDataset, CrossViewPairs, load_subset
+from .data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
 from .device import describe, seed_everything, select_device
 from .errors import CvbenchError, SpecError
 from .evaluate import Evaluation, evaluate
 from .finetune import Objective, finetune
+from .imagecheck import drop_unreadable, image_paths
 from .loaders import readers
 from .model import Branch, TwoBranchNet
 from .pretrain import pretrain_backbone
 from .progress import log, make_progress
 from .records import CHECKPOINTS, SPEC, RunRecorder, new_run_dir
 from .registry import create, get_registry
-from .spec import BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, pretrains, resolve, validate
+from .spec import (AUTO_SIZE, BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, parse_size, pretrains,
+                   resolve, validate)
 
 MODEL_CHECKPOINT = "model.safetensors"
 
@@ -36,9 +39,11 @@ MODEL_CHECKPOINT = "model.safetensors"
 def resolve_spec(spec: RunSpec) -> RunSpec:
     """Apply the preset, validate every option and check every plugin name, before any work."""
     resolved = resolve(spec, create("preset", spec.preset))
-    validate(resolved)
     registry = get_registry()
     registry.get("dataset", resolved.dataset)
+    if AUTO_SIZE in (resolved.ground_size, resolved.aerial_size):
+        resolved = _dataset_sizes(resolved)
+    validate(resolved)
     registry.get("head", resolved.head)
     for name, _ in resolved.loss:
         registry.get("loss", name)
@@ -47,6 +52,21 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     if resolved.finetune_aug != NO_AUGMENTATION:
         registry.get("augmentation", resolved.finetune_aug)
     return resolved
+
+
+def _dataset_sizes(spec: RunSpec) -> RunSpec:
+    """Replace ``auto`` image sizes by the dataset's own (``image_sizes()``, thesis section 4.2)."""
+    dataset, _ = open_dataset(spec)
+    sizes_of = getattr(dataset, "image_sizes", None)
+    sizes = sizes_of() if sizes_of is not None else None
+    if not sizes:
+        raise SpecError(f"dataset {spec.dataset!r} suggests no image sizes, so --ground-size/--aerial-size "
+                        "auto cannot be settled: give both as HxW")
+    values = spec.to_dict()
+    for branch in BRANCHES:
+        if values[f"{branch}_size"] == AUTO_SIZE:
+            values[f"{branch}_size"] = parse_size(sizes[branch])
+    return RunSpec.from_dict(values)
 
 
 def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> TwoBranchNet:
@@ -92,10 +112,18 @@ def open_dataset(spec: RunSpec) -> tuple[CrossViewDataset, str]:
     return dataset, split
 
 
-def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str) -> Data:
-    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries``."""
+def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str, progress: Progress | None = None) -> Data:
+    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries``.
+
+    With ``bad_images`` "skip", every image is decoded first and the pairs
+    with unreadable ones are left out and reported.
+    """
     train = load_subset(dataset, split, "train")
     val = load_subset(dataset, split, "val")
+    if spec.bad_images == "skip":
+        checked: dict = {}
+        train = drop_unreadable(train, f"{spec.dataset} {split} train", checked, progress)
+        val = drop_unreadable(val, f"{spec.dataset} {split} val", checked, progress)
     rng = np.random.default_rng(spec.seed)
     return Data(split, train, val, _limit(train.num_queries, spec.max_train_pairs, rng),
                 _limit(val.num_queries, spec.max_val_queries, rng))
@@ -112,7 +140,16 @@ def pretraining_images(spec: RunSpec, data: Data, branch: str):
     view = "ground" if branch == "ground" else "aerial"
     chosen = {"train": [data.train], "val": [data.val], "all": [data.train, data.val]}[spec.pretrain_data]
     lists = [getattr(pairs, view) for pairs in chosen]
+    if len(lists) == 2 and _same_images(*lists):
+        lists = lists[:1]  # one gallery serves both subsets (VIGOR same-area): each tile once
     return lists[0] if len(lists) == 1 else ConcatImages(*lists)
+
+
+def _same_images(first: ImageList, second: ImageList) -> bool:
+    if first is second:
+        return True
+    paths = image_paths(first), image_paths(second)
+    return paths[0] is not None and paths[0] == paths[1]
 
 
 def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage: str = "run",
@@ -127,7 +164,8 @@ def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage
     dataset, split = open_dataset(spec)
     log(f"[bold]cvbench {stage}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
         f"pretrainer {spec.pretrainer}, device {describe(device)}", quiet)
-    data = load_data(spec, dataset, split)
+    with make_progress(quiet) as progress:
+        data = load_data(spec, dataset, split, progress)
     if spec.polar and data.val.semi_positives is not None:
         log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
             "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
@@ -241,8 +279,8 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     model = build_model(spec)
     load_weights(model, checkpoint, what="two-branch model")
     dataset, split = open_dataset(spec)
-    data = load_data(spec, dataset, split)
     with make_progress(quiet) as progress:
+        data = load_data(spec, dataset, split, progress)
         model.to(device)
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)

@@ -23,7 +23,9 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
     (its positive and semi-positives). The order is drawn from ``generator``,
     so the same seed gives the same batches. A batch that no waiting item fits
     any more is closed early; the last, smaller batch of an epoch is dropped
-    when ``drop_last``.
+    when ``drop_last``. Early closes make the number of batches depend on the
+    draw, so ``len()`` draws the coming epoch and ``iter()`` then serves it:
+    the same draws, in the same order, as without asking.
     """
 
     def __init__(self, tiles: Sequence[Sequence[int]], batch_size: int, generator: torch.Generator,
@@ -34,8 +36,11 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
         self.batch_size = batch_size
         self.generator = generator
         self.drop_last = drop_last
+        self._planned: list[list[int]] | None = None
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def _draw_epoch(self) -> list[list[int]]:
+        """One epoch's batches, drawing the order from the generator."""
+        batches: list[list[int]] = []
         order = torch.randperm(len(self.tiles), generator=self.generator).tolist()
         waiting: list[int] = []
         batch: list[int] = []
@@ -48,21 +53,29 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
                     batch.append(item)
                     used.update(tiles)
                     if len(batch) == self.batch_size:
-                        yield batch
+                        batches.append(batch)
                         batch, used = [], set()
                 else:
                     waiting.append(item)
             if len(waiting) == len(pending):  # every waiting item clashes with this batch: close it
                 if len(batch) > 1 or not self.drop_last:
-                    yield batch
+                    batches.append(batch)
                 batch, used = [], set()
             pending, waiting = waiting, []
         if batch and not self.drop_last:
-            yield batch
+            batches.append(batch)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._planned if self._planned is not None else self._draw_epoch()
+        self._planned = None
+        return iter(batches)
 
     def __len__(self) -> int:
-        full = len(self.tiles) // self.batch_size
-        return full if self.drop_last else -(-len(self.tiles) // self.batch_size)
+        """The exact number of batches of the coming epoch (drawn now, then served by ``__iter__``)."""
+        if self._planned is None:
+            self._planned = self._draw_epoch()
+        return len(self._planned)
 
 
 def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) -> list[tuple[int, ...]]:

@@ -22,6 +22,8 @@ PRETRAIN_DATA = ("train", "val", "all")
 STARTS = ("random", "imagenet")
 NO_PRETRAINER = "none"
 NO_AUGMENTATION = "none"
+AUTO_SIZE = "auto"
+BAD_IMAGES = ("fail", "skip")
 
 
 @dataclass
@@ -33,12 +35,13 @@ class RunSpec:
     data_root: str | None = None
     data_options: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
+    bad_images: str | None = None
     max_train_pairs: int | None = None
     max_val_queries: int | None = None
     backbone: str | None = None
     backbone_stage: int | None = None
-    ground_size: tuple[int, int] | None = None
-    aerial_size: tuple[int, int] | None = None
+    ground_size: tuple[int, int] | str | None = None
+    aerial_size: tuple[int, int] | str | None = None
     polar: bool = False
     head: str | None = None
     head_options: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +101,7 @@ FALLBACKS: dict[str, Any] = {
     "pretrainer": NO_PRETRAINER,
     "pretrain_branches": "aerial",
     "pretrain_data": "all",
+    "bad_images": "fail",
     "pretrain_weight_decay": 1e-4,
     "pretrain_milestones": (),
     "base_init": "random",
@@ -163,8 +167,11 @@ def validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if value is not None and value < 2:
             raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+    _choice("bad_images", spec.bad_images, BAD_IMAGES)
     for name in ("ground_size", "aerial_size"):
         size = getattr(spec, name)
+        if size == AUTO_SIZE:
+            continue
         if len(size) != 2 or min(size) < 8:
             raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
     if not spec.loss:
@@ -186,13 +193,16 @@ def branch_init(spec: RunSpec, branch: str) -> str:
     return init
 
 
-def parse_size(text: str | tuple | list) -> tuple[int, int]:
-    """``"32x128"`` or ``"64"`` (square) -> ``(height, width)``."""
+def parse_size(text: str | tuple | list) -> tuple[int, int] | str:
+    """``"32x128"`` or ``"64"`` (square) -> ``(height, width)``; ``"auto"`` (the dataset's own) stays."""
+    if isinstance(text, str) and text.strip().lower() == AUTO_SIZE:
+        return AUTO_SIZE
     if isinstance(text, (tuple, list)):
         return (int(text[0]), int(text[1]))
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
     if not match:
-        raise SpecError(f"image size {text!r}: expected HxW such as 32x128, or one number for a square")
+        raise SpecError(f"image size {text!r}: expected HxW such as 32x128, one number for a square, "
+                        "or auto for the dataset's own")
     height = int(match.group(1))
     return (height, int(match.group(2) or height))
 

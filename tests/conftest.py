@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,15 @@ def run_cli(*args: str, site: Path | None = None, env: dict[str, str] | None = N
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "cvbench", *args], capture_output=True, text=True,
                           env=environment, timeout=timeout)
+
+
+def smoke_run(dataset: str, root: Path, runs_dir: Path, *extra: str) -> dict:
+    """``cvbench run --preset smoke`` on a dataset folder; returns its ``result.json`` after checking it exited 0."""
+    result = run_cli("run", "--preset", "smoke", "--dataset", dataset, "--data-root", str(root),
+                     "--runs-dir", str(runs_dir), "--quiet", *extra)
+    assert result.returncode == 0, result.stderr
+    (record_path,) = Path(runs_dir).glob("*/result.json")
+    return json.loads(record_path.read_text())
 
 
 @pytest.fixture

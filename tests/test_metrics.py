@@ -285,6 +285,43 @@ def test_hit_rate_matches_brute_force_on_ternary() -> None:
         assert result["hit_rate"] == pytest.approx(100 * hit.mean())
 
 
+def test_also_correct_by_hand() -> None:
+    reference = np.eye(5)
+    query = np.array([
+        [0.9, 0.8, 0.7, 0.1, 0.1],  # positive 2 is third, but also-correct 1 is second: rank 1
+        [0.9, 0.8, 0.7, 0.1, 0.1],  # also-correct 0 is first: rank 0
+        [0.9, 0.8, 0.7, 0.6, 0.1],  # positive 3, also-correct 2 and 1: best correct 1, rank 1 (only 0 above)
+        [0.9, 0.8, 0.7, 0.6, 0.1],  # no also-correct: positive 4 has rank 4
+    ])  # fmt: skip
+    positives = [2, 2, 3, 4]
+    also = [[1], [0], [2, 1], []]
+    result = metrics.recall(query, reference, positives, ks=(1, 2, 4), also_correct=also)
+    assert result["R@1"] == pytest.approx(100 * 1 / 4)
+    assert result["R@2"] == pytest.approx(100 * 3 / 4)
+    assert result["R@4"] == pytest.approx(100 * 3 / 4)
+
+
+def test_also_correct_matches_brute_force_on_ternary() -> None:
+    rng = np.random.default_rng(7)
+    query = ternary(rng, 80, 5, 2)
+    reference = ternary(rng, 40, 5, 2)
+    positives = rng.integers(0, 40, size=80)
+    also = rng.integers(-1, 40, size=(80, 4))
+    dots = np.sign(query).astype(int) @ np.sign(reference).astype(int).T
+    correct = np.zeros_like(dots, dtype=bool)
+    correct[np.arange(80), positives] = True
+    for column in also.T:
+        correct[np.arange(80)[column >= 0], column[column >= 0]] = True
+    best = np.where(correct, dots, np.iinfo(int).min).max(axis=1)
+    rank = ((dots > best[:, None]) & ~correct).sum(axis=1)
+    plain = (dots > dots[np.arange(80), positives][:, None]).sum(axis=1)
+    assert (rank < plain).any()
+    for chunk_size in (1, 13, None):
+        result = metrics.recall(query, reference, positives, ks=(1, 3), also_correct=also, chunk_size=chunk_size)
+        assert result["R@1"] == pytest.approx(100 * np.mean(rank < 1))
+        assert result["R@3"] == pytest.approx(100 * np.mean(rank < 3))
+
+
 # --------------------------------------------------------------------- inputs
 
 

@@ -8,10 +8,13 @@ and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
+from rich.text import Text
 
 from ..errors import CvbenchError
+from ..problems import DatasetWarning
 from ..progress import STDERR
 from . import data as data_commands
 from . import leaderboard as leaderboard_commands
@@ -31,12 +34,23 @@ leaderboard_commands.register(app)
 app.add_typer(data_commands.app, name="data")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Dataset warnings (skipped pairs, converted images) as one plain ``warning:`` line."""
+    if issubclass(category, DatasetWarning):
+        STDERR.print(Text("warning: ", style="bold yellow") + Text(str(message)))
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    warnings.showwarning = _show_warning
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CvbenchError as exc:
-        STDERR.print(f"[bold red]error:[/] {exc}", highlight=False)
+        STDERR.print(Text("error: ", style="bold red") + Text(str(exc)))
         sys.exit(2)
     except KeyboardInterrupt:
         STDERR.print("[yellow]interrupted[/]")

@@ -9,8 +9,11 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..data import SUBSETS, load_subset
+from ..datacheck import CheckReport, check_dataset
+from ..progress import make_progress
 from ..preview import export_pairs, preview_sheet
 from ..registry import create
 from ..spec import parse_options
@@ -27,20 +30,56 @@ def _open(dataset: Optional[str], data_root: Optional[Path], data_option: Option
     return create("dataset", name, data_root, **parse_options(data_option or [], "--data-option"))
 
 
+def _counts_table(title: str, report: CheckReport) -> Table:
+    table = Table(title=title)
+    for column in ("split", "subset", "queries", "references", "semi-positives", "cities"):
+        table.add_column(column)
+    for count in report.counts:
+        table.add_row(count.split, count.subset, str(count.queries), str(count.references),
+                      "yes" if count.semi_positives else "no", ", ".join(count.cities))
+    return table
+
+
+def _title(dataset: Optional[str], data_root: Optional[Path]) -> str:
+    name = dataset or create("preset", "default")["dataset"]
+    return f"{name} at {data_root}" if data_root else name
+
+
 @app.command("info")
 def info(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION) -> None:
     """Splits of a dataset with the number of queries and references of each subset."""
+    report = check_dataset(_open(dataset, data_root, data_option), images=False)
+    console = Console()
+    console.print(_counts_table(_title(dataset, data_root), report))
+    if report.problems:
+        console.print(Text(f"{len(report.errors)} errors, {len(report.warnings)} warnings: "
+                           "`cvbench data check` lists them", style="yellow"))
+
+
+@app.command("check")
+def check(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
+          split: Optional[list[str]] = typer.Option(None, help="Protocol to check (repeatable; all by default)."),
+          images: bool = typer.Option(True, "--images/--no-images", help="Decode every image file (slow on a full dataset)."),
+          quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
+    """Validate a dataset folder without training: counts, and every problem with its file and line.
+
+    Exits 0 when the dataset is usable (warnings only), 1 when it has errors,
+    2 when the folder is not the dataset at all (the expected layout is printed).
+    """
     source = _open(dataset, data_root, data_option)
-    table = Table(title=f"dataset {dataset or ''}".strip())
-    for column in ("split", "subset", "queries", "references", "semi-positives", "cities"):
-        table.add_column(column)
-    for split in source.splits():
-        for subset in SUBSETS:
-            pairs = load_subset(source, split, subset)
-            cities = sorted(pairs.ground_meta["city"].unique()) if "city" in pairs.ground_meta else []
-            semi = "yes" if pairs.semi_positives is not None else "no"
-            table.add_row(split, subset, str(pairs.num_queries), str(pairs.num_references), semi, ", ".join(map(str, cities)))
-    Console().print(table)
+    with make_progress(quiet) as progress:
+        report = check_dataset(source, split or None, images, progress)
+    console = Console()
+    console.print(_counts_table(_title(dataset, data_root), report))
+    for title, problems, style in (("errors", report.errors, "bold red"), ("warnings", report.warnings, "yellow")):
+        if problems:
+            console.print(Text(f"{len(problems)} {title}:", style=style))
+            for problem in problems:
+                console.print(Text(f"  {problem}"), soft_wrap=True)
+    checked = f", {report.images_checked} image files decoded" if images else " (image files not decoded)"
+    console.print(Text(f"{len(report.errors)} errors, {len(report.warnings)} warnings{checked}"))
+    if report.errors:
+        raise typer.Exit(1)
 
 
 @app.command("preview")

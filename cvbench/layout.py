@@ -1,0 +1,63 @@
+"""Checking a dataset folder against the layout its authors distribute it in.
+
+Real dataset plugins read the folders exactly as downloaded. When something
+is missing, the error lists everything missing at once, draws the layout that
+was expected and says where the data comes from, so that one look fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import DatasetFormatError, DatasetNotFoundError
+
+
+def require_layout(dataset: str, root: Path | str | None, required: Sequence[str], layout: str,
+                   source: str) -> Path:
+    """``root`` as a Path once every ``required`` path (relative to it) exists.
+
+    Otherwise :class:`DatasetNotFoundError` naming each missing path, then
+    ``layout`` (the expected tree) and ``source`` (where to download it).
+    """
+    help_text = f"Expected layout:\n{layout.rstrip()}\n{source.rstrip()}"
+    if root is None:
+        raise DatasetNotFoundError(f"the {dataset} dataset needs --data-root: the folder it was unpacked to.\n"
+                                   f"{help_text}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{dataset} data root {root} is not a folder.\n{help_text}")
+    missing = [str(root / name) for name in required if not (root / name).exists()]
+    if missing:
+        listed = "\n".join(f"  missing: {path}" for path in missing)
+        raise DatasetNotFoundError(f"{root} does not hold the {dataset} dataset:\n{listed}\n{help_text}")
+    return root
+
+
+def folder_names(folder: Path | str) -> set[str]:
+    """The names in ``folder`` (empty when it does not exist), listed in one call.
+
+    Checking a hundred thousand files one ``stat`` at a time is slow on
+    network file systems; one listing per folder is not.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries}
+    except FileNotFoundError:
+        return set()
+
+
+def text_lines(path: Path | str) -> Iterator[tuple[int, str]]:
+    """(line number from 1, stripped text) for each non-blank line of a UTF-8 text file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"file is missing: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetFormatError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if line:
+            yield number, line
