@@ -1,10 +1,10 @@
-"""The built-in presets: ``smoke``, ``default`` and ``paper`` (plus ``paper-cvact``).
+"""The built-in presets: ``smoke``, ``default`` and ``paper``.
 
 - ``smoke``: finishes in well under a minute on 2 CPU cores (tests, CI).
 - ``default``: a few minutes on a laptop CPU with a recall far above chance.
-- ``paper``: the thesis' section 4.2 hyperparameters with VIGOR's image sizes
-  (VGG16, MoCov2's SGD schedule, Adam fine-tuning, 4096-d SAFA embeddings);
-  ``paper-cvact`` is the same with CVACT's image sizes.
+- ``paper``: the thesis' section 4.2 hyperparameters (VGG16, MoCov2's SGD
+  schedule, Adam fine-tuning, 4096-d SAFA embeddings) with each dataset's own
+  image sizes (``auto``: CVACT 112x616 and 256x256, VIGOR 224x448 and 224x224).
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ DEFAULT = {
 PAPER = {
     **COMMON,
     "backbone": "vgg16",
-    "ground_size": (224, 448),
-    "aerial_size": (224, 224),
+    "ground_size": "auto",
+    "aerial_size": "auto",
     "dim": 4096,
     "epochs": 100,
     "batch_size": 96,
@@ -73,12 +73,9 @@ PAPER = {
     "eval_every": 5,
 }
 
-PAPER_CVACT = {**PAPER, "ground_size": (112, 616), "aerial_size": (256, 256)}
-
 
 @hookimpl
 def register_presets(register):
     register("smoke", SMOKE, summary="under a minute on 2 CPU cores; for tests and CI")
     register("default", DEFAULT, summary="minutes on a laptop CPU, recall far above chance")
-    register("paper", PAPER, summary="thesis section 4.2 settings, VIGOR image sizes (224x448, 224x224)")
-    register("paper-cvact", PAPER_CVACT, summary="thesis section 4.2 settings, CVACT image sizes (112x616, 256x256)")
+    register("paper", PAPER, summary="thesis section 4.2 settings with the dataset's own image sizes")

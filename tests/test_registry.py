@@ -14,7 +14,7 @@ BUILTINS = {
     "loss": {"soft_triplet", "uniformity", "infonce", "xmoco"},
     "dataset": {"synthetic"},
     "augmentation": {"mocov2", "mocov2-nocrop", "geo-sync"},
-    "preset": {"smoke", "default", "paper", "paper-cvact"},
+    "preset": {"smoke", "default", "paper"},
 }
 
 

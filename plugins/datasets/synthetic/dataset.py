@@ -47,6 +47,10 @@ class Synthetic:
         """``["cross_area", "same_area"]``: the default first."""
         return list(SPLITS)
 
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """The images as generated (``pano_size``, ``tile_size``): no resizing."""
+        return {"ground": tuple(self.options.pano_size), "aerial": (self.options.tile_size, self.options.tile_size)}
+
     def load(self, split: str, subset: str) -> CrossViewPairs:
         """The ``train`` or ``val`` subset of ``split``, generated and cached on first use."""
         if split not in SPLITS:
