@@ -57,8 +57,25 @@ def _loss(spec: dict[str, Any]) -> str:
     return " + ".join(name if float(weight) == 1.0 else f"{weight:g}*{name}" for name, weight in terms)
 
 
-def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record with the columns a reader compares; sorted by R@1 (best first)."""
+UNIFORMITY_KINDS = ("ground", "satellite", "all")
+
+
+def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
+    """Columns ``U ground``... (after fine-tuning) and ``U ground before``... (eq 3.6-3.8)."""
+    values = record.get("uniformity") or {}
+    columns = {}
+    for state, suffix in (("after", ""), ("before", " before")):
+        for kind in UNIFORMITY_KINDS:
+            columns[f"U {kind}{suffix}"] = (values.get(state) or {}).get(kind)
+    return columns
+
+
+def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.DataFrame:
+    """One row per record with the columns a reader compares; sorted by R@1 (best first).
+
+    With ``uniformity``, also the uniformity of the validation embeddings
+    after and before fine-tuning (lower is more uniform).
+    """
     rows = []
     for record in records:
         spec = record.get("spec", {})
@@ -76,6 +93,7 @@ def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "dataset": f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/"),
             "seed": spec.get("seed"),
             **{name: metrics.get(name) for name in METRIC_COLUMNS},
+            **(_uniformity(record) if uniformity else {}),
             "queries": record.get("num_queries"),
             "wall time (s)": (record.get("timings") or {}).get("total_s"),
             "error": record.get("error"),

@@ -34,6 +34,7 @@ from .spec import (AUTO_SIZE, BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec,
                    resolve, validate)
 
 MODEL_CHECKPOINT = "model.safetensors"
+INITIAL_CHECKPOINT = "initial.safetensors"  # the model as fine-tuning found it: `cvbench analyze`'s "before"
 
 
 def resolve_spec(spec: RunSpec) -> RunSpec:
@@ -227,6 +228,7 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
             values.update({f"uniformity_{k}": v for k, v in result.uniformity.items()})
         return values
 
+    save_weights(recorder.checkpoint(INITIAL_CHECKPOINT), model, metadata={"spec": spec.to_dict()})
     before = measure(0)
     recorder.log_epoch(row(0, {}, before))
 
@@ -264,20 +266,13 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     true tile and its k best references with their cosine scores (faiss top-k).
     """
     run_dir = Path(run_dir)
-    checkpoint = run_dir / CHECKPOINTS / MODEL_CHECKPOINT
-    if not (run_dir / SPEC).is_file() or not checkpoint.is_file():
-        raise CvbenchError(f"{run_dir} is not a finished cvbench run (expected {SPEC} and {CHECKPOINTS}/{MODEL_CHECKPOINT})")
-    spec = RunSpec.from_dict(read_metadata(checkpoint)["spec"])
+    spec, model = load_run_model(run_dir)
     if device_name:
         spec.device = device_name
     if split:
         spec.split = split
     device = select_device(spec.device)
     seed_everything(spec.seed)
-    for branch in BRANCHES:  # the checkpoint replaces every weight; build without loading anything else
-        setattr(spec, f"{branch}_init", "random")
-    model = build_model(spec)
-    load_weights(model, checkpoint, what="two-branch model")
     dataset, split = open_dataset(spec)
     with make_progress(quiet) as progress:
         data = load_data(spec, dataset, split, progress)
@@ -289,6 +284,21 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     if predictions:
         summary["predictions"] = str(write_predictions(run_dir / f"predictions_{split}.csv", result, data, predictions))
     return summary
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> tuple[RunSpec, TwoBranchNet]:
+    """A run's spec and its two-branch model with the weights of ``checkpoints/<checkpoint>``, on the CPU."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINTS / checkpoint
+    if not (run_dir / SPEC).is_file() or not path.is_file():
+        raise CvbenchError(f"{run_dir} is not a finished cvbench run (expected {SPEC} and {CHECKPOINTS}/{checkpoint})")
+    spec = RunSpec.from_dict(read_metadata(path)["spec"])
+    build = RunSpec.from_dict(spec.to_dict())
+    for branch in BRANCHES:  # the checkpoint replaces every weight; build without loading anything else
+        setattr(build, f"{branch}_init", "random")
+    model = build_model(build)
+    load_weights(model, path, what=f"two-branch model of {run_dir.name}")
+    return spec, model
 
 
 def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Path:

@@ -62,3 +62,17 @@ def test_markdown_csv_and_json_exports(runs):
 def test_missing_runs_folder_is_named(tmp_path):
     with pytest.raises(CvbenchError, match="runs folder not found"):
         load_records(tmp_path / "nowhere")
+
+
+def test_uniformity_columns_on_request(tmp_path):
+    row = record("u", 12.0)
+    row["uniformity"] = {"before": {"ground": -1.0, "satellite": -1.5, "all": -1.25},
+                         "after": {"ground": -2.0, "satellite": -2.5, "all": -3.0}}
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "result.json").write_text(json.dumps(row))
+    plain = to_frame(load_records(tmp_path))
+    assert not [c for c in plain.columns if c.startswith("U ")]
+    frame = to_frame(load_records(tmp_path), uniformity=True)
+    assert frame.loc[0, ["U ground", "U satellite", "U all"]].tolist() == [-2.0, -2.5, -3.0]
+    assert frame.loc[0, ["U ground before", "U satellite before", "U all before"]].tolist() == [-1.0, -1.5, -1.25]
+    assert "U all before" in render(frame, "markdown").splitlines()[0]

@@ -1,7 +1,7 @@
 """The ``cvbench`` command line (typer + rich).
 
 Commands: ``plugins``, ``run``, ``pretrain``, ``train``, ``eval``,
-``leaderboard`` and ``data``. Errors the user can fix print one clear line
+``leaderboard``, ``analyze`` and ``data``. Errors the user can fix print one clear line
 and exit with status 2, without a traceback.
 """
 
@@ -16,6 +16,7 @@ from rich.text import Text
 from ..errors import CvbenchError
 from ..problems import DatasetWarning
 from ..progress import STDERR
+from . import analyze as analyze_commands
 from . import data as data_commands
 from . import leaderboard as leaderboard_commands
 from . import plugins as plugins_commands
@@ -31,6 +32,7 @@ app = typer.Typer(
 plugins_commands.register(app)
 stage_commands.register(app)
 leaderboard_commands.register(app)
+analyze_commands.register(app)
 app.add_typer(data_commands.app, name="data")
 
 

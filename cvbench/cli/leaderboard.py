@@ -21,11 +21,12 @@ def register(app: typer.Typer) -> None:
         runs_dir: Path = typer.Argument(Path("runs"), help="Folder of run folders."),
         fmt: str = typer.Option("table", "--format", help=f"One of: {', '.join(FORMATS)}."),
         out: Optional[Path] = typer.Option(None, help="Write to this file (atomically) instead of printing."),
+        uniformity: bool = typer.Option(False, "--uniformity", help="Add the uniformity columns (after, and before fine-tuning)."),
     ) -> None:
         """One row per run with its settings and R@1, R@5, R@10, R@1%; best R@1 first."""
         if fmt not in FORMATS:
             raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        frame = to_frame(load_records(runs_dir))
+        frame = to_frame(load_records(runs_dir), uniformity=uniformity)
         if fmt == "table" and out is None:
             _print_table(frame)
             return
