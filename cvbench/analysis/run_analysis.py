@@ -32,7 +32,7 @@ from ..spec import RunSpec
 from .curves import training_curves_figure
 from .embeddings import PointSet, embedding_figure, uniformity_caption
 from .feature_maps import feature_map_figure
-from .heatmaps import QueryMap, local_metres, localization_figure
+from .heatmaps import QueryMap, estimate_tile_metres, local_metres, localization_figure
 
 STATES = {"before": INITIAL_CHECKPOINT, "after": MODEL_CHECKPOINT}
 STATE_TITLES = {"before": "before fine-tuning", "after": "after fine-tuning"}
@@ -243,8 +243,19 @@ def query_maps(model: TwoBranchNet, validation: Validation, device: torch.device
         rank = int((scores > scores[list(nearest).index(positive)]).sum())
         city = f" · {pairs.ground_meta['city'].iloc[query]}" if "city" in pairs.ground_meta else ""
         maps.append(QueryMap(f"query {query}{city}: true tile {rank + 1}/{len(nearest)}",
-                             aerial_xy[nearest], scores, tuple(ground_xy[query]), list(nearest).index(positive)))
+                             aerial_xy[nearest], scores, tuple(ground_xy[query]), list(nearest).index(positive),
+                             _square_side(aerial_xy[nearest])))
     return maps
+
+
+def _square_side(xy: np.ndarray) -> float:
+    """The tile spacing, but at least 1/50 of the drawn area: tiles of a densely sampled street stay visible."""
+    extent = float(np.ptp(xy, axis=0).max()) if len(xy) > 1 else 1.0
+    try:
+        spacing = estimate_tile_metres(xy)
+    except ValueError:
+        spacing = 0.0
+    return max(spacing, extent / 50, 1e-6)
 
 
 def _origin(meta: pd.DataFrame) -> tuple[float, float] | None:
