@@ -40,8 +40,15 @@ def load_records(runs_dir: str | Path) -> list[dict[str, Any]]:
 def _pretraining(spec: dict[str, Any]) -> str:
     if spec.get("pretrainer", "none") == "none":
         return "-"
-    start = "*" if spec.get("pretrain_from") == "imagenet" else ""
-    return f"{spec.get('pretrain_branches')} {spec.get('pretrain_data')}{start}"
+    start = spec.get("pretrain_from")
+    mark = "*" if start == "imagenet" else "" if start in (None, "random") else f"* ({_start_name(start)})"
+    return f"{spec.get('pretrain_branches')} {spec.get('pretrain_data')}{mark}"
+
+
+def _start_name(start: str) -> str:
+    """A checkpoint start as its file or folder name (a run folder's stem: the pretrainer it ran)."""
+    path = Path(start)
+    return path.name if path.suffix == ".safetensors" else (path.parent.name if path.name == "checkpoints" else path.name)
 
 
 def _init(spec: dict[str, Any], branch: str) -> str:
@@ -49,7 +56,7 @@ def _init(spec: dict[str, Any], branch: str) -> str:
     pretrained = spec.get("pretrainer", "none") != "none" and spec.get("pretrain_branches") in (branch, "both")
     if init == "auto":
         init = "pretrained" if pretrained else spec.get("base_init", "random")
-    return Path(init).name if init.endswith(".safetensors") else init
+    return init if init in ("random", "imagenet", "pretrained") else _start_name(init)
 
 
 def _loss(spec: dict[str, Any]) -> str:

@@ -75,21 +75,24 @@ class Views(Dataset):
 
 
 class TwoViews(Dataset):
-    """Self-supervised pre-training: each image through the pretrainer's two augmentations."""
+    """Pre-training: each image through the pretrainer's two augmentations (and its label, if given)."""
 
     def __init__(self, images: ImageList, reader: Reader, transforms: tuple[Callable, Callable],
-                 indices: Sequence[int] | None = None) -> None:
+                 indices: Sequence[int] | None = None, labels: np.ndarray | None = None) -> None:
         self.images = images
         self.reader = reader
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.first, self.second = transforms
+        self.labels = labels
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
         image = self.reader(self.images, self.indices[item])
-        return self.first(image), self.second(image)
+        if self.labels is None:
+            return self.first(image), self.second(image)
+        return self.first(image), self.second(image), int(self.labels[self.indices[item]])
 
 
 class Pairs(Dataset):

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 from rich.progress import Progress
 from torch import nn
@@ -23,20 +25,33 @@ from .data import ImageList
 from .device import autocast
 from .errors import SpecError
 from .loaders import Reader, TwoViews, normalize
-from .registry import create
+from .registry import create, get_registry
 from .spec import RunSpec
 from .training import check_finite, step, trainable
 
 
 def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
                       device: torch.device, generator: torch.Generator, progress: Progress | None,
-                      out_path: Path, indices: Sequence[int] | None = None) -> dict[str, Any]:
-    """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``."""
-    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **spec.pretrain_options)
+                      out_path: Path, indices: Sequence[int] | None = None,
+                      meta: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``.
+
+    A pretrainer whose factory has a ``label_column`` (supervised pre-training)
+    is also given ``classes`` (the sorted names in that metadata column) and is
+    called as ``forward(view1, view2, labels)`` with each image's class index.
+    """
+    options = dict(spec.pretrain_options)
+    column = options.get("label_column", getattr(get_registry().get("pretrainer", spec.pretrainer).factory,
+                                                  "label_column", None))
+    labels = None
+    if column is not None:
+        classes, labels = _labels(meta, column, spec.pretrainer, branch)
+        options["classes"] = classes
+    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
     if getattr(pretrainer, "backbone", None) is not backbone:
         raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
     pretrainer.to(device).train()
-    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices)
+    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
                         f"{branch} images available for pre-training")
@@ -51,9 +66,10 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                              info="") if progress else None
     for epoch in range(1, spec.pretrain_epochs + 1):
         total, count = 0.0, 0
-        for batch, (view1, view2) in enumerate(loader, start=1):
+        for batch, (view1, view2, *label) in enumerate(loader, start=1):
             with autocast(device):
-                loss = pretrainer(normalize(view1.to(device)), normalize(view2.to(device)))
+                loss = pretrainer(normalize(view1.to(device)), normalize(view2.to(device)),
+                                  *(part.to(device) for part in label))
             value = check_finite(loss, f"pre-training the {branch} branch", epoch, batch)
             step(optimizer, loss, params, spec.grad_clip)
             pretrainer.after_step()
@@ -67,3 +83,17 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
     save_weights(out_path, backbone, metadata=metadata)
     return {"loss": epoch_loss, "seconds": time.perf_counter() - started, "images": len(dataset)}
+
+
+def _labels(meta: pd.DataFrame | None, column: str, pretrainer: str, branch: str) -> tuple[list[str], np.ndarray]:
+    """(sorted class names, class index of each image) from a metadata column."""
+    if meta is None or column not in meta.columns:
+        have = ", ".join(map(str, meta.columns)) if meta is not None and len(meta.columns) else "none"
+        raise SpecError(f"pretrainer {pretrainer!r} learns the {column!r} label of each image, but the dataset's "
+                        f"{branch} metadata has no such column (it has: {have})")
+    names = meta[column].astype(str).to_numpy()
+    classes = sorted(set(names))
+    if len(classes) < 2:
+        raise SpecError(f"pretrainer {pretrainer!r}: the {branch} images have {len(classes)} {column!r} class(es); "
+                        "classification needs at least 2")
+    return classes, np.searchsorted(np.asarray(classes), names)

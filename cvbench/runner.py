@@ -7,12 +7,14 @@ is created and every stage writes into it.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from rich.progress import Progress
 
@@ -31,7 +33,7 @@ from .progress import log, make_progress
 from .records import CHECKPOINTS, SPEC, RunRecorder, new_run_dir
 from .registry import create, get_registry
 from .spec import (AUTO_SIZE, BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, parse_size, pretrains,
-                   resolve, validate)
+                   resolve, start_checkpoint, validate)
 
 MODEL_CHECKPOINT = "model.safetensors"
 INITIAL_CHECKPOINT = "initial.safetensors"  # the model as fine-tuning found it: `cvbench analyze`'s "before"
@@ -56,9 +58,16 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
 
 
 def _dataset_sizes(spec: RunSpec) -> RunSpec:
-    """Replace ``auto`` image sizes by the dataset's own (``image_sizes()``, thesis section 4.2)."""
-    dataset, _ = open_dataset(spec)
-    sizes_of = getattr(dataset, "image_sizes", None)
+    """Replace ``auto`` image sizes by the dataset's own (``image_sizes()``, thesis section 4.2).
+
+    A static ``image_sizes`` is read without opening the dataset, so a spec
+    resolves (``cvbench bench --dry-run``) on a machine without the data.
+    """
+    factory = get_registry().get("dataset", spec.dataset).factory
+    if isinstance(inspect.getattr_static(factory, "image_sizes", None), staticmethod):
+        sizes_of = factory.image_sizes
+    else:
+        sizes_of = getattr(open_dataset(spec)[0], "image_sizes", None)
     sizes = sizes_of() if sizes_of is not None else None
     if not sizes:
         raise SpecError(f"dataset {spec.dataset!r} suggests no image sizes, so --ground-size/--aerial-size "
@@ -73,17 +82,19 @@ def _dataset_sizes(spec: RunSpec) -> RunSpec:
 def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> TwoBranchNet:
     """The two-branch network with each branch initialised as Table 3.1 asks.
 
-    A branch to be pre-trained starts from ``pretrain_from``; a branch given a
-    checkpoint path loads it strictly; ``random`` / ``imagenet`` as named.
+    A branch to be pre-trained starts from ``pretrain_from``, the others from
+    their init; a start that names a checkpoint (file, or folder with one per
+    branch) is loaded strictly; ``random`` / ``imagenet`` as named.
     """
     branches = {}
     for branch in BRANCHES:
         init = branch_init(spec, branch)
         start = spec.pretrain_from if init == "pretrained" else init
-        start = start if start in ("random", "imagenet") else "random"
-        backbone = create_backbone(spec.backbone, start, spec.imagenet_weights, spec.backbone_stage)
-        if init.endswith(".safetensors"):
-            load_weights(backbone, init, what=f"{spec.backbone} backbone of the {branch} branch")
+        backbone = create_backbone(spec.backbone, "imagenet" if start == "imagenet" else "random",
+                                   spec.imagenet_weights, spec.backbone_stage)
+        checkpoint = start_checkpoint(start, branch, "pretrain_from" if init == "pretrained" else f"{branch}_init")
+        if checkpoint is not None:
+            load_weights(backbone, checkpoint, what=f"{spec.backbone} backbone of the {branch} branch")
         size = spec.ground_size if branch == "ground" else spec.aerial_size
         feature_hw = backbone.feature_hw(tuple(size))
         head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
@@ -138,12 +149,19 @@ def _limit(count: int, limit: int | None, rng: np.random.Generator) -> np.ndarra
 
 def pretraining_images(spec: RunSpec, data: Data, branch: str):
     """The images Table 3.1's column asks for: the branch's view of train, val or both."""
+    return pretraining_set(spec, data, branch)[0]
+
+
+def pretraining_set(spec: RunSpec, data: Data, branch: str) -> tuple[ImageList, pd.DataFrame]:
+    """The branch's view of the ``pretrain_data`` subsets, with the metadata row of each image."""
     view = "ground" if branch == "ground" else "aerial"
     chosen = {"train": [data.train], "val": [data.val], "all": [data.train, data.val]}[spec.pretrain_data]
     lists = [getattr(pairs, view) for pairs in chosen]
+    metas = [getattr(pairs, f"{view}_meta") for pairs in chosen]
     if len(lists) == 2 and _same_images(*lists):
-        lists = lists[:1]  # one gallery serves both subsets (VIGOR same-area): each tile once
-    return lists[0] if len(lists) == 1 else ConcatImages(*lists)
+        lists, metas = lists[:1], metas[:1]  # one gallery serves both subsets (VIGOR same-area): each tile once
+    meta = pd.concat(metas, ignore_index=True) if all(len(m.columns) for m in metas) else pd.DataFrame()
+    return (lists[0] if len(lists) == 1 else ConcatImages(*lists)), meta
 
 
 def _same_images(first: ImageList, second: ImageList) -> bool:
@@ -180,11 +198,11 @@ def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage
             fields["pretraining"] = {}
             for branch in BRANCHES:
                 if pretrains(spec, branch):
-                    images = pretraining_images(spec, data, branch)
+                    images, meta = pretraining_set(spec, data, branch)
                     indices = _limit(len(images), spec.max_train_pairs, np.random.default_rng(spec.seed))
                     fields["pretraining"][branch] = pretrain_backbone(
                         spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator, progress,
-                        recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices)
+                        recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices, meta)
             fields["timings"] = {"pretrain_s": time.perf_counter() - started}
             if finetune_stage:
                 fields.update(_finetune_and_evaluate(spec, model, data, device, generator, progress, recorder, quiet))

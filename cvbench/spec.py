@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,13 +147,13 @@ def validate(spec: RunSpec) -> None:
     """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
     _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
     _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
-    _choice("pretrain_from", spec.pretrain_from, STARTS)
-    _choice("base_init", spec.base_init, STARTS)
+    for name in ("pretrain_from", "base_init"):
+        for branch in BRANCHES:
+            start_checkpoint(getattr(spec, name), branch, name)
     for branch in BRANCHES:
         init = getattr(spec, f"{branch}_init")
-        if init not in ("auto", "random", "imagenet", "pretrained") and not init.endswith(".safetensors"):
-            raise SpecError(f"--{branch}-init {init!r}: expected auto, random, imagenet, pretrained "
-                            "or the path of a .safetensors backbone checkpoint")
+        if init not in ("auto", "pretrained"):
+            start_checkpoint(init, branch, f"{branch}_init")
         if init == "pretrained" and not pretrains(spec, branch):
             raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
                             f"set --pretrainer and --pretrain-branches {branch} (or both)")
@@ -178,6 +179,33 @@ def validate(spec: RunSpec) -> None:
         raise SpecError("at least one --loss is needed")
     if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", spec.device):
         raise SpecError(f"--device {spec.device!r}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+CHECKPOINT_SUFFIX = ".safetensors"
+
+
+def start_checkpoint(start: str, branch: str, option: str = "base_init") -> Path | None:
+    """The backbone checkpoint a start value names for ``branch``; None for ``random`` / ``imagenet``.
+
+    A start is ``random``, ``imagenet``, a ``.safetensors`` backbone file (both
+    branches) or a folder with ``pretrained_<branch>.safetensors`` (a
+    ``cvbench pretrain`` run folder, or its ``checkpoints/``): the offline
+    ImageNet stand-in of the benchmark grids is such a folder.
+    """
+    if start in STARTS:
+        return None
+    path = Path(start).expanduser()
+    if path.suffix == CHECKPOINT_SUFFIX:
+        if not path.is_file():
+            raise SpecError(f"--{option.replace('_', '-')} {start}: no such checkpoint file")
+        return path
+    for candidate in (path / f"pretrained_{branch}{CHECKPOINT_SUFFIX}",
+                      path / "checkpoints" / f"pretrained_{branch}{CHECKPOINT_SUFFIX}"):
+        if candidate.is_file():
+            return candidate
+    raise SpecError(f"--{option.replace('_', '-')} {start!r}: expected {', '.join(STARTS)}, a {CHECKPOINT_SUFFIX} "
+                    f"backbone checkpoint, or a folder holding pretrained_{branch}{CHECKPOINT_SUFFIX} "
+                    "(a `cvbench pretrain` run folder)")
 
 
 def pretrains(spec: RunSpec, branch: str) -> bool:
