@@ -35,7 +35,7 @@ def own_root(tmp_path):
 def test_registered_with_default_split_first(root):
     assert "vigor" in cvbench.plugins()["dataset"]
     dataset = cvbench.create("dataset", "vigor", root)
-    assert dataset.splits() == ["cross_area", "same_area"]
+    assert dataset.splits() == ["cross_area", "same_area", "cross_area_swapped"]
     assert dataset.image_sizes() == {"ground": (224, 448), "aerial": (224, 224)}
 
 
@@ -59,6 +59,14 @@ def test_cross_area_val_is_san_francisco_then_chicago(root):
     assert list(val.aerial_meta["city"]) == ["SanFrancisco"] * 5 + ["Chicago"] * 5
     assert val.positives.tolist() == [0, 1, 2, 3, 5, 6, 7, 8]
     assert val.semi_positives[6].tolist() == [8, 5, 6]
+
+
+def test_swapped_cross_area_trains_on_the_test_cities(root):
+    dataset = Vigor(root)
+    swapped_train, swapped_val = dataset.load("cross_area_swapped", "train"), dataset.load("cross_area_swapped", "val")
+    assert list(swapped_train.ground_meta["city"]) == ["SanFrancisco"] * 4 + ["Chicago"] * 4
+    assert list(swapped_val.ground_meta["city"]) == ["NewYork"] * 4 + ["Seattle"] * 4
+    assert swapped_val.aerial.paths == dataset.load("cross_area", "train").aerial.paths
 
 
 def test_same_area_shares_one_gallery_of_all_tiles(root):

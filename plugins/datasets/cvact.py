@@ -84,7 +84,8 @@ class Cvact:
         """``["val", "test"]``: CVACT_val first (the default), then CVACT_test."""
         return list(SPLITS)
 
-    def image_sizes(self) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def image_sizes() -> dict[str, tuple[int, int]]:
         """The thesis' (section 4.2) CVACT input sizes: 112x616 panoramas and 256x256 tiles."""
         return dict(IMAGE_SIZES)
 

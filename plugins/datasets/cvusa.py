@@ -61,7 +61,8 @@ class CVUSA:
         """``["val"]``: the protocol of CVM-Net, SAFA and the thesis."""
         return [SPLIT]
 
-    def image_sizes(self) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def image_sizes() -> dict[str, tuple[int, int]]:
         """The thesis' (and SAFA's) input sizes for CVUSA and CVACT: panoramas 112x616, tiles 256x256."""
         return {"ground": (112, 616), "aerial": (256, 256)}
 

@@ -107,7 +107,8 @@ class Pairs:
         """
         return list(self.header().protocols)
 
-    def image_sizes(self) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def image_sizes() -> dict[str, tuple[int, int]]:
         """VIGOR's sizes (224x448 panoramas, 224x224 tiles): user data has no thesis default; these suit Street View."""
         return {"ground": (224, 448), "aerial": (224, 224)}
 

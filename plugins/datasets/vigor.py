@@ -34,6 +34,9 @@ PROTOCOLS = {
                    "val": (("SanFrancisco", "Chicago"), "pano_label_balanced")},
     "same_area": {"train": (SAME_AREA_CITIES, "same_area_balanced_train"),
                   "val": (SAME_AREA_CITIES, "same_area_balanced_test")},
+    # thesis section 4.4 (table 4.6): cross-area with the two sides swapped
+    "cross_area_swapped": {"train": (("SanFrancisco", "Chicago"), "pano_label_balanced"),
+                           "val": (("NewYork", "Seattle"), "pano_label_balanced")},
 }
 LABEL_SETS = ("original", "corrected")
 SATELLITE_LIST = "satellite_list"
@@ -90,7 +93,8 @@ class Vigor:
 
     Splits: ``cross_area`` (default; train on New York + Seattle, evaluate on
     San Francisco + Chicago, each gallery being every listed tile of its two
-    cities) and ``same_area`` (train and test panoramas from all four cities,
+    cities), ``cross_area_swapped`` (the other way round, the thesis' section
+    4.4) and ``same_area`` (train and test panoramas from all four cities,
     one shared gallery of every tile). Positives are each query's first tile,
     semi-positives the other three. ``ground_meta`` has ``city``, ``lat``,
     ``lon``, ``name`` and ``offset_row_px`` / ``offset_col_px`` (the panorama's
@@ -111,10 +115,11 @@ class Vigor:
         self._pairs: dict[tuple[str, str], CrossViewPairs] = {}
 
     def splits(self) -> list[str]:
-        """``["cross_area", "same_area"]``: the default first."""
+        """``["cross_area", "same_area", "cross_area_swapped"]``: the default first."""
         return list(PROTOCOLS)
 
-    def image_sizes(self) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def image_sizes() -> dict[str, tuple[int, int]]:
         """The thesis' section 4.2 input sizes for VIGOR: 224x448 panoramas, 224x224 tiles."""
         return {"ground": (224, 448), "aerial": (224, 224)}
 
