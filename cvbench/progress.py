@@ -9,9 +9,29 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 STDERR = Console(stderr=True)
 
 
+class _Nested(Progress):
+    """A progress display that knows whether another one is already on screen.
+
+    The terminal holds one live display at a time; a stage that opens its own
+    while an outer one runs (a run inside ``cvbench bench``, the synthetic
+    world generated inside a run) gets a silent one instead of an error.
+    """
+
+    active = 0
+
+    def __enter__(self) -> "_Nested":
+        _Nested.active += 1
+        return super().__enter__() if not self.disable else self
+
+    def __exit__(self, *exc) -> None:
+        _Nested.active -= 1
+        if not self.disable:
+            super().__exit__(*exc)
+
+
 def make_progress(quiet: bool = False) -> Progress:
     """A progress display: description, bar, n/total, a free ``info`` field (loss), elapsed, ETA."""
-    return Progress(
+    return _Nested(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -19,7 +39,7 @@ def make_progress(quiet: bool = False) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=STDERR,
-        disable=quiet,
+        disable=quiet or _Nested.active > 0,
         transient=False,
     )
 
