@@ -100,7 +100,8 @@ def analyze_run(run_dir: str | Path, out: str | Path | None = None, options: Ana
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "before",
-                 options: AnalysisOptions | None = None, quiet: bool = False) -> list[Path]:
+                 options: AnalysisOptions | None = None, quiet: bool = False,
+                 labels: Sequence[str] | None = None) -> list[Path]:
     """One row of the embedding figure per run (the thesis' a/b/c panels), and their curves overlaid.
 
     ``state`` "before" (as figures 4.3 and 4.4: what pre-training gave
@@ -115,6 +116,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_dirs = [Path(run) for run in run_dirs]
+    labels = list(labels) if labels is not None else [run.name for run in run_dirs]
     for run in run_dirs:
         if state not in available_states(run):
             raise CvbenchError(f"{run} has no checkpoints/{STATES[state]}: it cannot be compared {STATE_TITLES[state]}")
@@ -122,13 +124,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "
     with make_progress(quiet) as progress:
         validation = load_validation(run_dirs[0], options, progress)
         rows = []
-        for run in run_dirs:
+        for run, label in zip(run_dirs, labels):
             spec, model = load_run_model(run, STATES[state])
             _check_same_data(validation.spec, spec, run)
             ground, aerial = embed_sample(model.to(device).eval(), validation, device, options, progress)
-            rows.append(embedding_row(f"{run.name} ({STATE_TITLES[state]})", validation, ground, aerial))
+            rows.append(embedding_row(f"{label} ({STATE_TITLES[state]})", validation, ground, aerial))
         written = [_embeddings(rows, out / f"embeddings_{state}.png", options, progress)]
-    curves = [(run.name, read_metrics(run)) for run in run_dirs]
+    curves = [(label, read_metrics(run)) for run, label in zip(run_dirs, labels)]
     written.append(training_curves_figure(curves, out / "curves.png"))
     return written
 

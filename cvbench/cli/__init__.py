@@ -1,7 +1,7 @@
 """The ``cvbench`` command line (typer + rich).
 
 Commands: ``plugins``, ``run``, ``pretrain``, ``train``, ``eval``,
-``leaderboard``, ``analyze`` and ``data``. Errors the user can fix print one clear line
+``leaderboard``, ``analyze``, ``bench`` and ``data``. Errors the user can fix print one clear line
 and exit with status 2, without a traceback.
 """
 
@@ -17,6 +17,7 @@ from ..errors import CvbenchError
 from ..problems import DatasetWarning
 from ..progress import STDERR
 from . import analyze as analyze_commands
+from . import bench as bench_commands
 from . import data as data_commands
 from . import leaderboard as leaderboard_commands
 from . import plugins as plugins_commands
@@ -33,6 +34,7 @@ plugins_commands.register(app)
 stage_commands.register(app)
 leaderboard_commands.register(app)
 analyze_commands.register(app)
+bench_commands.register(app)
 app.add_typer(data_commands.app, name="data")
 
 

@@ -1,0 +1,443 @@
+"""Benchmark grids: a TOML file of named combinations, run over seeds, summarised as mean and spread.
+
+A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
+
+    [bench]
+    title = "..."
+    seeds = [0, 1, 2]              # every row runs once per seed
+
+    [defaults]                      # run options every row starts from (RunSpec / CLI names)
+    preset = "default"
+
+    [stages.standin]                # a prerequisite `cvbench pretrain`, run once; rows name it "@standin"
+    pretrainer = "supervised"
+
+    [[rows]]
+    name = "exp12"                  # the thesis' experiment it mirrors
+    mirrors = "Table 4.4, exp 12: ImageNet / ImageNet"
+    base_init = "@standin"
+    reported = { "R@1" = 3.28 }     # the thesis' numbers, shown beside the measured ones
+
+    [[findings]]                    # a thesis claim checked against the grid
+    question = "..."
+    baseline = "exp12"
+    treatment = "exp16"
+    thesis = "higher"              # what the thesis found for the treatment
+
+A run is skipped when a finished run with the same resolved options (device
+and workers aside) is already in the results folder, so rerunning a grid
+only runs what is missing; a failing run is recorded and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import CvbenchError, SpecError
+from .progress import log, make_progress
+from .records import RESULT
+from .runner import resolve_spec, run
+from .spec import RunSpec
+
+ROW_KEYS = {"name", "mirrors", "reported", "seeds"}
+START_OPTIONS = ("base_init", "pretrain_from", "ground_init", "aerial_init")
+ENVIRONMENT = {"device", "workers"}  # where a run ran, not what it is
+REPORTED = ("R@1", "R@5", "R@1%")
+VERDICTS = {"higher": 1, "lower": -1}
+
+
+@dataclass
+class Row:
+    """One combination of the grid."""
+
+    name: str
+    options: dict[str, Any]
+    seeds: list[int]
+    mirrors: str = ""
+    reported: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Finding:
+    """A thesis claim: the ``treatment`` row scores ``thesis`` ("higher"/"lower") R@1 than ``baseline``."""
+
+    question: str
+    baseline: str
+    treatment: str
+    thesis: str
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    """A parsed grid file."""
+
+    path: Path
+    title: str
+    defaults: dict[str, Any]
+    stages: dict[str, dict[str, Any]]
+    rows: list[Row]
+    findings: list[Finding]
+    compare: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass
+class Job:
+    """One run of the grid: a row at a seed, or a stage."""
+
+    row: str
+    seed: int
+    spec: RunSpec
+    done: Path | None = None
+    refs: dict[str, str] = field(default_factory=dict)  # start options that name a stage ("@standin")
+    error: str | None = None  # options that do not resolve: the job fails without running
+
+
+def load_bench(path: str | Path) -> Bench:
+    """Parse and check a grid file: unknown keys, duplicate names and unknown ``@stage`` references fail."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CvbenchError(f"benchmark file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CvbenchError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - {"bench", "defaults", "stages", "rows", "findings", "report"})
+    if unknown:
+        raise CvbenchError(f"{path}: unknown section(s) {', '.join(unknown)}; expected bench, defaults, stages, "
+                           "rows, findings, report")
+    head = data.get("bench", {})
+    seeds = _seeds(head.get("seeds", [0]), f"{path}: [bench] seeds")
+    stages = {str(name): dict(options) for name, options in data.get("stages", {}).items()}
+    rows = []
+    for number, raw in enumerate(data.get("rows", []), start=1):
+        if "name" not in raw:
+            raise CvbenchError(f"{path}: row {number} has no name")
+        options = {k: v for k, v in raw.items() if k not in ROW_KEYS}
+        rows.append(Row(str(raw["name"]), options, _seeds(raw.get("seeds", seeds), f"{path}: row {raw['name']} seeds"),
+                        str(raw.get("mirrors", "")), {str(k): float(v) for k, v in raw.get("reported", {}).items()}))
+    names = [row.name for row in rows]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise CvbenchError(f"{path}: row names must be unique; repeated: {', '.join(duplicates)}")
+    if not rows:
+        raise CvbenchError(f"{path}: no [[rows]]")
+    for row in rows:
+        for option in START_OPTIONS:
+            value = row.options.get(option, data.get("defaults", {}).get(option))
+            if isinstance(value, str) and value.startswith("@") and value[1:] not in stages:
+                raise CvbenchError(f"{path}: row {row.name} sets {option} = {value!r} but there is no "
+                                   f"[stages.{value[1:]}]; stages: {', '.join(stages) or 'none'}")
+    findings = []
+    for raw in data.get("findings", []):
+        finding = Finding(str(raw.get("question", "")), str(raw.get("baseline", "")), str(raw.get("treatment", "")),
+                          str(raw.get("thesis", "")), str(raw.get("note", "")))
+        if finding.baseline not in names or finding.treatment not in names or finding.thesis not in VERDICTS:
+            raise CvbenchError(f"{path}: finding {finding.question!r} needs baseline and treatment row names and "
+                               f"thesis = {' or '.join(VERDICTS)}")
+        findings.append(finding)
+    compare = [str(name) for name in data.get("report", {}).get("compare", [])]
+    return Bench(path, str(head.get("title", path.stem)), dict(data.get("defaults", {})), stages, rows, findings,
+                 compare)
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in value):
+        raise CvbenchError(f"{where}: expected a non-empty list of integers, got {value!r}")
+    return list(value)
+
+
+def stage_dir(runs_dir: Path, name: str) -> Path:
+    return runs_dir / "stages" / name
+
+
+def _spec(options: dict[str, Any], where: str) -> RunSpec:
+    try:
+        return RunSpec.from_dict(options)
+    except SpecError as exc:
+        raise CvbenchError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise CvbenchError(f"{where}: {exc}") from None
+
+
+def stage_jobs(bench: Bench, runs_dir: Path) -> dict[str, Job]:
+    """The prerequisite pre-training of each stage (seed 0 unless it says otherwise)."""
+    jobs = {}
+    for name, options in bench.stages.items():
+        spec = _spec({**bench.defaults, **options}, f"{bench.path} [stages.{name}]")
+        jobs[name] = Job(f"@{name}", spec.seed, spec)
+    return jobs
+
+
+def _substitute(options: dict[str, Any], stage_runs: dict[str, Path | None]) -> dict[str, Any]:
+    """``@stage`` start values replaced by the stage's run folder (``imagenet`` stands in while it has none)."""
+    out = dict(options)
+    for option in START_OPTIONS:
+        value = out.get(option)
+        if isinstance(value, str) and value.startswith("@"):
+            folder = stage_runs.get(value[1:])
+            out[option] = str(folder) if folder is not None else "imagenet"
+    return out
+
+
+def row_jobs(bench: Bench, stage_runs: dict[str, Path | None], only: Sequence[str] | None = None) -> list[Job]:
+    """Every (row, seed) of the grid, its spec resolved against the stages' run folders."""
+    chosen = [row for row in bench.rows if not only or row.name in only]
+    missing = sorted(set(only or ()) - {row.name for row in bench.rows})
+    if missing:
+        raise CvbenchError(f"--only {', '.join(missing)}: no such row in {bench.path}; rows: "
+                           f"{', '.join(row.name for row in bench.rows)}")
+    jobs = []
+    for row in chosen:
+        raw = {**bench.defaults, **row.options}
+        refs = {k: v for k, v in raw.items() if k in START_OPTIONS and isinstance(v, str) and v.startswith("@")}
+        options = _substitute(raw, stage_runs)
+        for seed in row.seeds:
+            jobs.append(Job(row.name, seed, _spec({**options, "seed": seed}, f"{bench.path} row {row.name}"),
+                            refs=refs))
+    return jobs
+
+
+def identity(spec: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same experiment: the resolved options without where they ran."""
+    return {k: v for k, v in spec.items() if k not in ENVIRONMENT}
+
+
+def finished_runs(folder: Path) -> list[tuple[dict[str, Any], Path]]:
+    """(resolved spec, run folder) of every finished run below ``folder``."""
+    found = []
+    for path in sorted(folder.rglob(RESULT)) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "finished" and isinstance(record.get("spec"), dict):
+            found.append((identity(record["spec"]), path.parent))
+    return found
+
+
+def settle(job: Job, done: list[tuple[dict[str, Any], Path]]) -> Job:
+    """Resolve the job's spec and find a finished run of it; options that do not resolve become ``error``."""
+    try:
+        job.spec = resolve_spec(job.spec)
+    except CvbenchError as exc:
+        job.error = str(exc)
+        return job
+    key = identity(job.spec.to_dict())
+    job.done = next((folder for spec, folder in done if spec == key), None)
+    return job
+
+
+@dataclass
+class BenchOutcome:
+    """What ``run_bench`` did: runs made, runs already there, failures (row, seed, error)."""
+
+    ran: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, int, str]] = field(default_factory=list)
+    leaderboard: Path | None = None
+
+
+def plan(bench: Bench, runs_dir: Path, only: Sequence[str] | None = None) -> tuple[dict[str, Job], list[Job]]:
+    """Stage and row jobs, resolved, each with the finished run that already covers it (if any)."""
+    done = finished_runs(runs_dir)
+    stages = {name: settle(job, done) for name, job in stage_jobs(bench, runs_dir).items()}
+    rows = [settle(job, done) for job in row_jobs(bench, {n: j.done for n, j in stages.items()}, only)]
+    return stages, rows
+
+
+def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, only: Sequence[str] | None = None,
+              quiet: bool = False) -> BenchOutcome:
+    """Run every missing stage and (row, seed) of a grid, then write its ``leaderboard.md``.
+
+    A stage that fails stops the grid (its rows need it); a row that fails,
+    before or during its run, is recorded in the outcome and the grid goes on.
+    """
+    bench = bench if isinstance(bench, Bench) else load_bench(bench)
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(bench)
+    outcome = BenchOutcome()
+    stages, _ = plan(bench, runs_dir, only)
+    for name, job in stages.items():
+        if job.error is not None:
+            raise CvbenchError(f"{bench.path} [stages.{name}]: {job.error}")
+        if job.done is None:
+            log(f"[bold]bench[/] {bench.name}: stage @{name}", quiet)
+            job.done = run(job.spec, stage_dir(runs_dir, name), quiet=True, stage="pretrain", finetune_stage=False)
+            outcome.ran += 1
+    _, jobs = plan(bench, runs_dir, only)
+    for job in jobs:
+        if job.error is not None:
+            outcome.failed.append((job.row, job.seed, job.error))
+    todo = [job for job in jobs if job.done is None and job.error is None]
+    outcome.skipped = sum(job.done is not None for job in jobs)
+    log(f"[bold]bench[/] {bench.name}: {len(jobs)} runs, {outcome.skipped} already finished, {len(todo)} to run "
+        f"into {runs_dir}", quiet)
+    with make_progress(quiet) as progress:
+        task = progress.add_task(f"bench {bench.name}", total=len(todo), info="")
+        for job in todo:
+            progress.update(task, info=f"{job.row} seed {job.seed}")
+            try:
+                folder = run(job.spec, runs_dir / job.row, quiet=True)
+                record = json.loads((folder / RESULT).read_text())
+                outcome.ran += 1
+                progress.console.log(f"{job.row} seed {job.seed}: R@1 {record['metrics']['R@1']:.2f} "
+                                     f"({record['timings']['total_s']:.0f} s)")
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a failing run is recorded and the grid goes on
+                outcome.failed.append((job.row, job.seed, f"{type(exc).__name__}: {exc}"))
+                progress.console.log(f"[red]{job.row} seed {job.seed} failed:[/] {exc}")
+            progress.advance(task)
+    outcome.leaderboard = write_report(bench, runs_dir, runs_dir / "leaderboard.md")
+    return outcome
+
+
+def default_runs_dir(bench: Bench) -> Path:
+    """``runs/bench/<file stem>``: where a grid's runs go unless ``--runs-dir`` says otherwise."""
+    return Path("runs") / "bench" / bench.name
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def summarise(bench: Bench, runs_dir: Path) -> pd.DataFrame:
+    """One row per grid row: settings, finished seeds, mean and standard deviation of each metric."""
+    _, jobs = plan(bench, runs_dir)
+    rows = []
+    for row in bench.rows:
+        records = []
+        for job in (j for j in jobs if j.row == row.name and j.done is not None):
+            records.append(json.loads((job.done / RESULT).read_text()))
+        values = {metric: [r["metrics"][metric] for r in records if metric in r.get("metrics", {})]
+                  for metric in REPORTED}
+        uniformity = [r["uniformity"]["after"]["all"] for r in records if r.get("uniformity")]
+        job = next((j for j in jobs if j.row == row.name), None)
+        settings = f"invalid: {job.error}" if job.error is not None else describe(job.spec, job.refs)
+        entry: dict[str, Any] = {"row": row.name, "mirrors": row.mirrors, "settings": settings,
+                                 "seeds": f"{len(records)}/{len(row.seeds)}"}
+        for metric in REPORTED:
+            entry[f"{metric} mean"] = _mean(values[metric])
+            entry[f"{metric} std"] = _std(values[metric])
+        entry["U all mean"] = _mean(uniformity)
+        for metric in REPORTED:
+            entry[f"reported {metric}"] = row.reported.get(metric, math.nan)
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation (ddof 1); NaN with fewer than two values."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
+    """A short text of what a row varies: pre-training, inits, loss, augmentation (stages as ``@name``)."""
+    refs = refs or {}
+
+    def start(option: str) -> str:
+        return refs.get(option) or _start_text(getattr(spec, option))
+
+    if "pretrain_from" not in refs and "base_init" in refs and spec.pretrain_from == spec.base_init:
+        refs = {**refs, "pretrain_from": refs["base_init"]}  # pretrain_from defaults to base_init
+    parts = []
+    if spec.pretrainer != "none":
+        parts.append(f"{spec.pretrainer} {spec.pretrain_branches} on {spec.pretrain_data} from {start('pretrain_from')}")
+    parts.append(f"init {start('base_init')}")
+    for branch in ("ground", "aerial"):
+        if getattr(spec, f"{branch}_init") != "auto":
+            parts.append(f"{branch} {start(f'{branch}_init')}")
+    losses = " + ".join(name if weight == 1 else f"{weight:g}*{name}" for name, weight in spec.loss)
+    parts.append(f"{spec.head}, {losses}")
+    if spec.finetune_aug != "none":
+        parts.append(f"aug {spec.finetune_aug}")
+    return "; ".join(parts)
+
+
+def _start_text(start: str) -> str:
+    if start in ("random", "imagenet", "auto", "pretrained"):
+        return start
+    path = Path(start)
+    return f"@{path.name}" if path.parent.name == "stages" else path.name
+
+
+def verdict(summary: pd.DataFrame, finding: Finding) -> tuple[str, float, float]:
+    """(verdict, difference of mean R@1 treatment - baseline, spread = the two standard deviations added).
+
+    "reproduced" when the difference has the thesis' sign and exceeds the
+    spread, "opposite" when it has the other sign and exceeds it, "within
+    noise" otherwise, "not run" without two seeds of each.
+    """
+    by_row = summary.set_index("row")
+    base, treat = by_row.loc[finding.baseline], by_row.loc[finding.treatment]
+    difference = treat["R@1 mean"] - base["R@1 mean"]
+    spread = base["R@1 std"] + treat["R@1 std"]
+    if not (math.isfinite(difference) and math.isfinite(spread)):
+        return "not run", difference, spread
+    if abs(difference) <= spread:
+        return "within noise", difference, spread
+    return ("reproduced" if math.copysign(1, difference) == VERDICTS[finding.thesis] else "opposite"), difference, spread
+
+
+def write_report(bench: Bench, runs_dir: Path, out: Path, figures: Path | None = None) -> Path:
+    """The grid's leaderboard (mean +- std per row, reported beside measured) and its findings, as markdown."""
+    from .atomic import write_text
+
+    summary = summarise(bench, runs_dir)
+    lines = [f"# {bench.title}", "", f"Grid `{bench.path.as_posix()}`, results in `{runs_dir.as_posix()}`; "
+             f"generated by `cvbench bench {bench.path.as_posix()}`. Mean and sample standard deviation over the "
+             "finished seeds; R@k in percent; `U all` is the uniformity of all validation embeddings after "
+             "fine-tuning (lower is more uniform).", ""]
+    table = pd.DataFrame({
+        "row": summary["row"], "mirrors": summary["mirrors"], "settings": summary["settings"],
+        "seeds": summary["seeds"],
+        **{metric: [_pm(m, s) for m, s in zip(summary[f"{metric} mean"], summary[f"{metric} std"])]
+           for metric in REPORTED},
+        "U all": [_number(v) for v in summary["U all mean"]],
+    })
+    if summary[[f"reported {m}" for m in REPORTED]].notna().any().any():
+        for metric in REPORTED:
+            table[f"reported {metric}"] = [_number(v) for v in summary[f"reported {metric}"]]
+    lines += [table.to_markdown(index=False), ""]
+    if bench.findings:
+        lines += ["## Findings", "", "A finding is reproduced when the difference of mean R@1 has the thesis' sign "
+                  "and is larger than the two rows' standard deviations added.", ""]
+        rows = []
+        for finding in bench.findings:
+            result, difference, spread = verdict(summary, finding)
+            rows.append({"question": finding.question, "rows": f"{finding.baseline} -> {finding.treatment}",
+                         "thesis": f"R@1 {finding.thesis}", "measured R@1 change": _number(difference, signed=True),
+                         "spread": _number(spread), "verdict": result, "note": finding.note})
+        lines += [pd.DataFrame(rows).to_markdown(index=False), ""]
+    if figures is not None:
+        lines += ["## Embeddings before fine-tuning", "", f"![compare]({figures.as_posix()})", ""]
+    write_text(out, "\n".join(lines))
+    return out
+
+
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.2f} ± {std:.2f}" if math.isfinite(std) else f"{mean:.2f}"
+
+
+def _number(value: float, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"

@@ -1,0 +1,100 @@
+"""``cvbench bench FILE.toml``: run a benchmark grid, or list it with ``--dry-run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..bench import default_runs_dir, describe, load_bench, plan, run_bench, write_report
+from ..errors import CvbenchError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_command(
+        file: Path = typer.Argument(..., help="Benchmark grid (TOML), e.g. benchmarks/thesis_synthetic.toml."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its resolved settings; run nothing."),
+        only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this row (repeatable)."),
+        runs_dir: Optional[Path] = typer.Option(None, help="Results folder (default runs/bench/<file stem>)."),
+        data_root: Optional[str] = typer.Option(None, "--data-root", help="The dataset folder, for every row and stage."),
+        report: Optional[Path] = typer.Option(None, help="Also write the report (leaderboard, findings, figure) here."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ) -> None:
+        """Run each row of a grid over its seeds (skipping finished runs), then write its leaderboard.md."""
+        bench = load_bench(file)
+        if data_root is not None:
+            bench.defaults["data_root"] = data_root
+            for options in bench.stages.values():
+                options.setdefault("data_root", data_root)
+        folder = runs_dir or default_runs_dir(bench)
+        if dry_run:
+            _list(bench, folder, only)
+            return
+        outcome = run_bench(bench, folder, only, quiet)
+        typer.echo(f"{outcome.ran} runs made, {outcome.skipped} already finished; wrote {outcome.leaderboard}")
+        if report is not None:
+            typer.echo(f"wrote {_report(bench, folder, report, quiet)}")
+        if outcome.failed:
+            for row, seed, error in outcome.failed:
+                typer.echo(f"failed: {row} seed {seed}: {error}", err=True)
+            raise typer.Exit(1)
+
+
+def _list(bench, folder: Path, only) -> None:
+    stages, jobs = plan(bench, folder, only)
+    console = Console(width=250) if not Console().is_terminal else Console()
+    table = Table(title=f"{bench.title} ({bench.path})")
+    for column in ("row", "seed", "status", "dataset", "preset", "backbone", "head", "dim", "sizes", "epochs",
+                   "settings"):
+        table.add_column(column)
+    for name, job in stages.items():
+        table.add_row(f"@{name}", str(job.seed), _status(job), _dataset(job.spec),
+                      job.spec.preset, job.spec.backbone, "-", "-", _sizes(job.spec),
+                      f"pretrain {job.spec.pretrain_epochs}", describe(job.spec))
+    for job in jobs:
+        spec = job.spec
+        if job.error is not None:
+            table.add_row(job.row, str(job.seed), _status(job), "", "", "", "", "", "", "", job.error)
+            continue
+        table.add_row(job.row, str(job.seed), _status(job), _dataset(spec), spec.preset,
+                      spec.backbone, spec.head, str(spec.dim), _sizes(spec), str(spec.epochs),
+                      describe(spec, job.refs))
+    console.print(table)
+    todo = sum(job.done is None and job.error is None for job in jobs)
+    invalid = sum(job.error is not None for job in jobs)
+    console.print(f"{len(jobs)} runs ({len(bench.rows) if not only else len(set(only))} rows), {todo} to run, "
+                  f"{invalid} invalid; results in {folder}")
+    if invalid:
+        raise typer.Exit(1)
+
+
+def _status(job) -> str:
+    return "invalid" if job.error is not None else "done" if job.done else "to run"
+
+
+def _dataset(spec) -> str:
+    return f"{spec.dataset}/{spec.split or '(default)'}"
+
+
+def _sizes(spec) -> str:
+    return f"{spec.ground_size[0]}x{spec.ground_size[1]}, {spec.aerial_size[0]}x{spec.aerial_size[1]}"
+
+
+def _report(bench, folder: Path, out: Path, quiet: bool) -> Path:
+    """The report with the embedding comparison of ``[report] compare`` (first seed) beside it."""
+    figure = None
+    if bench.compare:
+        from ..analysis.run_analysis import compare_runs
+
+        _, jobs = plan(bench, folder, bench.compare)
+        chosen = [next((j.done for j in jobs if j.row == row and j.done is not None), None) for row in bench.compare]
+        if any(run is None for run in chosen):
+            raise CvbenchError(f"--report: the rows {', '.join(bench.compare)} need a finished run each")
+        images = out.parent / "images" / bench.name
+        compare_runs(chosen, images, "before", quiet=quiet, labels=bench.compare)
+        figure = (images / "embeddings_before.png").relative_to(out.parent)
+    return write_report(bench, folder, out, figure)
