@@ -416,15 +416,26 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figures: Path | None =
             table[f"reported {metric}"] = [_number(v) for v in summary[f"reported {metric}"]]
     lines += [table.to_markdown(index=False), ""]
     if bench.findings:
-        lines += ["## Findings", "", "A finding is reproduced when the difference of mean R@1 has the thesis' sign "
-                  "and is larger than the two rows' standard deviations added.", ""]
+        lines += ["## Findings", "", "A finding is reproduced when the change of mean R@1 has the thesis' sign "
+                  "and is larger than the two rows' standard deviations added (the spread); \"opposite\" when "
+                  "it is that large the other way; \"within noise\" otherwise.", ""]
         rows = []
         for finding in bench.findings:
             result, difference, spread = verdict(summary, finding)
             rows.append({"question": finding.question, "rows": f"{finding.baseline} -> {finding.treatment}",
                          "thesis": f"R@1 {finding.thesis}", "measured R@1 change": _number(difference, signed=True),
-                         "spread": _number(spread), "verdict": result, "note": finding.note})
+                         "spread": _number(spread), "verdict": result})
         lines += [pd.DataFrame(rows).to_markdown(index=False), ""]
+        by_row = summary.set_index("row")
+        for finding in bench.findings:
+            result, difference, spread = verdict(summary, finding)
+            base, treat = by_row.loc[finding.baseline], by_row.loc[finding.treatment]
+            lines += [f"### {finding.question}", "",
+                      f"Thesis: {finding.note or ''} (R@1 {finding.thesis} for {finding.treatment}).".replace(" ()", ""),
+                      "",
+                      f"Measured: {finding.baseline} R@1 {_pm(base['R@1 mean'], base['R@1 std'])} -> "
+                      f"{finding.treatment} {_pm(treat['R@1 mean'], treat['R@1 std'])}: change "
+                      f"{_number(difference, signed=True)}, spread {_number(spread)}: **{result}**.", ""]
     if figures is not None:
         lines += ["## Embeddings before fine-tuning", "", f"![compare]({figures.as_posix()})", ""]
     write_text(out, "\n".join(lines))
