@@ -269,13 +269,19 @@ def test_hit_rate_top1_tie_break_sees_duplicate_references() -> None:
     assert result["hit_rate"] == pytest.approx(100 * 2 / 3)
 
 
-def test_hit_rate_matches_brute_force_on_ternary() -> None:
-    rng = np.random.default_rng(6)
-    query = ternary(rng, 60, 5, 2)
-    reference = ternary(rng, 30, 5, 2)
-    positives = rng.integers(0, 30, size=60)
-    semi = rng.integers(-1, 30, size=(60, 3))
+def ternary_case(seed: int, queries: int, references: int, extra: int):
+    """Ternary embeddings with exact integer scores, positives and an (N, extra) -1 padded table."""
+    rng = np.random.default_rng(seed)
+    query = ternary(rng, queries, 5, 2)
+    reference = ternary(rng, references, 5, 2)
+    positives = rng.integers(0, references, size=queries)
+    table = rng.integers(-1, references, size=(queries, extra))
     dots = np.sign(query).astype(int) @ np.sign(reference).astype(int).T
+    return query, reference, positives, table, dots
+
+
+def test_hit_rate_matches_brute_force_on_ternary() -> None:
+    query, reference, positives, semi, dots = ternary_case(6, 60, 30, 3)
     top1 = dots.argmax(axis=1)  # numpy returns the lowest index among ties
     rank = (dots > dots[np.arange(60), positives][:, None]).sum(axis=1)
     hit = (rank == 0) | (semi == top1[:, None]).any(axis=1)
@@ -302,12 +308,7 @@ def test_also_correct_by_hand() -> None:
 
 
 def test_also_correct_matches_brute_force_on_ternary() -> None:
-    rng = np.random.default_rng(7)
-    query = ternary(rng, 80, 5, 2)
-    reference = ternary(rng, 40, 5, 2)
-    positives = rng.integers(0, 40, size=80)
-    also = rng.integers(-1, 40, size=(80, 4))
-    dots = np.sign(query).astype(int) @ np.sign(reference).astype(int).T
+    query, reference, positives, also, dots = ternary_case(7, 80, 40, 4)
     correct = np.zeros_like(dots, dtype=bool)
     correct[np.arange(80), positives] = True
     for column in also.T:
