@@ -10,7 +10,7 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
     preset = "default"
 
     [stages.standin]                # a prerequisite `cvbench pretrain`, run once; rows name it "@standin"
-    pretrainer = "supervised"
+    pretrainer = "..."
 
     [[rows]]
     name = "exp12"                  # the thesis' experiment it mirrors
@@ -45,7 +45,7 @@ from .errors import CvbenchError, SpecError
 from .progress import log, make_progress
 from .records import RESULT
 from .runner import resolve_spec, run
-from .spec import RunSpec
+from .spec import NO_AUGMENTATION, NO_PRETRAINER, RunSpec
 
 ROW_KEYS = {"name", "mirrors", "reported", "seeds"}
 START_OPTIONS = ("base_init", "pretrain_from", "ground_init", "aerial_init")
@@ -357,7 +357,7 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
     if "pretrain_from" not in refs and "base_init" in refs and spec.pretrain_from == spec.base_init:
         refs = {**refs, "pretrain_from": refs["base_init"]}  # pretrain_from defaults to base_init
     parts = []
-    if spec.pretrainer != "none":
+    if spec.pretrainer != NO_PRETRAINER:
         parts.append(f"{spec.pretrainer} {spec.pretrain_branches} on {spec.pretrain_data} from {start('pretrain_from')}")
     parts.append(f"init {start('base_init')}")
     for branch in ("ground", "aerial"):
@@ -365,7 +365,7 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
             parts.append(f"{branch} {start(f'{branch}_init')}")
     losses = " + ".join(name if weight == 1 else f"{weight:g}*{name}" for name, weight in spec.loss)
     parts.append(f"{spec.head}, {losses}")
-    if spec.finetune_aug != "none":
+    if spec.finetune_aug != NO_AUGMENTATION:
         parts.append(f"aug {spec.finetune_aug}")
     return "; ".join(parts)
 
