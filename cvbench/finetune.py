@@ -71,6 +71,24 @@ class Objective(nn.Module):
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+def finetune_step(model: TwoBranchNet, objective: Objective, optimizer: torch.optim.Optimizer,
+                  params: list[torch.nn.Parameter], ground: torch.Tensor, aerial: torch.Tensor,
+                  device: torch.device, grad_clip: float | None = None,
+                  where: tuple[int, int] = (0, 0)) -> tuple[float, dict[str, float]]:
+    """One fine-tuning step on a batch of [0, 1] image pairs: (loss, each term's value).
+
+    ``where`` (epoch, batch) names the step if the loss is not finite.
+    """
+    ground, aerial = normalize(ground.to(device)), normalize(aerial.to(device))
+    with autocast(device):
+        z_ground, z_aerial = model.embed("ground", ground), model.embed("aerial", aerial)
+        loss, parts = objective(z_ground, z_aerial, ground, aerial)
+    value = check_finite(loss, "fine-tuning", *where)
+    step(optimizer, loss, params, grad_clip)
+    objective.after_step()
+    return value, parts
+
+
 def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, indices: Sequence[int],
              spec: RunSpec, device: torch.device, generator: torch.Generator, progress: Progress | None,
              augment: PairTransform | None, on_epoch_end: EpochCallback) -> float:
@@ -95,13 +113,8 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
         total, count = 0.0, 0
         sums: dict[str, float] = {}
         for batch, (ground, aerial) in enumerate(loader, start=1):
-            ground, aerial = normalize(ground.to(device)), normalize(aerial.to(device))
-            with autocast(device):
-                z_ground, z_aerial = model.embed("ground", ground), model.embed("aerial", aerial)
-                loss, parts = objective(z_ground, z_aerial, ground, aerial)
-            value = check_finite(loss, "fine-tuning", epoch, batch)
-            step(optimizer, loss, params, spec.grad_clip)
-            objective.after_step()
+            value, parts = finetune_step(model, objective, optimizer, params, ground, aerial, device,
+                                         spec.grad_clip, (epoch, batch))
             total, count, done = total + value, count + 1, done + 1
             for name, part in parts.items():
                 sums[name] = sums.get(name, 0.0) + part

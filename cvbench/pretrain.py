@@ -67,12 +67,8 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     for epoch in range(1, spec.pretrain_epochs + 1):
         total, count = 0.0, 0
         for batch, (view1, view2, *label) in enumerate(loader, start=1):
-            with autocast(device):
-                loss = pretrainer(normalize(view1.to(device)), normalize(view2.to(device)),
-                                  *(part.to(device) for part in label))
-            value = check_finite(loss, f"pre-training the {branch} branch", epoch, batch)
-            step(optimizer, loss, params, spec.grad_clip)
-            pretrainer.after_step()
+            value = pretrain_step(pretrainer, optimizer, params, view1, view2, label, device, spec.grad_clip,
+                                  f"pre-training the {branch} branch", (epoch, batch))
             total, count = total + value, count + 1
             if progress is not None:
                 progress.update(task, advance=1, info=f"epoch {epoch} loss {total / count:.4f}")
@@ -83,6 +79,20 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
     save_weights(out_path, backbone, metadata=metadata)
     return {"loss": epoch_loss, "seconds": time.perf_counter() - started, "images": len(dataset)}
+
+
+def pretrain_step(pretrainer: nn.Module, optimizer: torch.optim.Optimizer, params: list[nn.Parameter],
+                  view1: torch.Tensor, view2: torch.Tensor, labels: Sequence[torch.Tensor], device: torch.device,
+                  grad_clip: float | None = None, stage: str = "pre-training",
+                  where: tuple[int, int] = (0, 0)) -> float:
+    """One pre-training step on two augmented views ([0, 1]) of a batch (and its labels, if any): the loss."""
+    with autocast(device):
+        loss = pretrainer(normalize(view1.to(device)), normalize(view2.to(device)),
+                          *(part.to(device) for part in labels))
+    value = check_finite(loss, stage, *where)
+    step(optimizer, loss, params, grad_clip)
+    pretrainer.after_step()
+    return value
 
 
 def _labels(meta: pd.DataFrame | None, column: str, pretrainer: str, branch: str) -> tuple[list[str], np.ndarray]:
