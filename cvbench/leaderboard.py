@@ -81,10 +81,13 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
     """One row per record with the columns a reader compares; sorted by R@1 (best first).
 
     With ``uniformity``, also the uniformity of the validation embeddings
-    after and before fine-tuning (lower is more uniform).
+    after and before fine-tuning (lower is more uniform). Finished
+    ``cvbench pretrain`` runs are left out: they have checkpoints, not results.
     """
     rows = []
     for record in records:
+        if record.get("stage") == "pretrain" and record.get("status") == "finished":
+            continue  # a finished `cvbench pretrain` made checkpoints, not retrieval results
         spec = record.get("spec", {})
         metrics = record.get("metrics", {}) or {}
         row = {

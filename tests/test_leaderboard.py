@@ -76,3 +76,13 @@ def test_uniformity_columns_on_request(tmp_path):
     assert frame.loc[0, ["U ground", "U satellite", "U all"]].tolist() == [-2.0, -2.5, -3.0]
     assert frame.loc[0, ["U ground before", "U satellite before", "U all before"]].tolist() == [-1.0, -1.5, -1.25]
     assert "U all before" in render(frame, "markdown").splitlines()[0]
+
+
+def test_finished_pretraining_runs_are_not_listed(tmp_path):
+    rows = [record("r", 12.0), {**record("p", None), "stage": "pretrain"},
+            {**record("q", None, status="failed"), "stage": "pretrain"}]
+    for row in rows:
+        (tmp_path / row["run"]).mkdir()
+        (tmp_path / row["run"] / "result.json").write_text(json.dumps(row))
+    finished, others = split_finished(to_frame(load_records(tmp_path)))
+    assert list(finished["run"]) == ["r"] and list(others["run"]) == ["q"]  # a failed pre-training still shows
