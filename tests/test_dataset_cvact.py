@@ -186,6 +186,13 @@ def test_a_file_that_is_no_mat_is_a_format_error(root):
         Cvact(root).load("val", "val")
 
 
+def test_a_matlab_v73_file_is_named_as_such(root):
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM"
+    (root / "ACT_data.mat").write_bytes(header + bytes(512))
+    with pytest.raises(DatasetFormatError, match=r"ACT_data.mat: is a MATLAB v7.3 \(HDF5\) file.*-v7"):
+        Cvact(root).load("val", "val")
+
+
 @pytest.mark.parametrize("where", ["nothing", None])
 def test_a_wrong_root_shows_the_layout_and_source(tmp_path, where):
     with pytest.raises(DatasetNotFoundError) as error:

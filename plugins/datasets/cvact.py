@@ -202,8 +202,9 @@ def load_mat(path: Path) -> dict[str, Any] | None:
 
     try:
         return loadmat(path, squeeze_me=True, struct_as_record=False)
-    except NotImplementedError:
-        report_problem(path, "is a MATLAB v7.3 (HDF5) file; expected the MATLAB v5 file the CVACT authors distribute")
+    except NotImplementedError:  # scipy's answer to a v7.3 (HDF5) file, which needs h5py, not a dependency
+        report_problem(path, "is a MATLAB v7.3 (HDF5) file; expected the MATLAB v5 file the CVACT authors "
+                             "distribute (re-save it in MATLAB with save(..., '-v7'))")
     except (MatReadError, ValueError, TypeError, OSError, EOFError) as exc:
         report_problem(path, f"cannot be read as a MATLAB .mat file ({exc})")
     return None
