@@ -7,6 +7,7 @@ is created and every stage writes into it.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from dataclasses import dataclass
@@ -147,13 +148,8 @@ def _limit(count: int, limit: int | None, rng: np.random.Generator) -> np.ndarra
     return np.sort(rng.choice(count, limit, replace=False))
 
 
-def pretraining_images(spec: RunSpec, data: Data, branch: str):
-    """The images Table 3.1's column asks for: the branch's view of train, val or both."""
-    return pretraining_set(spec, data, branch)[0]
-
-
 def pretraining_set(spec: RunSpec, data: Data, branch: str) -> tuple[ImageList, pd.DataFrame]:
-    """The branch's view of the ``pretrain_data`` subsets, with the metadata row of each image."""
+    """The images Table 3.1's column asks for (the branch's view of train, val or both), with their metadata."""
     view = "ground" if branch == "ground" else "aerial"
     chosen = {"train": [data.train], "val": [data.val], "all": [data.train, data.val]}[spec.pretrain_data]
     lists = [getattr(pairs, view) for pairs in chosen]
@@ -304,18 +300,21 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     return summary
 
 
-def load_run_model(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> tuple[RunSpec, TwoBranchNet]:
-    """A run's spec and its two-branch model with the weights of ``checkpoints/<checkpoint>``, on the CPU."""
+def read_run_spec(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> RunSpec:
+    """The spec stored in a run's ``checkpoints/<checkpoint>``, naming the folder if it is not a run."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINTS / checkpoint
     if not (run_dir / SPEC).is_file() or not path.is_file():
         raise CvbenchError(f"{run_dir} is not a finished cvbench run (expected {SPEC} and {CHECKPOINTS}/{checkpoint})")
-    spec = RunSpec.from_dict(read_metadata(path)["spec"])
-    build = RunSpec.from_dict(spec.to_dict())
-    for branch in BRANCHES:  # the checkpoint replaces every weight; build without loading anything else
-        setattr(build, f"{branch}_init", "random")
-    model = build_model(build)
-    load_weights(model, path, what=f"two-branch model of {run_dir.name}")
+    return RunSpec.from_dict(read_metadata(path)["spec"])
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> tuple[RunSpec, TwoBranchNet]:
+    """A run's spec and its two-branch model with the weights of ``checkpoints/<checkpoint>``, on the CPU."""
+    spec = read_run_spec(run_dir, checkpoint)
+    # the checkpoint replaces every weight: build without loading anything else
+    model = build_model(dataclasses.replace(spec, ground_init="random", aerial_init="random"))
+    load_weights(model, Path(run_dir) / CHECKPOINTS / checkpoint, what=f"two-branch model of {Path(run_dir).name}")
     return spec, model
 
 

@@ -11,7 +11,7 @@ from conftest import run_cli
 from cvbench.datacheck import check_dataset
 from cvbench.errors import CvbenchError
 from cvbench.registry import create
-from cvbench.runner import Data, pretraining_images, resolve_spec, run
+from cvbench.runner import Data, pretraining_set, resolve_spec, run
 from cvbench.spec import RunSpec
 from vigor_layout import make_vigor, panorama_name, tile_name
 
@@ -107,7 +107,8 @@ def test_same_area_pretraining_sees_each_tile_once(tmp_path):
     train, val = dataset.load("same_area", "train"), dataset.load("same_area", "val")
     data = Data("same_area", train, val, None, None)
     spec = RunSpec(pretrain_data="all")
-    assert len(pretraining_images(spec, data, "aerial")) == 20  # one shared gallery, not 40
-    assert len(pretraining_images(spec, data, "ground")) == len(train.ground) + len(val.ground)
+    images, meta = pretraining_set(spec, data, "aerial")
+    assert len(images) == len(meta) == 20  # one shared gallery, not 40
+    assert len(pretraining_set(spec, data, "ground")[0]) == len(train.ground) + len(val.ground)
     cross = Data("cross_area", dataset.load("cross_area", "train"), dataset.load("cross_area", "val"), None, None)
-    assert len(pretraining_images(spec, cross, "aerial")) == 20
+    assert len(pretraining_set(spec, cross, "aerial")[0]) == 20

@@ -27,7 +27,8 @@ from ..loaders import Reader, normalize, readers
 from ..model import TwoBranchNet
 from ..progress import log, make_progress
 from ..records import CHECKPOINTS, METRICS
-from ..runner import INITIAL_CHECKPOINT, MODEL_CHECKPOINT, load_data, load_run_model, open_dataset
+from ..runner import (INITIAL_CHECKPOINT, MODEL_CHECKPOINT, load_data, load_run_model, open_dataset,
+                      read_run_spec)
 from ..spec import RunSpec
 from .curves import training_curves_figure
 from .embeddings import PointSet, embedding_figure, uniformity_caption
@@ -144,7 +145,7 @@ def available_states(run_dir: Path) -> list[str]:
 
 def load_validation(run_dir: Path, options: AnalysisOptions, progress: Progress | None) -> Validation:
     """The run's validation subset (as its evaluation saw it) and a seeded sample of its queries."""
-    spec, _ = load_run_model(run_dir)
+    spec = read_run_spec(run_dir)
     dataset, split = open_dataset(spec)
     data = load_data(spec, dataset, split, progress)
     queries = data.val_queries
