@@ -66,7 +66,7 @@ def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None
                 except CvbenchError as exc:  # what a dataset cannot go on after (a missing folder)
                     found.append(Problem(f"{split}/{subset}", str(exc)))
                     pairs = None
-            report.problems += [p for p in found if p not in report.problems]
+            report.problems += found
             if pairs is None:
                 continue
             cities = tuple(sorted(map(str, pairs.ground_meta["city"].unique()))) if "city" in pairs.ground_meta else ()
@@ -78,4 +78,5 @@ def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None
         results = check_files(files, progress=progress)
         report.images_checked = len(results)
         report.problems += [problem for problem in results.values() if problem is not None]
+    report.problems = list(dict.fromkeys(report.problems))  # protocols sharing a file report it once
     return report
