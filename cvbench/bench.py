@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CvbenchError, SpecError
+from .leaderboard import start_name
 from .progress import log, make_progress
 from .records import RESULT
 from .runner import resolve_spec, run
@@ -167,13 +168,11 @@ def stage_dir(runs_dir: Path, name: str) -> Path:
 def _spec(options: dict[str, Any], where: str) -> RunSpec:
     try:
         return RunSpec.from_dict(options)
-    except SpecError as exc:
-        raise CvbenchError(f"{where}: {exc}") from None
-    except TypeError as exc:
+    except (SpecError, TypeError) as exc:
         raise CvbenchError(f"{where}: {exc}") from None
 
 
-def stage_jobs(bench: Bench, runs_dir: Path) -> dict[str, Job]:
+def stage_jobs(bench: Bench) -> dict[str, Job]:
     """The prerequisite pre-training of each stage (seed 0 unless it says otherwise)."""
     jobs = {}
     for name, options in bench.stages.items():
@@ -254,9 +253,14 @@ class BenchOutcome:
 def plan(bench: Bench, runs_dir: Path, only: Sequence[str] | None = None) -> tuple[dict[str, Job], list[Job]]:
     """Stage and row jobs, resolved, each with the finished run that already covers it (if any)."""
     done = finished_runs(runs_dir)
-    stages = {name: settle(job, done) for name, job in stage_jobs(bench, runs_dir).items()}
+    stages = settled_stages(bench, done)
     rows = [settle(job, done) for job in row_jobs(bench, {n: j.done for n, j in stages.items()}, only)]
     return stages, rows
+
+
+def settled_stages(bench: Bench, done: list[tuple[dict[str, Any], Path]]) -> dict[str, Job]:
+    """The stage jobs, resolved, each with the finished run that already covers it (if any)."""
+    return {name: settle(job, done) for name, job in stage_jobs(bench).items()}
 
 
 def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, only: Sequence[str] | None = None,
@@ -269,7 +273,7 @@ def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, onl
     bench = bench if isinstance(bench, Bench) else load_bench(bench)
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(bench)
     outcome = BenchOutcome()
-    stages, _ = plan(bench, runs_dir, only)
+    stages = settled_stages(bench, finished_runs(runs_dir))
     for name, job in stages.items():
         if job.error is not None:
             raise CvbenchError(f"{bench.path} [stages.{name}]: {job.error}")
@@ -371,10 +375,7 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
 
 
 def _start_text(start: str) -> str:
-    if start in ("random", "imagenet", "auto", "pretrained"):
-        return start
-    path = Path(start)
-    return f"@{path.name}" if path.parent.name == "stages" else path.name
+    return start if start in ("random", "imagenet", "auto", "pretrained") else start_name(start)
 
 
 def verdict(summary: pd.DataFrame, finding: Finding) -> tuple[str, float, float]:

@@ -41,12 +41,12 @@ def _pretraining(spec: dict[str, Any]) -> str:
     if spec.get("pretrainer", "none") == "none":
         return "-"
     start = spec.get("pretrain_from")
-    mark = "*" if start == "imagenet" else "" if start in (None, "random") else f"* ({_start_name(start)})"
+    mark = "*" if start == "imagenet" else "" if start in (None, "random") else f"* ({start_name(start)})"
     return f"{spec.get('pretrain_branches')} {spec.get('pretrain_data')}{mark}"
 
 
-def _start_name(start: str) -> str:
-    """A checkpoint start as its file or folder name (a run folder's stem: the pretrainer it ran)."""
+def start_name(start: str) -> str:
+    """A checkpoint start (file, run folder or its checkpoints/) as the file or run folder name."""
     path = Path(start)
     return path.name if path.suffix == ".safetensors" else (path.parent.name if path.name == "checkpoints" else path.name)
 
@@ -56,7 +56,7 @@ def _init(spec: dict[str, Any], branch: str) -> str:
     pretrained = spec.get("pretrainer", "none") != "none" and spec.get("pretrain_branches") in (branch, "both")
     if init == "auto":
         init = "pretrained" if pretrained else spec.get("base_init", "random")
-    return init if init in ("random", "imagenet", "pretrained") else _start_name(init)
+    return init if init in ("random", "imagenet", "pretrained") else start_name(init)
 
 
 def _loss(spec: dict[str, Any]) -> str:
