@@ -25,9 +25,13 @@ ROOT = typer.Option(None, "--data-root", help="Folder of a dataset on disk.")
 OPTION = typer.Option(None, "--data-option", help="Dataset option KEY=VALUE (repeatable).")
 
 
+def _name(dataset: Optional[str]) -> str:
+    """The dataset asked for, or the default preset's."""
+    return dataset or create("preset", "default")["dataset"]
+
+
 def _open(dataset: Optional[str], data_root: Optional[Path], data_option: Optional[list[str]]):
-    name = dataset or create("preset", "default")["dataset"]
-    return create("dataset", name, data_root, **parse_options(data_option or [], "--data-option"))
+    return create("dataset", _name(dataset), data_root, **parse_options(data_option or [], "--data-option"))
 
 
 def _counts_table(title: str, report: CheckReport) -> Table:
@@ -41,8 +45,7 @@ def _counts_table(title: str, report: CheckReport) -> Table:
 
 
 def _title(dataset: Optional[str], data_root: Optional[Path]) -> str:
-    name = dataset or create("preset", "default")["dataset"]
-    return f"{name} at {data_root}" if data_root else name
+    return f"{_name(dataset)} at {data_root}" if data_root else _name(dataset)
 
 
 @app.command("info")
