@@ -48,6 +48,25 @@ def folder_names(folder: Path | str) -> set[str]:
         return set()
 
 
+class Listings:
+    """Whether files exist, each folder listed once (see :func:`folder_names`) and remembered."""
+
+    def __init__(self) -> None:
+        self._names: dict[Path, set[str]] = {}
+
+    def names(self, folder: Path | str) -> set[str]:
+        """The names in ``folder``, listed on first use."""
+        folder = Path(folder)
+        if folder not in self._names:
+            self._names[folder] = folder_names(folder)
+        return self._names[folder]
+
+    def exists(self, path: Path | str) -> bool:
+        """Whether ``path`` is in its folder's listing."""
+        path = Path(path)
+        return path.name in self.names(path.parent)
+
+
 def text_lines(path: Path | str) -> Iterator[tuple[int, str]]:
     """(line number from 1, stripped text) for each non-blank line of a UTF-8 text file."""
     path = Path(path)

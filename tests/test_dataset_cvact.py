@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import cvbench
+import cvbench.layout
 from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
 from cvbench.metrics import recall
 from cvbench.problems import DatasetWarning, collect_problems
-from cvbench_plugins.datasets import cvact
 from cvbench_plugins.datasets.cvact import Cvact
 from conftest import smoke_run
 from cvact_layout import REMOVE, column, make_cvact
@@ -134,7 +134,7 @@ def test_each_folder_is_listed_once(root, monkeypatch):
         listed.append(folder)
         return set(os.listdir(folder))
 
-    monkeypatch.setattr(cvact, "folder_names", listing)
+    monkeypatch.setattr(cvbench.layout, "folder_names", listing)
     dataset = Cvact(root)
     for split in ("val", "test"):
         for subset in ("train", "val"):

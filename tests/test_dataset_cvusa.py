@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import cvbench_plugins.datasets.cvusa as cvusa_module
+import cvbench.layout
+
 from conftest import smoke_run
 from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
 from cvbench.problems import DatasetWarning, collect_problems
@@ -42,7 +43,7 @@ def test_one_val_protocol_with_one_tile_per_pair_in_file_order(root):
 
 def test_each_image_folder_is_listed_once_and_subsets_are_parsed_once(root, monkeypatch):
     listed = []
-    monkeypatch.setattr(cvusa_module, "folder_names", lambda folder: listed.append(folder) or
+    monkeypatch.setattr(cvbench.layout, "folder_names", lambda folder: listed.append(folder) or
                         {p.name for p in folder.iterdir()})
     dataset = CVUSA(root)
     first = dataset.load("val", "train")

@@ -25,7 +25,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import folder_names, require_layout
+from cvbench.layout import Listings, require_layout
 from cvbench.problems import Problem, report_problem, report_skipped
 
 DATASET = "CVACT"
@@ -77,7 +77,7 @@ class Cvact:
         self.distance = parse_distance(options)
         self.root = require_layout(DATASET, root, REQUIRED, LAYOUT, SOURCE)
         self._data: ActData | None = None
-        self._listings: dict[Path, set[str]] = {}
+        self._listings = Listings()
         self._subsets: dict[tuple[str, str], CrossViewPairs] = {}
 
     def splits(self) -> list[str]:
@@ -110,7 +110,7 @@ class Cvact:
         for index in data.indices.get(key, np.empty(0, dtype=np.int64)):
             pano = str(data.pano_ids[index])
             files = [ground_dir / f"{pano}{GROUND_SUFFIX}", aerial_dir / f"{pano}{AERIAL_SUFFIX}"]
-            missing = [path for path in files if path.name not in self._listing(path.parent)]
+            missing = [path for path in files if not self._listings.exists(path)]
             if missing:
                 skipped.append(missing_pair(missing, pano, int(index)))
             else:
@@ -134,10 +134,6 @@ class Cvact:
             self._data = read_act_data(self.root / MAT_FILE)
         return self._data
 
-    def _listing(self, folder: Path) -> set[str]:
-        if folder not in self._listings:
-            self._listings[folder] = folder_names(folder)
-        return self._listings[folder]
 
 
 def parse_distance(options: dict[str, Any]) -> float:

@@ -18,7 +18,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import folder_names, require_layout, text_lines
+from cvbench.layout import Listings, require_layout, text_lines
 from cvbench.problems import Problem, report_problem, report_skipped
 
 SPLIT = "val"
@@ -110,17 +110,10 @@ def parse_split_file(path: Path) -> list[tuple[int, str, str]]:
 def present_pairs(root: Path, pairs: list[tuple[int, str, str]]
                   ) -> tuple[list[tuple[int, str, str]], list[tuple[int, list[str]]]]:
     """The pairs whose two files exist, and (line, missing names) of the others; one listing per folder."""
-    listings: dict[Path, set[str]] = {}
-
-    def exists(name: str) -> bool:
-        path = root / name
-        if path.parent not in listings:
-            listings[path.parent] = folder_names(path.parent)
-        return path.name in listings[path.parent]
-
+    listings = Listings()
     kept, missing = [], []
     for pair in pairs:
-        absent = [name for name in pair[1:] if not exists(name)]
+        absent = [name for name in pair[1:] if not listings.exists(root / name)]
         if absent:
             missing.append((pair[0], absent))
         else:

@@ -23,7 +23,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import folder_names
+from cvbench.layout import Listings
 from cvbench.problems import Problem, report_problem, report_skipped
 
 CSV_NAME = "pairs.csv"
@@ -290,17 +290,11 @@ def resolve(folder: Path, name: str) -> Path:
 
 def present_rows(csv: Path, rows: list[Row]) -> list[Row]:
     """The rows whose image files exist; the others are skipped and reported (one listing per folder)."""
-    listings: dict[Path, set[str]] = {}
-
-    def exists(path: Path) -> bool:
-        if path.parent not in listings:
-            listings[path.parent] = folder_names(path.parent)
-        return path.name in listings[path.parent]
-
+    listings = Listings()
     kept, skipped = [], []
     for row in rows:
         paths = [resolve(csv.parent, name) for name in (row.ground, row.aerial) if name]
-        absent = [str(path) for path in paths if not exists(path)]
+        absent = [str(path) for path in paths if not listings.exists(path)]
         if absent:
             skipped.append(Problem(str(csv), f"missing image {', '.join(absent)}; row skipped", row.line))
         else:

@@ -23,7 +23,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import folder_names, require_layout, text_lines
+from cvbench.layout import Listings, require_layout, text_lines
 from cvbench.problems import Problem, report_problem, report_skipped
 
 CITIES = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
@@ -110,7 +110,7 @@ class Vigor:
             raise SpecError(f"dataset 'vigor' has no option {', '.join(map(repr, unknown))}; its options are: labels")
         self.labels = parse_labels(labels)
         self.root = require_layout("VIGOR", root, self._required(root), LAYOUT, SOURCE)
-        self._listings: dict[Path, set[str]] = {}
+        self._listings = Listings()
         self._galleries: dict[tuple[str, ...], Gallery] = {}
         self._pairs: dict[tuple[str, str], CrossViewPairs] = {}
 
@@ -157,10 +157,6 @@ class Vigor:
         raise DatasetNotFoundError(f"a VIGOR split file (labels={self.labels}) is missing; looked for "
                                    f"{' and '.join(map(str, places))}.\n{SOURCE.rstrip()}")
 
-    def _listing(self, folder: Path) -> set[str]:
-        if folder not in self._listings:
-            self._listings[folder] = folder_names(folder)
-        return self._listings[folder]
 
     def _gallery(self, cities: tuple[str, ...]) -> Gallery:
         """The tiles of ``cities`` in list order, built once per city set (so same_area's is shared)."""
@@ -170,7 +166,7 @@ class Vigor:
         for city in cities:
             list_path = self._split_file(city, SATELLITE_LIST)
             folder = self.root / city / "satellite"
-            on_disk = self._listing(folder)
+            on_disk = self._listings.names(folder)
             for number, name in text_lines(list_path):
                 if name not in on_disk:
                     missing[name] = folder / name
@@ -193,7 +189,7 @@ class Vigor:
         for city in cities:
             label_path = self._split_file(city, stem)
             folder = self.root / city / "panorama"
-            on_disk = self._listing(folder)
+            on_disk = self._listings.names(folder)
             for number, line in text_lines(label_path):
                 parsed = parse_line(label_path, number, line, gallery, cities)
                 if parsed is None:
