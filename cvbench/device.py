@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,3 +50,31 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+def use_channels_last(device: torch.device, setting: str = "auto") -> bool:
+    """Whether convolutions run in NHWC (channels_last): ``auto`` means on CUDA, where bf16 tensor cores want it."""
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def prepare_module(module: torch.nn.Module, device: torch.device, channels_last: bool = False,
+                   compile: Sequence[torch.nn.Module] = ()) -> torch.nn.Module:
+    """Move ``module`` to ``device`` in the chosen memory format and compile the ``compile`` parts in place.
+
+    ``nn.Module.compile`` keeps each part's state-dict keys, so checkpoints of
+    a compiled run load into an uncompiled model and back.
+    """
+    module.to(device)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    for part in compile:
+        part.compile()
+    return module
+
+
+def to_device(batch: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """A host batch on ``device`` without waiting for the copy (pinned memory makes it asynchronous)."""
+    batch = batch.to(device, non_blocking=True)
+    if channels_last and batch.dim() == 4:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch

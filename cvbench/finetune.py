@@ -5,6 +5,11 @@ getting the L2-normalised ground and aerial embeddings of a batch of pairs.
 Adam, as in section 4.2. A loss may opt into three extensions: ``attach(model)``
 (called once), ``needs_images = True`` (also receives the two image batches)
 and ``after_step()`` (called after each optimiser step); see docs/plugins.md.
+
+Under ``torchrun`` each rank holds a share of every batch; the objective
+gathers the embeddings of all ranks with their gradient, so each loss sees the
+whole batch (a loss with ``needs_images`` gets this rank's share, with its own
+images).
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import distributed
 from .data import CrossViewPairs
-from .device import autocast
+from .device import autocast, to_device, use_channels_last
 from .loaders import PairTransform, Pairs, normalize, readers
 from .model import TwoBranchNet
 from .registry import create
-from .sampling import ConflictFreeBatchSampler, tiles_per_query
+from .sampling import ConflictFreeBatchSampler, ShardedBatchSampler, tiles_per_query
 from .spec import RunSpec
-from .training import check_finite, step, trainable
+from .training import LossMonitor, step, trainable
 
 
 class Objective(nn.Module):
@@ -50,15 +56,19 @@ class Objective(nn.Module):
                 term.attach(model)
 
     def forward(self, z_ground: torch.Tensor, z_aerial: torch.Tensor, ground: torch.Tensor,
-                aerial: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                aerial: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, each term's detached value), all on the device: nothing here waits for the GPU."""
         total = z_ground.new_zeros(())
         parts = {}
+        gathered: tuple[torch.Tensor, torch.Tensor] | None = None
         for name, weight, term in zip(self.names, self.weights, self.terms):
             if getattr(term, "needs_images", False):
                 value = term(z_ground, z_aerial, ground, aerial)
             else:
-                value = term(z_ground, z_aerial)
-            parts[name] = float(value.detach())
+                if gathered is None:
+                    gathered = distributed.gather_with_grad(z_ground), distributed.gather_with_grad(z_aerial)
+                value = term(*gathered)
+            parts[name] = value.detach()
             total = total + weight * value
         return total, parts
 
@@ -68,40 +78,69 @@ class Objective(nn.Module):
                 term.after_step()
 
 
+class FinetuneForward(nn.Module):
+    """One forward pass of fine-tuning: both branches, then the objective -> (loss, parts).
+
+    A single module so that DistributedDataParallel sees every trainable
+    parameter (the network's and any loss's) in one ``forward``.
+    """
+
+    def __init__(self, model: TwoBranchNet, objective: Objective) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, ground: torch.Tensor, aerial: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z_ground, z_aerial = self.model.embed("ground", ground), self.model.embed("aerial", aerial)
+        return self.objective(z_ground, z_aerial, ground, aerial)
+
+
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-def finetune_step(model: TwoBranchNet, objective: Objective, optimizer: torch.optim.Optimizer,
-                  params: list[torch.nn.Parameter], ground: torch.Tensor, aerial: torch.Tensor,
-                  device: torch.device, grad_clip: float | None = None,
-                  where: tuple[int, int] = (0, 0)) -> tuple[float, dict[str, float]]:
-    """One fine-tuning step on a batch of [0, 1] image pairs: (loss, each term's value).
+def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+                  ground: torch.Tensor, aerial: torch.Tensor, device: torch.device,
+                  monitor: LossMonitor | None = None, where: tuple[int, int] = (0, 0),
+                  grad_clip: float | None = None, channels_last: bool = False) -> torch.Tensor:
+    """One fine-tuning step on a batch of [0, 1] image pairs; returns the loss (a device tensor).
 
-    ``where`` (epoch, batch) names the step if the loss is not finite.
+    ``forward`` is a :class:`FinetuneForward` (or its DDP wrapper). The
+    ``monitor`` sees the loss and its parts and raises, naming ``where``
+    (epoch, batch), if it is not finite; without one nothing is checked.
     """
-    ground, aerial = normalize(ground.to(device)), normalize(aerial.to(device))
+    ground = normalize(to_device(ground, device, channels_last))
+    aerial = normalize(to_device(aerial, device, channels_last))
     with autocast(device):
-        z_ground, z_aerial = model.embed("ground", ground), model.embed("aerial", aerial)
-        loss, parts = objective(z_ground, z_aerial, ground, aerial)
-    value = check_finite(loss, "fine-tuning", *where)
+        loss, parts = forward(ground, aerial)
+    if monitor is not None and monitor.add(where, loss, parts):
+        monitor.flush()
     step(optimizer, loss, params, grad_clip)
-    objective.after_step()
-    return value, parts
+    getattr(forward, "module", forward).objective.after_step()
+    return loss
 
 
 def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, indices: Sequence[int],
              spec: RunSpec, device: torch.device, generator: torch.Generator, progress: Progress | None,
              augment: PairTransform | None, on_epoch_end: EpochCallback) -> float:
-    """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training."""
+    """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training.
+
+    ``spec.batch_size`` is the global batch: under ``torchrun`` each rank
+    trains on its share of it.
+    """
     indices = np.asarray(indices)
     dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
     semi = pairs.semi_positives[indices] if pairs.semi_positives is not None else None
     sampler = ConflictFreeBatchSampler(tiles_per_query(pairs.positives[indices], semi),
                                        min(spec.batch_size, len(dataset)), generator)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=spec.workers)
+    batches = ShardedBatchSampler(sampler) if distributed.active() else sampler
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers,
+                        pin_memory=device.type == "cuda")
     objective.to(device).attach(model)
+    forward = distributed.wrap(FinetuneForward(model, objective), device)
     params = trainable(model, objective)
     optimizer = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    channels_last = use_channels_last(device, spec.channels_last)
+    monitor = LossMonitor.for_device("fine-tuning", device)
     task = progress.add_task("fine-tune", total=spec.epochs * len(loader), info="") if progress else None
     seconds = 0.0
     done = 0
@@ -110,18 +149,18 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
             progress.update(task, total=done + len(loader) * (spec.epochs - epoch + 1))
         started = time.perf_counter()
         model.train()
-        total, count = 0.0, 0
-        sums: dict[str, float] = {}
+        monitor.reset()
         for batch, (ground, aerial) in enumerate(loader, start=1):
-            value, parts = finetune_step(model, objective, optimizer, params, ground, aerial, device,
-                                         spec.grad_clip, (epoch, batch))
-            total, count, done = total + value, count + 1, done + 1
-            for name, part in parts.items():
-                sums[name] = sums.get(name, 0.0) + part
+            finetune_step(forward, optimizer, params, ground, aerial, device, monitor, (epoch, batch),
+                          spec.grad_clip, channels_last)
+            done += 1
             if progress is not None:
-                progress.update(task, advance=1, info=f"epoch {epoch}/{spec.epochs} loss {total / count:.4f}")
+                info = f"epoch {epoch}/{spec.epochs} loss {monitor.sums['loss'] / monitor.count:.4f}" \
+                    if monitor.count else f"epoch {epoch}/{spec.epochs}"
+                progress.update(task, advance=1, info=info)
+        means = monitor.means()
         seconds += time.perf_counter() - started
-        stats = {"loss": total / max(count, 1), **{f"loss_{n}": s / max(count, 1) for n, s in sums.items()},
+        stats = {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
                  "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds}
         on_epoch_end(epoch, stats)
     return seconds

@@ -51,10 +51,20 @@ class Reader:
         return polar_transform(torch.from_numpy(np.array(tile, dtype=np.uint8, order="C")).permute(2, 0, 1), self.size)
 
 
+_MEAN_STD: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def normalize(batch: torch.Tensor) -> torch.Tensor:
-    """ImageNet mean/std normalisation of a float batch ``(B, 3, H, W)`` in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
+    """ImageNet mean/std normalisation of a float batch ``(B, 3, H, W)`` in [0, 1].
+
+    The constants are copied to each device once: a host-to-device copy per
+    batch would make every training step wait for the GPU.
+    """
+    key = (batch.device, batch.dtype)
+    if key not in _MEAN_STD:
+        _MEAN_STD[key] = (torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1),
+                          torch.tensor(IMAGENET_STD, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1))
+    mean, std = _MEAN_STD[key]
     return (batch - mean) / std
 
 

@@ -5,6 +5,11 @@ backbone plus a projection head); the backbone is trained in place and saved
 as a safetensors checkpoint the fine-tuning stage loads (section 3.1.2).
 SGD with momentum 0.9 and a step schedule (x0.1 at the milestones), as in
 section 4.2.
+
+Under ``torchrun`` a ``DistributedSampler`` deals each rank its share of the
+global ``pretrain_batch_size``; BatchNorm layers are synchronised across GPUs
+unless the pretrainer shuffles BN itself (``shuffles_batchnorm = True``, as
+MoCo does); only rank 0 saves the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from . import distributed
 from .checkpoint import save_weights
 from .data import ImageList
-from .device import autocast
+from .device import autocast, to_device, use_channels_last
 from .errors import SpecError
 from .loaders import Reader, TwoViews, normalize
 from .registry import create, get_registry
 from .spec import RunSpec
-from .training import check_finite, step, trainable
+from .training import LossMonitor, step, trainable
 
 
 def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
@@ -51,48 +57,77 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     if getattr(pretrainer, "backbone", None) is not backbone:
         raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
     pretrainer.to(device).train()
+    if not getattr(pretrainer, "shuffles_batchnorm", False):
+        pretrainer = distributed.sync_batchnorm(pretrainer, device)
     dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
                         f"{branch} images available for pre-training")
-    loader = DataLoader(dataset, batch_size=spec.pretrain_batch_size, shuffle=True, drop_last=True,
-                        generator=generator, num_workers=spec.workers)
+    loader = _loader(dataset, spec, generator, device)
+    forward = distributed.wrap(pretrainer, device)
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9, weight_decay=spec.pretrain_weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(spec.pretrain_milestones), gamma=0.1)
+    channels_last = use_channels_last(device, spec.channels_last)
+    monitor = LossMonitor.for_device(f"pre-training the {branch} branch", device)
     started = time.perf_counter()
     epoch_loss = float("nan")
     task = progress.add_task(f"pre-train {branch} ({spec.pretrainer})", total=spec.pretrain_epochs * len(loader),
                              info="") if progress else None
     for epoch in range(1, spec.pretrain_epochs + 1):
-        total, count = 0.0, 0
+        monitor.reset()
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
         for batch, (view1, view2, *label) in enumerate(loader, start=1):
-            value = pretrain_step(pretrainer, optimizer, params, view1, view2, label, device, spec.grad_clip,
-                                  f"pre-training the {branch} branch", (epoch, batch))
-            total, count = total + value, count + 1
+            pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor,
+                          (epoch, batch), channels_last)
             if progress is not None:
-                progress.update(task, advance=1, info=f"epoch {epoch} loss {total / count:.4f}")
+                info = f"epoch {epoch} loss {monitor.sums['loss'] / monitor.count:.4f}" if monitor.count else f"epoch {epoch}"
+                progress.update(task, advance=1, info=info)
         scheduler.step()
-        epoch_loss = total / max(count, 1)
+        epoch_loss = monitor.means().get("loss", float("nan"))
     metadata = {"backbone": spec.backbone, "branch": branch, "pretrainer": spec.pretrainer,
                 "pretrain_data": spec.pretrain_data, "pretrain_from": spec.pretrain_from,
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
-    save_weights(out_path, backbone, metadata=metadata)
+    if distributed.is_main():
+        save_weights(out_path, backbone, metadata=metadata)
     return {"loss": epoch_loss, "seconds": time.perf_counter() - started, "images": len(dataset)}
+
+
+def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device: torch.device) -> DataLoader:
+    """Shuffled batches of the global batch size; under ``torchrun`` each rank's share of it."""
+    pin = device.type == "cuda"
+    if not distributed.active():
+        return DataLoader(dataset, batch_size=spec.pretrain_batch_size, shuffle=True, drop_last=True,
+                          generator=generator, num_workers=spec.workers, pin_memory=pin)
+    world = distributed.world_size()
+    if spec.pretrain_batch_size % world:
+        raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} does not divide among {world} processes; "
+                        f"use a multiple of {world}")
+    sampler = DistributedSampler(dataset, world, distributed.rank(), shuffle=True, seed=spec.seed, drop_last=True)
+    return DataLoader(dataset, batch_size=spec.pretrain_batch_size // world, sampler=sampler, drop_last=True,
+                      num_workers=spec.workers, pin_memory=pin)
 
 
 def pretrain_step(pretrainer: nn.Module, optimizer: torch.optim.Optimizer, params: list[nn.Parameter],
                   view1: torch.Tensor, view2: torch.Tensor, labels: Sequence[torch.Tensor], device: torch.device,
-                  grad_clip: float | None = None, stage: str = "pre-training",
-                  where: tuple[int, int] = (0, 0)) -> float:
-    """One pre-training step on two augmented views ([0, 1]) of a batch (and its labels, if any): the loss."""
+                  grad_clip: float | None = None, monitor: LossMonitor | None = None,
+                  where: tuple[int, int] = (0, 0), channels_last: bool = False) -> torch.Tensor:
+    """One pre-training step on two augmented views ([0, 1]) of a batch (and its labels, if any); the loss tensor.
+
+    ``pretrainer`` may be wrapped in DDP; its ``after_step`` (momentum
+    update, queue) runs on the module inside. The ``monitor`` raises on a
+    non-finite loss, naming ``where`` (epoch, batch).
+    """
+    view1 = normalize(to_device(view1, device, channels_last))
+    view2 = normalize(to_device(view2, device, channels_last))
     with autocast(device):
-        loss = pretrainer(normalize(view1.to(device)), normalize(view2.to(device)),
-                          *(part.to(device) for part in labels))
-    value = check_finite(loss, stage, *where)
+        loss = pretrainer(view1, view2, *(part.to(device, non_blocking=True) for part in labels))
+    if monitor is not None and monitor.add(where, loss):
+        monitor.flush()
     step(optimizer, loss, params, grad_clip)
-    pretrainer.after_step()
-    return value
+    getattr(pretrainer, "module", pretrainer).after_step()
+    return loss
 
 
 def _labels(meta: pd.DataFrame | None, column: str, pretrainer: str, branch: str) -> tuple[list[str], np.ndarray]:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .atomic import atomic_path, write_json
+from .checkpoint import save_weights
 from .spec import RunSpec
 
 RESULT = "result.json"
@@ -50,26 +51,40 @@ def new_run_dir(runs_dir: str | Path, spec: RunSpec, stage: str = "run") -> Path
 
 
 class RunRecorder:
-    """Writes one run's files, each atomically."""
+    """Writes one run's files, each atomically.
 
-    def __init__(self, run_dir: Path, spec: RunSpec, stage: str) -> None:
+    ``write=False`` makes a recorder that keeps the rows but writes nothing:
+    the ranks other than 0 of a multi-process run hold one.
+    """
+
+    def __init__(self, run_dir: Path, spec: RunSpec, stage: str, write: bool = True) -> None:
         self.dir = Path(run_dir)
         self.spec = spec
         self.stage = stage
+        self.write = write
         self.rows: list[dict[str, Any]] = []
         self.started = _dt.datetime.now(_dt.timezone.utc)
-        (self.dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        write_json(self.dir / SPEC, spec.to_dict())
+        if write:
+            (self.dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            write_json(self.dir / SPEC, spec.to_dict())
         self.write_result(status="running")
 
     def checkpoint(self, name: str) -> Path:
         return self.dir / CHECKPOINTS / name
 
+    def save_weights(self, name: str, module: Any, metadata: dict[str, Any] | None = None) -> Path:
+        """Save ``module``'s weights as ``checkpoints/<name>`` (atomically)."""
+        path = self.checkpoint(name)
+        if self.write:
+            save_weights(path, module, metadata=metadata)
+        return path
+
     def log_epoch(self, row: dict[str, Any]) -> None:
         """Append one epoch's metrics and rewrite ``metrics.csv`` atomically."""
         self.rows.append(row)
-        with atomic_path(self.dir / METRICS) as tmp:
-            pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        if self.write:
+            with atomic_path(self.dir / METRICS) as tmp:
+                pd.DataFrame(self.rows).to_csv(tmp, index=False)
 
     def write_result(self, status: str, **fields: Any) -> dict[str, Any]:
         """Replace ``result.json`` with the record so far."""
@@ -83,7 +98,8 @@ class RunRecorder:
             **fields,
             "environment": environment(fields.get("device")),
         }
-        write_json(self.dir / RESULT, record)
+        if self.write:
+            write_json(self.dir / RESULT, record)
         return record
 
 

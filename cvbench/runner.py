@@ -19,10 +19,11 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from .checkpoint import load_weights, read_metadata, save_weights
+from .checkpoint import load_weights, read_metadata
 from .backbone import create_backbone
 from .data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
-from .device import describe, seed_everything, select_device
+from . import distributed
+from .device import describe, prepare_module, seed_everything, select_device, use_channels_last
 from .errors import CvbenchError, SpecError
 from .evaluate import Evaluation, evaluate
 from .finetune import Objective, finetune
@@ -169,28 +170,43 @@ def _same_images(first: ImageList, second: ImageList) -> bool:
 
 def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage: str = "run",
         finetune_stage: bool = True) -> Path:
-    """Run the pipeline for ``spec``; returns the run folder (its ``result.json`` holds the numbers)."""
+    """Run the pipeline for ``spec``; returns the run folder (its ``result.json`` holds the numbers).
+
+    Started by ``torchrun`` with several processes, the ranks share the work
+    (:mod:`cvbench.distributed`) and rank 0 alone writes the run folder.
+    """
     spec = resolve_spec(spec)
     if not finetune_stage and spec.pretrainer == NO_PRETRAINER:
         raise SpecError("`cvbench pretrain` needs --pretrainer")
-    device = select_device(spec.device)
+    with distributed.setup(select_device(spec.device)) as device:
+        return _run(spec, device, runs_dir, quiet or not distributed.is_main(), stage, finetune_stage)
+
+
+def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool, stage: str,
+         finetune_stage: bool) -> Path:
     generator = seed_everything(spec.seed)
     model = build_model(spec)
+    if distributed.active():  # same weights everywhere, different augmentation draws per rank
+        seed_everything(spec.seed + 1000 * distributed.rank())
     dataset, split = open_dataset(spec)
+    where = f", {distributed.world_size()} processes" if distributed.active() else ""
     log(f"[bold]cvbench {stage}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
-        f"pretrainer {spec.pretrainer}, device {describe(device)}", quiet)
+        f"pretrainer {spec.pretrainer}, device {describe(device)}{where}", quiet)
     with make_progress(quiet) as progress:
         data = load_data(spec, dataset, split, progress)
     if spec.polar and data.val.semi_positives is not None:
         log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
             "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
-    run_dir = new_run_dir(runs_dir, spec, stage)
-    recorder = RunRecorder(run_dir, spec, stage)
+    run_dir = distributed.broadcast_object(new_run_dir(runs_dir, spec, stage) if distributed.is_main() else None)
+    recorder = RunRecorder(run_dir, spec, stage, write=distributed.is_main())
     started = time.perf_counter()
     fields: dict[str, Any] = {"split": split, "device": describe(device)}
+    if distributed.active():
+        fields["processes"] = distributed.world_size()
     try:
         with make_progress(quiet) as progress:
-            model.to(device)
+            parts = [part for b in BRANCHES for part in (model.branch(b).backbone, model.branch(b).head)]
+            prepare_module(model, device, use_channels_last(device, spec.channels_last), parts if spec.compile else ())
             fields["pretraining"] = {}
             for branch in BRANCHES:
                 if pretrains(spec, branch):
@@ -232,7 +248,8 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)
         eval_seconds[0] += time.perf_counter() - started
-        evaluations[epoch] = result
+        if result is not None:
+            evaluations[epoch] = result
         return result
 
     def row(epoch: int, stats: dict[str, float], result: Evaluation | None) -> dict[str, Any]:
@@ -242,7 +259,7 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
             values.update({f"uniformity_{k}": v for k, v in result.uniformity.items()})
         return values
 
-    save_weights(recorder.checkpoint(INITIAL_CHECKPOINT), model, metadata={"spec": spec.to_dict()})
+    recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
     before = measure(0)
     recorder.log_epoch(row(0, {}, before))
 
@@ -255,7 +272,9 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
 
     train_seconds = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
                              augment, on_epoch_end)
-    save_weights(recorder.checkpoint(MODEL_CHECKPOINT), model, metadata={"spec": spec.to_dict()})
+    recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
+    if not distributed.is_main():
+        return {"stage_timings": {"finetune_s": train_seconds, "eval_s": eval_seconds[0]}}
     final = evaluations[max(evaluations)]
     return {
         "metrics": final.metrics,

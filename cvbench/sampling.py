@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .distributed import shard_batches
+
 
 class ConflictFreeBatchSampler(Sampler[list[int]]):
     """Yield batches of item indices such that no two items share a tile.
@@ -73,9 +75,13 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         """The exact number of batches of the coming epoch (drawn now, then served by ``__iter__``)."""
+        return len(self.planned())
+
+    def planned(self) -> list[list[int]]:
+        """The coming epoch's batches, drawn now if not yet drawn; ``__iter__`` then serves these."""
         if self._planned is None:
             self._planned = self._draw_epoch()
-        return len(self._planned)
+        return self._planned
 
 
 def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) -> list[tuple[int, ...]]:
@@ -83,3 +89,20 @@ def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) ->
     if semi_positives is None:
         return [(int(p),) for p in positives]
     return [(int(p), *(int(s) for s in row if s >= 0)) for p, row in zip(positives, semi_positives)]
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """This rank's share of each batch a :class:`ConflictFreeBatchSampler` draws (see :func:`cvbench.distributed.shard_batches`).
+
+    Every rank holds an identically seeded sampler, so all draw the same
+    batches and together cover each one.
+    """
+
+    def __init__(self, sampler: ConflictFreeBatchSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(shard_batches(list(self.sampler)))
+
+    def __len__(self) -> int:
+        return len(shard_batches(self.sampler.planned()))

@@ -25,6 +25,7 @@ NO_PRETRAINER = "none"
 NO_AUGMENTATION = "none"
 AUTO_SIZE = "auto"
 BAD_IMAGES = ("fail", "skip")
+CHANNELS_LAST = ("auto", "on", "off")
 
 
 @dataclass
@@ -75,6 +76,8 @@ class RunSpec:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    channels_last: str = "auto"
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -177,6 +180,7 @@ def validate(spec: RunSpec) -> None:
             raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
+    _choice("channels_last", spec.channels_last, CHANNELS_LAST)
     if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", spec.device):
         raise SpecError(f"--device {spec.device!r}: expected auto, cpu, cuda, cuda:N or mps")
 

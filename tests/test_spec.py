@@ -70,3 +70,11 @@ def test_spec_round_trips_through_a_dict():
     assert again == spec
     with pytest.raises(SpecError, match="unknown option"):
         RunSpec.from_dict({"epochz": 3})
+
+
+def test_gpu_path_options_are_validated_and_default_to_auto_channels_last_without_compile(registry):
+    spec = resolve_spec(cli(preset="smoke"))
+    assert (spec.channels_last, spec.compile) == ("auto", False)
+    assert resolve_spec(cli(preset="smoke", channels_last="off", compile=True)).compile
+    with pytest.raises(SpecError, match="channels.last.*auto, on, off"):
+        resolve_spec(cli(preset="smoke", channels_last="sometimes"))

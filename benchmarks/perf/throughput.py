@@ -10,6 +10,9 @@ random images, already in memory: data loading is measured elsewhere):
 * ``mocov2``: :func:`cvbench.pretrain.pretrain_step` around the MoCov2
   pretrainer against a bare loop calling the same module and SGD step.
 
+On CUDA both loops run under the same bf16 autocast and memory format
+(``--channels-last``), and ``--compile`` compiles the model for both.
+
 Measurements of harness and bare alternate, ``--repeats`` times (the first
 of each pair swapping every repeat), after ``--warmup`` steps of each; the best time of each is reported, with images
 per second and the ratio harness / bare (1.00 = the harness costs nothing).
@@ -17,6 +20,7 @@ per second and the ratio harness / bare (1.00 = the harness costs nothing).
 Usage::
 
     python benchmarks/perf/throughput.py --preset default --batch 64 --steps 10 --repeats 3 --json out.json
+    python benchmarks/perf/throughput.py --device cuda --channels-last off --json contiguous.json
 """
 
 from __future__ import annotations
@@ -25,20 +29,21 @@ import argparse
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from cvbench.device import select_device
-from cvbench.finetune import Objective, finetune_step
+from cvbench.device import autocast, describe, prepare_module, select_device, use_channels_last
+from cvbench.finetune import FinetuneForward, Objective, finetune_step
 from cvbench.loaders import normalize
 from cvbench.pretrain import pretrain_step
 from cvbench.registry import create
 from cvbench.runner import build_model, resolve_spec
-from cvbench.spec import RunSpec
-from cvbench.training import trainable
+from cvbench.spec import RunSpec, parse_size
+from cvbench.training import LossMonitor, trainable
 
 
 def timed(function: Callable[[], object], steps: int, device: torch.device) -> float:
@@ -64,24 +69,52 @@ def compare(harness: Callable[[], object], bare: Callable[[], object], steps: in
     return best["harness"], best["bare"]
 
 
+def count_syncs(function: Callable[[], object], steps: int, device: torch.device) -> list[str]:
+    """Where (file:line) CUDA reports a host synchronisation during ``steps`` calls (``set_sync_debug_mode``)."""
+    if device.type != "cuda":
+        return []
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(steps):
+                function()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+
+
+def images(batch: int, size: tuple[int, int], device: torch.device, channels_last: bool) -> torch.Tensor:
+    tensor = torch.rand(batch, 3, *size, device=device)
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
+
+
 def finetune_case(spec: RunSpec, batch: int, device: torch.device) -> tuple[Callable, Callable]:
     torch.manual_seed(0)
-    model = build_model(spec).to(device).train()
+    channels_last = use_channels_last(device, spec.channels_last)
+    model = build_model(spec).train()
+    parts = [model.ground, model.aerial] if spec.compile else []
+    prepare_module(model, device, channels_last, parts)
     objective = Objective.from_spec(spec).to(device)
     objective.attach(model)
+    forward = FinetuneForward(model, objective)
     params = trainable(model, objective)
     optimizer = torch.optim.Adam(params, lr=spec.lr)
-    ground = torch.rand(batch, 3, *spec.ground_size, device=device)
-    aerial = torch.rand(batch, 3, *spec.aerial_size, device=device)
+    ground = images(batch, spec.ground_size, device, channels_last)
+    aerial = images(batch, spec.aerial_size, device, channels_last)
     loss_fn = objective.terms[0]
+    monitor = LossMonitor.for_device("fine-tuning", device)
 
     def harness() -> None:
-        finetune_step(model, objective, optimizer, params, ground, aerial, device, spec.grad_clip)
+        finetune_step(forward, optimizer, params, ground, aerial, device, monitor, (1, 1), spec.grad_clip,
+                      channels_last)
 
     def bare() -> None:
-        z_ground = F.normalize(model.ground(normalize(ground)).float(), dim=-1)
-        z_aerial = F.normalize(model.aerial(normalize(aerial)).float(), dim=-1)
-        loss = loss_fn(z_ground, z_aerial)
+        with autocast(device):
+            z_ground = F.normalize(model.ground(normalize(ground)).float(), dim=-1)
+            z_aerial = F.normalize(model.aerial(normalize(aerial)).float(), dim=-1)
+            loss = loss_fn(z_ground, z_aerial)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -91,19 +124,23 @@ def finetune_case(spec: RunSpec, batch: int, device: torch.device) -> tuple[Call
 
 def mocov2_case(spec: RunSpec, batch: int, device: torch.device) -> tuple[Callable, Callable]:
     torch.manual_seed(0)
+    channels_last = use_channels_last(device, spec.channels_last)
     backbone = build_model(spec).aerial.backbone
-    pretrainer = create("pretrainer", "mocov2", backbone, backbone.out_channels,
-                        queue_size=4096).to(device).train()
+    pretrainer = create("pretrainer", "mocov2", backbone, backbone.out_channels, queue_size=4096).train()
+    prepare_module(pretrainer, device, channels_last, [backbone] if spec.compile else [])
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9)
-    view1 = torch.rand(batch, 3, *spec.aerial_size, device=device)
-    view2 = torch.rand(batch, 3, *spec.aerial_size, device=device)
+    view1 = images(batch, spec.aerial_size, device, channels_last)
+    view2 = images(batch, spec.aerial_size, device, channels_last)
+    monitor = LossMonitor.for_device("pre-training", device)
 
     def harness() -> None:
-        pretrain_step(pretrainer, optimizer, params, view1, view2, [], device, spec.grad_clip)
+        pretrain_step(pretrainer, optimizer, params, view1, view2, [], device, spec.grad_clip, monitor, (1, 1),
+                      channels_last)
 
     def bare() -> None:
-        loss = pretrainer(normalize(view1), normalize(view2))
+        with autocast(device):
+            loss = pretrainer(normalize(view1), normalize(view2))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -120,21 +157,40 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backbone", help="timm backbone instead of the preset's (e.g. vgg16)")
+    parser.add_argument("--backbone-stage", type=int)
+    parser.add_argument("--ground-size", help="HxW instead of the preset's (e.g. 224x448)")
+    parser.add_argument("--aerial-size", help="HxW instead of the preset's (e.g. 224x224)")
+    parser.add_argument("--dim", type=int, help="embedding dimension instead of the preset's")
+    parser.add_argument("--sync-check", action="store_true",
+                        help="CUDA only: count host synchronisations inside 5 harness steps of each case")
+    parser.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (both loops)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    spec = resolve_spec(RunSpec(preset=args.preset, device=args.device))
+    overrides = {key: value for key, value in (("backbone", args.backbone), ("backbone_stage", args.backbone_stage),
+                                               ("dim", args.dim)) if value is not None}
+    for key in ("ground_size", "aerial_size"):
+        if getattr(args, key):
+            overrides[key] = parse_size(getattr(args, key))
+    spec = resolve_spec(RunSpec(preset=args.preset, device=args.device, channels_last=args.channels_last,
+                                compile=args.compile, **overrides))
     device = select_device(spec.device)
     rows = {}
     for name, case in (("finetune", finetune_case), ("mocov2", mocov2_case)):
         harness, bare = case(spec, args.batch, device)
         per_harness, per_bare = compare(harness, bare, args.steps, args.warmup, args.repeats, device)
+        syncs = count_syncs(harness, 5, device) if args.sync_check and device.type == "cuda" else None
         images = 2 * args.batch  # a pair per item in fine-tuning, two views per image in pre-training
         rows[name] = {"harness_s_per_step": per_harness, "bare_s_per_step": per_bare,
                       "harness_images_per_s": images / per_harness, "bare_images_per_s": images / per_bare,
-                      "ratio": per_harness / per_bare}
+                      "ratio": per_harness / per_bare, "host_syncs_in_5_steps": syncs}
         print(f"{name:9s} harness {images / per_harness:8.1f} img/s   bare {images / per_bare:8.1f} img/s   "
-              f"ratio {per_harness / per_bare:.3f}")
-    result = {"preset": args.preset, "backbone": spec.backbone, "batch": args.batch, "device": str(device),
+              f"ratio {per_harness / per_bare:.3f}" + (f"   host syncs in 5 steps: {len(syncs)}" if syncs is not None else ""))
+        for message in sorted(set(syncs or [])):
+            print(f"          sync: {message}")
+    result = {"preset": args.preset, "backbone": spec.backbone, "batch": args.batch, "device": describe(device),
+              "channels_last": use_channels_last(device, spec.channels_last), "compile": spec.compile,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "results": rows}
     if args.json:

@@ -61,6 +61,8 @@ OPTIONS: list[tuple[str, Any, Any]] = [
     ("seed", int, typer.Option(0, help="Seed of everything; same seed, same device, same numbers.")),
     ("device", str, typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")),
     ("workers", int, typer.Option(0, help="DataLoader worker processes.")),
+    ("channels_last", str, typer.Option("auto", help="NHWC memory format for the convolutions: auto (on CUDA only), on or off.")),
+    ("compile", bool, typer.Option(False, "--compile", help="torch.compile the networks (minutes of compilation, then faster steps on GPU).")),
 ]
 
 

@@ -117,9 +117,10 @@ class SoftMarginTripletLoss(nn.Module):
                 dist = dist.clamp_min(1e-12).sqrt()
             # dist[i, j] = d(ground_i, aerial_j): the positive distances lie on the diagonal.
             positive = dist.diagonal()
-            off_diagonal = ~torch.eye(n, dtype=torch.bool, device=dist.device)
-            ground_anchor = F.softplus(self.gamma * (positive.unsqueeze(1) - dist))[off_diagonal]
-            aerial_anchor = F.softplus(self.gamma * (positive.unsqueeze(0) - dist))[off_diagonal]
+            # a multiplicative mask, not boolean indexing: indexing waits for the GPU to count the rows
+            off_diagonal = 1.0 - torch.eye(n, dtype=dist.dtype, device=dist.device)
+            ground_anchor = F.softplus(self.gamma * (positive.unsqueeze(1) - dist)) * off_diagonal
+            aerial_anchor = F.softplus(self.gamma * (positive.unsqueeze(0) - dist)) * off_diagonal
             total = ground_anchor.sum() + aerial_anchor.sum()
         if self.reduction == "sum":
             return total

@@ -38,6 +38,8 @@ class MoCoV2(nn.Module):
     (shuffling BN); on one process there is no shuffle.
     """
 
+    shuffles_batchnorm = True  # the engine leaves BatchNorm per-process rather than SyncBN
+
     def __init__(
         self,
         backbone: nn.Module,

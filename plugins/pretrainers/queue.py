@@ -64,10 +64,10 @@ class KeyQueue(nn.Module):
         self.materialise(batch.shape[1])
         count = batch.shape[0]
         dropped = max(0, count - self.size)
-        start = int(self.ptr) + dropped
-        rows = (start + torch.arange(count - dropped, device=self.keys.device)) % self.size
+        # the write position stays on the device: reading it would stall the GPU every step
+        rows = (self.ptr + dropped + torch.arange(count - dropped, device=self.keys.device)) % self.size
         self.keys[rows] = batch[dropped:].detach().to(self.keys.dtype)
-        self.ptr.fill_((int(self.ptr) + count) % self.size)
+        self.ptr.add_(count).remainder_(self.size)
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool, *args: Any
