@@ -66,7 +66,8 @@ def embed(model: TwoBranchNet, branch: str, images: ImageList, reader: Reader, d
 
 def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Reader],
              device: torch.device, batch_size: int, query_indices: Sequence[int] | None = None,
-             progress: Progress | None = None, seed: int = 0, workers: int = 0) -> Evaluation | None:
+             progress: Progress | None = None, seed: int = 0, workers: int = 0, *,
+             exact_recall: bool = True) -> Evaluation | None:
     """Rank every chosen query against the whole aerial gallery; measure uniformity.
 
     Under ``torchrun`` the ranks share the embedding and rank 0 alone ranks
@@ -74,6 +75,10 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
 
     Uniformity (eq 3.6-3.8) is computed on the queries and their positive
     tiles, on a seeded sample of at most ``UNIFORMITY_SAMPLE`` pairs.
+
+    ``exact_recall=False`` skips the exact ranking (``metrics`` is then empty),
+    for a caller that ranks the returned embeddings through an approximate
+    index (:func:`cvbench.retrieval.approximate_recall`).
     """
     queries = np.arange(pairs.num_queries) if query_indices is None else np.asarray(query_indices)
     distributed.broadcast_buffers(model)
@@ -84,7 +89,8 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
     positives = pairs.positives[queries]
     semi = pairs.semi_positives[queries] if pairs.semi_positives is not None else None
     also = pairs.also_correct[queries] if pairs.also_correct is not None else None
-    scores = metrics.recall(ground, aerial, positives, semi_positives=semi, also_correct=also)
+    scores = (metrics.recall(ground, aerial, positives, semi_positives=semi, also_correct=also)
+              if exact_recall else {})
     sample = np.arange(len(queries))
     if len(sample) > UNIFORMITY_SAMPLE:
         sample = np.sort(np.random.default_rng(seed).choice(len(sample), UNIFORMITY_SAMPLE, replace=False))

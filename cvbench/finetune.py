@@ -15,7 +15,7 @@ images).
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,8 +29,9 @@ from .device import autocast, to_device, use_channels_last
 from .loaders import PairTransform, Pairs, normalize, readers
 from .model import TwoBranchNet
 from .registry import create
-from .sampling import ConflictFreeBatchSampler, ShardedBatchSampler, tiles_per_query
+from .sampling import ConflictFreeBatchSampler, ShardedBatchSampler, SkipBatches, tiles_per_query
 from .spec import RunSpec
+from .trainstate import Checkpointer, interrupted, restore_rng, rng_state
 from .training import LossMonitor, step, trainable
 
 
@@ -96,6 +97,7 @@ class FinetuneForward(nn.Module):
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+STAGE = "finetune"
 
 
 def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
@@ -121,18 +123,22 @@ def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: 
 
 def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, indices: Sequence[int],
              spec: RunSpec, device: torch.device, generator: torch.Generator, progress: Progress | None,
-             augment: PairTransform | None, on_epoch_end: EpochCallback) -> float:
+             augment: PairTransform | None, on_epoch_end: EpochCallback, checkpointer: Checkpointer | None = None,
+             run_state: Callable[[], dict[str, Any]] = dict) -> float:
     """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training.
 
     ``spec.batch_size`` is the global batch: under ``torchrun`` each rank
-    trains on its share of it.
+    trains on its share of it. With a ``checkpointer`` the training state is
+    saved before the first epoch, after every epoch (after ``on_epoch_end``)
+    and on SIGINT/SIGTERM; ``run_state()`` adds the run's own part (model,
+    records). A resumed run continues from the saved epoch and batch.
     """
     indices = np.asarray(indices)
     dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
     semi = pairs.semi_positives[indices] if pairs.semi_positives is not None else None
     sampler = ConflictFreeBatchSampler(tiles_per_query(pairs.positives[indices], semi),
                                        min(spec.batch_size, len(dataset)), generator)
-    batches = ShardedBatchSampler(sampler) if distributed.active() else sampler
+    batches = SkipBatches(ShardedBatchSampler(sampler) if distributed.active() else sampler)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers,
                         pin_memory=device.type == "cuda")
     objective.to(device).attach(model)
@@ -141,16 +147,45 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     optimizer = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     channels_last = use_channels_last(device, spec.channels_last)
     monitor = LossMonitor.for_device("fine-tuning", device)
+    resume = checkpointer.resume_point(STAGE) if checkpointer is not None else None
+    first, seconds = 1, 0.0
+    if resume is not None:
+        objective.load_state_dict(resume["objective"])
+        optimizer.load_state_dict(resume["optimizer"])
+        first, seconds = resume["epoch"] + 1, resume["train_seconds"]
+
+    def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
+        return {**run_state(), "stage": STAGE, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
+                "rng": rng_state(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "monitor": monitor.state(), "train_seconds": seconds}
+
+    if checkpointer is not None and resume is None:
+        checkpointer.save(state(0, 0, generator.get_state()))
     task = progress.add_task("fine-tune", total=spec.epochs * len(loader), info="") if progress else None
-    seconds = 0.0
     done = 0
-    for epoch in range(1, spec.epochs + 1):
+    for epoch in range(first, spec.epochs + 1):
+        skip = resume["batch"] if resume is not None and epoch == first else 0
+        if resume is not None and epoch == first:
+            generator.set_state(resume["epoch_generator"])
+            sampler.discard_plan()
+            if skip:
+                monitor.load(resume["monitor"])
+            else:
+                monitor.reset()
+            if not skip:  # saved at an epoch's end, before the next epoch drew anything
+                restore_rng(resume["rng"])
+        else:
+            monitor.reset()
+        epoch_generator = generator.get_state()
+        batches.skip = skip
         if progress is not None:  # conflict-free batching makes each epoch's count exact only once drawn
             progress.update(task, total=done + len(loader) * (spec.epochs - epoch + 1))
         started = time.perf_counter()
         model.train()
-        monitor.reset()
-        for batch, (ground, aerial) in enumerate(loader, start=1):
+        iterator = iter(loader)
+        if skip:  # saved mid-epoch, after this epoch's loader was created
+            restore_rng(resume["rng"])
+        for batch, (ground, aerial) in enumerate(iterator, start=skip + 1):
             finetune_step(forward, optimizer, params, ground, aerial, device, monitor, (epoch, batch),
                           spec.grad_clip, channels_last)
             done += 1
@@ -158,9 +193,17 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
                 info = f"epoch {epoch}/{spec.epochs} loss {monitor.sums['loss'] / monitor.count:.4f}" \
                     if monitor.count else f"epoch {epoch}/{spec.epochs}"
                 progress.update(task, advance=1, info=info)
+            if checkpointer is not None and checkpointer.stop.requested(batch, device):
+                seconds += time.perf_counter() - started
+                checkpointer.save(state(epoch - 1, batch, epoch_generator))
+                raise interrupted("fine-tuning", epoch, batch)
         means = monitor.means()
         seconds += time.perf_counter() - started
         stats = {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
                  "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds}
         on_epoch_end(epoch, stats)
+        if checkpointer is not None:
+            checkpointer.save(state(epoch, 0, generator.get_state()))
+            if epoch < spec.epochs and checkpointer.stop.requested(0, device):
+                raise interrupted("fine-tuning", epoch)
     return seconds

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from rich.progress import Progress
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 
 from . import distributed
 from .checkpoint import save_weights
@@ -33,14 +33,21 @@ from .errors import SpecError
 from .loaders import Reader, TwoViews, normalize
 from .registry import create, get_registry
 from .spec import RunSpec
+from .sampling import SkipBatches
+from .trainstate import Checkpointer, interrupted, restore_rng, rng_state
 from .training import LossMonitor, step, trainable
 
 
 def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
                       device: torch.device, generator: torch.Generator, progress: Progress | None,
                       out_path: Path, indices: Sequence[int] | None = None,
-                      meta: pd.DataFrame | None = None) -> dict[str, Any]:
+                      meta: pd.DataFrame | None = None, checkpointer: Checkpointer | None = None,
+                      run_state: Callable[[], dict[str, Any]] = dict) -> dict[str, Any]:
     """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``.
+
+    With a ``checkpointer`` the state (pretrainer with its momentum encoder
+    and queue, optimiser, scheduler, data order, RNG) is saved after every
+    epoch and on SIGINT/SIGTERM, and a resumed run continues from it.
 
     A pretrainer whose factory has a ``label_column`` (supervised pre-training)
     is also given ``classes`` (the sorted names in that metadata column) and is
@@ -70,43 +77,88 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(spec.pretrain_milestones), gamma=0.1)
     channels_last = use_channels_last(device, spec.channels_last)
     monitor = LossMonitor.for_device(f"pre-training the {branch} branch", device)
-    started = time.perf_counter()
-    epoch_loss = float("nan")
+    stage = f"pretrain:{branch}"
+    resume = checkpointer.resume_point(stage) if checkpointer is not None else None
+    first, seconds, epoch_loss = 1, 0.0, float("nan")
+    if resume is not None:
+        pretrainer.load_state_dict(resume["pretrainer"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        first, seconds, epoch_loss = resume["epoch"] + 1, resume["seconds"], resume["epoch_loss"]
+
+    def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
+        return {**run_state(), "stage": stage, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
+                "rng": rng_state(), "pretrainer": pretrainer.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "monitor": monitor.state(), "seconds": seconds,
+                "epoch_loss": epoch_loss}
+
     task = progress.add_task(f"pre-train {branch} ({spec.pretrainer})", total=spec.pretrain_epochs * len(loader),
                              info="") if progress else None
-    for epoch in range(1, spec.pretrain_epochs + 1):
-        monitor.reset()
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        for batch, (view1, view2, *label) in enumerate(loader, start=1):
+    for epoch in range(first, spec.pretrain_epochs + 1):
+        skip = resume["batch"] if resume is not None and epoch == first else 0
+        if resume is not None and epoch == first:
+            generator.set_state(resume["epoch_generator"])
+            if skip:
+                monitor.load(resume["monitor"])
+            else:
+                monitor.reset()
+                restore_rng(resume["rng"])
+        else:
+            monitor.reset()
+        epoch_generator = generator.get_state()
+        loader.batch_sampler.skip = skip
+        if hasattr(loader.batch_sampler.batches.sampler, "set_epoch"):
+            loader.batch_sampler.batches.sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        iterator = iter(loader)
+        if skip:
+            restore_rng(resume["rng"])
+        for batch, (view1, view2, *label) in enumerate(iterator, start=skip + 1):
             pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor,
                           (epoch, batch), channels_last)
             if progress is not None:
                 info = f"epoch {epoch} loss {monitor.sums['loss'] / monitor.count:.4f}" if monitor.count else f"epoch {epoch}"
                 progress.update(task, advance=1, info=info)
+            if checkpointer is not None and checkpointer.stop.requested(batch, device):
+                seconds += time.perf_counter() - started
+                checkpointer.save(state(epoch - 1, batch, epoch_generator))
+                raise interrupted(f"pre-training the {branch} branch", epoch, batch)
         scheduler.step()
         epoch_loss = monitor.means().get("loss", float("nan"))
+        seconds += time.perf_counter() - started
+        if checkpointer is not None:
+            checkpointer.save(state(epoch, 0, generator.get_state()))
+            if checkpointer.stop.requested(0, device):
+                raise interrupted(f"pre-training the {branch} branch", epoch)
     metadata = {"backbone": spec.backbone, "branch": branch, "pretrainer": spec.pretrainer,
                 "pretrain_data": spec.pretrain_data, "pretrain_from": spec.pretrain_from,
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
     if distributed.is_main():
         save_weights(out_path, backbone, metadata=metadata)
-    return {"loss": epoch_loss, "seconds": time.perf_counter() - started, "images": len(dataset)}
+    return {"loss": epoch_loss, "seconds": seconds, "images": len(dataset)}
 
 
 def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device: torch.device) -> DataLoader:
-    """Shuffled batches of the global batch size; under ``torchrun`` each rank's share of it."""
+    """Shuffled batches of the global batch size (each rank's share under ``torchrun``), resumable mid-epoch.
+
+    The batches come from a :class:`SkipBatches` around a ``BatchSampler``,
+    which a resumed epoch tells to leave out the batches already done; with
+    the generator also given to the DataLoader, the random draws are those of
+    ``DataLoader(shuffle=True, generator=generator)``.
+    """
     pin = device.type == "cuda"
     if not distributed.active():
-        return DataLoader(dataset, batch_size=spec.pretrain_batch_size, shuffle=True, drop_last=True,
-                          generator=generator, num_workers=spec.workers, pin_memory=pin)
+        order = RandomSampler(dataset, generator=generator)
+        batches = SkipBatches(BatchSampler(order, spec.pretrain_batch_size, drop_last=True))
+        return DataLoader(dataset, batch_sampler=batches, generator=generator, num_workers=spec.workers,
+                          pin_memory=pin)
     world = distributed.world_size()
     if spec.pretrain_batch_size % world:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} does not divide among {world} processes; "
                         f"use a multiple of {world}")
-    sampler = DistributedSampler(dataset, world, distributed.rank(), shuffle=True, seed=spec.seed, drop_last=True)
-    return DataLoader(dataset, batch_size=spec.pretrain_batch_size // world, sampler=sampler, drop_last=True,
-                      num_workers=spec.workers, pin_memory=pin)
+    order = DistributedSampler(dataset, world, distributed.rank(), shuffle=True, seed=spec.seed, drop_last=True)
+    batches = SkipBatches(BatchSampler(order, spec.pretrain_batch_size // world, drop_last=True))
+    return DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers, pin_memory=pin)
 
 
 def pretrain_step(pretrainer: nn.Module, optimizer: torch.optim.Optimizer, params: list[nn.Parameter],

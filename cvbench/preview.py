@@ -50,17 +50,15 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
     A tile that no query points at gets a row of its own with an empty
     ``ground`` cell, so the ``pairs`` dataset reads back the whole gallery.
     """
-    from PIL import Image
-
     out = Path(out)
     rows = []
     for subset, pairs in subsets.items():
         (out / subset / "ground").mkdir(parents=True, exist_ok=True)
         (out / subset / "aerial").mkdir(parents=True, exist_ok=True)
         for tile in range(pairs.num_references):
-            Image.fromarray(pairs.aerial[tile]).save(out / subset / "aerial" / f"{tile:06d}.png")
+            _save_png(pairs.aerial[tile], out / subset / "aerial" / f"{tile:06d}.png")
         for query in range(pairs.num_queries):
-            Image.fromarray(pairs.ground[query]).save(out / subset / "ground" / f"{query:06d}.png")
+            _save_png(pairs.ground[query], out / subset / "ground" / f"{query:06d}.png")
             meta = pairs.ground_meta.iloc[query] if len(pairs.ground_meta) else {}
             rows.append({
                 "ground": f"{subset}/ground/{query:06d}.png",
@@ -79,3 +77,11 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
     with atomic_path(index) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     return index
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    """One image as PNG, atomically (an interrupted export never leaves a truncated file)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")

@@ -57,16 +57,23 @@ class RunRecorder:
     the ranks other than 0 of a multi-process run hold one.
     """
 
-    def __init__(self, run_dir: Path, spec: RunSpec, stage: str, write: bool = True) -> None:
+    def __init__(self, run_dir: Path, spec: RunSpec, stage: str, write: bool = True,
+                 resumed: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> None:
         self.dir = Path(run_dir)
         self.spec = spec
         self.stage = stage
         self.write = write
         self.rows: list[dict[str, Any]] = []
         self.started = _dt.datetime.now(_dt.timezone.utc)
-        if write:
+        if resumed is not None:  # the run's own start time and epochs; metrics.csv is rewritten to those rows
+            record, rows = resumed
+            self.started = _dt.datetime.fromisoformat(record.get("started", self.started.isoformat()))
+            self.rows = [dict(row) for row in rows]
+        elif write:
             (self.dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             write_json(self.dir / SPEC, spec.to_dict())
+        if resumed is not None and write and self.rows:
+            self._write_rows()
         self.write_result(status="running")
 
     def checkpoint(self, name: str) -> Path:
@@ -79,12 +86,20 @@ class RunRecorder:
             save_weights(path, module, metadata=metadata)
         return path
 
+    def discard(self, name: str) -> None:
+        """Remove ``checkpoints/<name>`` if it exists."""
+        if self.write:
+            self.checkpoint(name).unlink(missing_ok=True)
+
     def log_epoch(self, row: dict[str, Any]) -> None:
         """Append one epoch's metrics and rewrite ``metrics.csv`` atomically."""
         self.rows.append(row)
         if self.write:
-            with atomic_path(self.dir / METRICS) as tmp:
-                pd.DataFrame(self.rows).to_csv(tmp, index=False)
+            self._write_rows()
+
+    def _write_rows(self) -> None:
+        with atomic_path(self.dir / METRICS) as tmp:
+            pd.DataFrame(self.rows).to_csv(tmp, index=False)
 
     def write_result(self, status: str, **fields: Any) -> dict[str, Any]:
         """Replace ``result.json`` with the record so far."""

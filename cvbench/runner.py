@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -26,14 +27,16 @@ from . import distributed
 from .device import describe, prepare_module, seed_everything, select_device, use_channels_last
 from .errors import CvbenchError, SpecError
 from .evaluate import Evaluation, evaluate
+from .finetune import STAGE as FINETUNE_STAGE
 from .finetune import Objective, finetune
 from .imagecheck import drop_unreadable, image_paths
 from .loaders import readers
 from .model import Branch, TwoBranchNet
 from .pretrain import pretrain_backbone
 from .progress import log, make_progress
-from .records import CHECKPOINTS, SPEC, RunRecorder, new_run_dir
+from .records import CHECKPOINTS, RESULT, SPEC, RunRecorder, new_run_dir
 from .registry import create, get_registry
+from .trainstate import STATE, Checkpointer, RunInterrupted, load_state
 from .spec import (AUTO_SIZE, BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, branch_init, parse_size, pretrains,
                    resolve, start_checkpoint, validate)
 
@@ -182,47 +185,98 @@ def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage
         return _run(spec, device, runs_dir, quiet or not distributed.is_main(), stage, finetune_stage)
 
 
+def resume_run(run_dir: str | Path, quiet: bool = False, device_name: str | None = None,
+               workers: int | None = None) -> Path:
+    """Continue an interrupted run in its own folder from ``checkpoints/state.pt``.
+
+    The spec comes from the run folder; only the device and the number of
+    loader workers may change (the numbers then may differ from an
+    uninterrupted run's). A finished run is refused.
+    """
+    run_dir = Path(run_dir)
+    try:
+        record = json.loads((run_dir / RESULT).read_text(encoding="utf-8"))
+        spec = RunSpec.from_dict(json.loads((run_dir / SPEC).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise CvbenchError(f"{run_dir} is not a cvbench run folder that can be resumed ({exc})") from None
+    if record.get("status") == "finished":
+        raise CvbenchError(f"{run_dir} already finished; there is nothing to resume")
+    state = load_state(run_dir / CHECKPOINTS / STATE)
+    for leftover in run_dir.rglob(".*.tmp"):  # an atomic write that SIGKILL cut short
+        leftover.unlink(missing_ok=True)
+    if device_name is not None:
+        spec.device = device_name
+    if workers is not None:
+        spec.workers = workers
+    stage = record.get("stage", "run")
+    with distributed.setup(select_device(spec.device)) as device:
+        return _run(spec, device, run_dir.parent, quiet or not distributed.is_main(), stage, stage != "pretrain",
+                    resume=(run_dir, record, state))
+
+
 def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool, stage: str,
-         finetune_stage: bool) -> Path:
+         finetune_stage: bool, resume: tuple[Path, dict[str, Any], dict[str, Any]] | None = None) -> Path:
     generator = seed_everything(spec.seed)
     model = build_model(spec)
     if distributed.active():  # same weights everywhere, different augmentation draws per rank
         seed_everything(spec.seed + 1000 * distributed.rank())
     dataset, split = open_dataset(spec)
     where = f", {distributed.world_size()} processes" if distributed.active() else ""
-    log(f"[bold]cvbench {stage}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
+    verb = f"resuming {resume[0].name} at {_position(resume[2])}" if resume else f"cvbench {stage}"
+    log(f"[bold]{verb}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
         f"pretrainer {spec.pretrainer}, device {describe(device)}{where}", quiet)
     with make_progress(quiet) as progress:
         data = load_data(spec, dataset, split, progress)
     if spec.polar and data.val.semi_positives is not None:
         log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
             "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
-    run_dir = distributed.broadcast_object(new_run_dir(runs_dir, spec, stage) if distributed.is_main() else None)
-    recorder = RunRecorder(run_dir, spec, stage, write=distributed.is_main())
-    started = time.perf_counter()
-    fields: dict[str, Any] = {"split": split, "device": describe(device)}
+    if resume is None:
+        run_dir = distributed.broadcast_object(new_run_dir(runs_dir, spec, stage) if distributed.is_main() else None)
+        recorder = RunRecorder(run_dir, spec, stage, write=distributed.is_main())
+        state = None
+    else:
+        run_dir, record, state = resume
+        recorder = RunRecorder(run_dir, spec, stage, write=distributed.is_main(), resumed=(record, state["rows"]))
+    checkpointer = Checkpointer(recorder.checkpoint(STATE), state, write=distributed.is_main())
+    fields: dict[str, Any] = state["fields"] if state else {"split": split, "pretraining": {}}
+    fields["device"] = describe(device)
     if distributed.active():
         fields["processes"] = distributed.world_size()
+    started = time.perf_counter() - (state["elapsed"] if state else 0.0)
+    extra: dict[str, Any] = {}
+
+    def run_state() -> dict[str, Any]:
+        """The run's part of a saved training state (the loops add their own)."""
+        return {"model": model.state_dict(), "fields": fields, "rows": recorder.rows,
+                "elapsed": time.perf_counter() - started, **extra}
+
     try:
-        with make_progress(quiet) as progress:
+        with make_progress(quiet) as progress, checkpointer.stop.installed():
             parts = [part for b in BRANCHES for part in (model.branch(b).backbone, model.branch(b).head)]
             prepare_module(model, device, use_channels_last(device, spec.channels_last), parts if spec.compile else ())
-            fields["pretraining"] = {}
+            if state is not None:
+                model.load_state_dict(state["model"])
             for branch in BRANCHES:
-                if pretrains(spec, branch):
+                if pretrains(spec, branch) and not checkpointer.stage_done(f"pretrain:{branch}"):
                     images, meta = pretraining_set(spec, data, branch)
                     indices = _limit(len(images), spec.max_train_pairs, np.random.default_rng(spec.seed))
                     fields["pretraining"][branch] = pretrain_backbone(
-                        spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator, progress,
-                        recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices, meta)
-            fields["timings"] = {"pretrain_s": time.perf_counter() - started}
+                        spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator,
+                        progress, recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices, meta,
+                        checkpointer, run_state)
+            fields.setdefault("timings", {"pretrain_s": time.perf_counter() - started})
             if finetune_stage:
-                fields.update(_finetune_and_evaluate(spec, model, data, device, generator, progress, recorder, quiet))
+                fields.update(_finetune_and_evaluate(spec, model, data, device, generator, progress, recorder, quiet,
+                                                     checkpointer, run_state, extra))
                 fields["timings"].update(fields.pop("stage_timings"))
         fields["timings"]["total_s"] = time.perf_counter() - started
         record = recorder.write_result("finished", **fields)
-    except KeyboardInterrupt:
-        recorder.write_result("interrupted", **fields)
+        recorder.discard(STATE)  # a finished run is never resumed
+    except KeyboardInterrupt as exc:
+        command = f"cvbench {stage} --resume {run_dir}"
+        recorder.write_result("interrupted", resume=command, **fields)
+        if isinstance(exc, RunInterrupted):
+            raise RunInterrupted(f"{exc}; continue with: {command}") from None
         raise
     except Exception as exc:
         recorder.write_result("failed", error=f"{type(exc).__name__}: {exc}", **fields)
@@ -233,23 +287,38 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
     return run_dir
 
 
+def _position(state: dict[str, Any]) -> str:
+    where = f"{state['stage']} epoch {state['epoch'] + 1}"
+    return where + (f" batch {state['batch'] + 1}" if state["batch"] else "")
+
+
 def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device,
-                           generator: torch.Generator, progress, recorder: RunRecorder, quiet: bool) -> dict[str, Any]:
+                           generator: torch.Generator, progress, recorder: RunRecorder, quiet: bool,
+                           checkpointer: Checkpointer, run_state: Callable[[], dict[str, Any]],
+                           extra: dict[str, Any]) -> dict[str, Any]:
+    """Fine-tune with an evaluation before and every ``eval_every`` epochs; the record's metrics.
+
+    ``extra`` carries what a resumed run needs of the evaluations (their
+    numbers and time); it is part of every saved training state.
+    """
     objective = Objective.from_spec(spec)
     augment = None
     if spec.finetune_aug != NO_AUGMENTATION:
         augment = create("augmentation", spec.finetune_aug, tuple(spec.ground_size), tuple(spec.aerial_size),
                          **spec.finetune_aug_options)
-    evaluations: dict[int, Evaluation] = {}
-    eval_seconds = [0.0]
+    resuming = checkpointer.resumes(FINETUNE_STAGE)
+    saved = checkpointer.resumed if resuming else {}
+    evaluations: dict[int, dict[str, Any]] = {int(k): v for k, v in saved.get("evaluations", {}).items()}
+    extra.update(evaluations=evaluations, eval_seconds=saved.get("eval_seconds", 0.0))
 
-    def measure(epoch: int) -> Evaluation:
+    def measure(epoch: int) -> Evaluation | None:
         started = time.perf_counter()
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
                           data.val_queries, progress, spec.seed, spec.workers)
-        eval_seconds[0] += time.perf_counter() - started
+        extra["eval_seconds"] += time.perf_counter() - started
         if result is not None:
-            evaluations[epoch] = result
+            evaluations[epoch] = {"metrics": result.metrics, "uniformity": result.uniformity,
+                                  "num_queries": result.num_queries, "num_references": result.num_references}
         return result
 
     def row(epoch: int, stats: dict[str, float], result: Evaluation | None) -> dict[str, Any]:
@@ -259,9 +328,9 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
             values.update({f"uniformity_{k}": v for k, v in result.uniformity.items()})
         return values
 
-    recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
-    before = measure(0)
-    recorder.log_epoch(row(0, {}, before))
+    if not resuming:
+        recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
+        recorder.log_epoch(row(0, {}, measure(0)))
 
     def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
         result = measure(epoch) if epoch % spec.eval_every == 0 or epoch == spec.epochs else None
@@ -271,17 +340,18 @@ def _finetune_and_evaluate(spec: RunSpec, model: TwoBranchNet, data: Data, devic
                                  f"R@5 {result.metrics['R@5']:.2f}  R@1% {result.metrics['R@1%']:.2f}")
 
     train_seconds = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
-                             augment, on_epoch_end)
+                             augment, on_epoch_end, checkpointer, run_state)
     recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
+    timings = {"stage_timings": {"finetune_s": train_seconds, "eval_s": extra["eval_seconds"]}}
     if not distributed.is_main():
-        return {"stage_timings": {"finetune_s": train_seconds, "eval_s": eval_seconds[0]}}
+        return timings
     final = evaluations[max(evaluations)]
     return {
-        "metrics": final.metrics,
-        "num_queries": final.num_queries,
-        "num_references": final.num_references,
-        "uniformity": {"before": before.uniformity, "after": final.uniformity},
-        "stage_timings": {"finetune_s": train_seconds, "eval_s": eval_seconds[0]},
+        "metrics": final["metrics"],
+        "num_queries": final["num_queries"],
+        "num_references": final["num_references"],
+        "uniformity": {"before": evaluations[0]["uniformity"], "after": final["uniformity"]},
+        **timings,
     }
 
 
@@ -292,12 +362,19 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
-                 device_name: str | None = None, predictions: int = 0) -> dict[str, Any]:
+                 device_name: str | None = None, predictions: int = 0, index: str = "exact",
+                 index_options: dict | None = None) -> dict[str, Any]:
     """Re-evaluate a finished run's model on the val subset of its split (or ``split``).
 
     With ``predictions=k``, also writes ``predictions_<split>.csv``: each query's
     true tile and its k best references with their cosine scores (faiss top-k).
+    ``index="hnsw"`` or ``"ivf"`` (options in ``index_options``) replaces the exact
+    metrics by :func:`cvbench.retrieval.approximate_recall` and adds its "index"
+    report; the exact ranking is then skipped (see docs/metrics.md).
     """
+    from .retrieval import IndexSpec, approximate_recall
+
+    approximate = IndexSpec(index, index_options or {})  # bad options fail before the embedding
     run_dir = Path(run_dir)
     spec, model = load_run_model(run_dir)
     if device_name:
@@ -311,9 +388,13 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
         data = load_data(spec, dataset, split, progress)
         model.to(device)
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size,
-                          data.val_queries, progress, spec.seed, spec.workers)
+                          data.val_queries, progress, spec.seed, spec.workers,
+                          exact_recall=approximate.kind == "exact")
     summary = {"run": run_dir.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
                "num_queries": result.num_queries, "num_references": result.num_references}
+    if approximate.kind != "exact":
+        summary.update(approximate_recall(result.ground, result.aerial, data.val.positives[data.val_queries],
+                                          index=approximate, seed=spec.seed))
     if predictions:
         summary["predictions"] = str(write_predictions(run_dir / f"predictions_{split}.csv", result, data, predictions))
     return summary

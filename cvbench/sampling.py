@@ -77,6 +77,10 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
         """The exact number of batches of the coming epoch (drawn now, then served by ``__iter__``)."""
         return len(self.planned())
 
+    def discard_plan(self) -> None:
+        """Forget a drawn but unserved epoch (a resumed run resets the generator and draws it again)."""
+        self._planned = None
+
     def planned(self) -> list[list[int]]:
         """The coming epoch's batches, drawn now if not yet drawn; ``__iter__`` then serves these."""
         if self._planned is None:
@@ -106,3 +110,24 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(shard_batches(self.sampler.planned()))
+
+
+class SkipBatches(Sampler[list[int]]):
+    """A batch sampler whose next epoch leaves out its first ``skip`` batches: the ones a resumed run had done.
+
+    The skipped batches are drawn (the data order stays that of the
+    uninterrupted run) but never loaded.
+    """
+
+    def __init__(self, batches: Sampler[list[int]]) -> None:
+        self.batches = batches
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        for number, batch in enumerate(self.batches):
+            if number >= skip:
+                yield batch
+
+    def __len__(self) -> int:
+        return max(len(self.batches) - self.skip, 0)

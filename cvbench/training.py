@@ -62,6 +62,16 @@ class LossMonitor:
         self.flush()
         return {name: total / max(self.count, 1) for name, total in self.sums.items()}
 
+    def state(self) -> dict[str, object]:
+        """The epoch's sums so far (flushing first), to save with a mid-epoch checkpoint."""
+        self.flush()
+        return {"sums": dict(self.sums), "count": self.count, "names": list(self.names)}
+
+    def load(self, state: dict[str, object]) -> None:
+        """Continue an epoch from :meth:`state`."""
+        self.pending.clear()
+        self.sums, self.count, self.names = dict(state["sums"]), int(state["count"]), list(state["names"])
+
     def reset(self) -> None:
         """Start a new epoch's sums (flushing what is pending first)."""
         self.flush()

@@ -108,6 +108,39 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
     assert record["status"] == "failed" and "epoch 1, batch 1" in record["error"]
 
 
+class LateNaNLoss(torch.nn.Module):
+    """Finite for the first ``good`` calls, then NaN."""
+
+    def __init__(self, good: int = 0) -> None:
+        super().__init__()
+        self.good, self.calls = good, 0
+
+    def forward(self, z_ground, z_aerial):
+        self.calls += 1
+        value = (z_ground - z_aerial).pow(2).sum()
+        return value * float("nan") if self.calls > self.good else value
+
+
+class LateNaNPlugin:
+    @hookimpl
+    def register_losses(self, register):
+        register("late_nan", LateNaNLoss)
+
+
+def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch_state(toy, tmp_path):
+    from cvbench.trainstate import STATE, load_state
+
+    toy.add(LateNaNPlugin(), source="nan-tests")
+    spec = RunSpec(**{**FAST, "epochs": 3, "loss": [("late_nan", 1.0)], "loss_options": {"late_nan": {"good": 6}}})
+    with pytest.raises(TrainingDivergedError, match="epoch 2, batch 1"):  # 6 batches of 8 per epoch
+        run(spec, tmp_path, quiet=True)
+    (run_dir,) = tmp_path.iterdir()
+    state = load_state(run_dir / "checkpoints" / STATE)
+    assert (state["stage"], state["epoch"], state["batch"]) == ("finetune", 1, 0)
+    assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
+    assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == [0, 1]
+
+
 @pytest.mark.parametrize("options", [
     {"pretrainer": "mocov2", "pretrain_options": {"queue_size": 64}},
     {"pretrainer": "byol"},

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import inspect
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
+from rich.text import Text
 
 from ..errors import SpecError
-from ..runner import evaluate_run, run
+from ..progress import STDERR
+from ..runner import evaluate_run, resume_run, run
+from ..spec import RunSpec
 from .spec_options import spec_from_cli, split_values, with_spec_options
 
 P = inspect.Parameter
@@ -19,7 +23,36 @@ COMMON = [
       annotation=Path),
     P("quiet", P.KEYWORD_ONLY, default=typer.Option(False, "--quiet", "-q", help="No progress bars (for scripts)."),
       annotation=bool),
+    P("resume", P.KEYWORD_ONLY, default=typer.Option(
+        None, help="Continue an interrupted run in its folder, with its own options (only --device and --workers "
+                   "may change)."), annotation=Optional[Path]),
 ]
+RESUMABLE = {"device", "workers"}
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C or SIGTERM: say where the run stopped and how to resume it, and exit 130 as a shell would."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        STDERR.print(Text("interrupted", style="yellow") + (Text(f": {exc}") if str(exc) else Text("")), soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def _resume(options: dict, rest: dict) -> bool:
+    """Continue ``--resume RUN_DIR`` if given (refusing other run options); False when not resuming."""
+    if rest["resume"] is None:
+        return False
+    spec, default = spec_from_cli(options).to_dict(), RunSpec().to_dict()
+    changed = sorted(name for name, value in spec.items()
+                     if name not in RESUMABLE and value != default[name] and value not in (None, {}, []))
+    if changed:
+        raise SpecError(f"--resume continues a run with the options it was started with; drop "
+                        f"{', '.join('--' + name.replace('_', '-') for name in changed)}")
+    resume_run(rest["resume"], rest["quiet"], options.get("device") if options.get("device") != "auto" else None,
+               options.get("workers") or None)
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -28,26 +61,33 @@ def register(app: typer.Typer) -> None:
     def run_command(**values) -> None:
         """Pre-train (optional), fine-tune and evaluate; writes one run folder with result.json."""
         options, rest = split_values(values)
-        run(spec_from_cli(options), rest["runs_dir"], rest["quiet"])
+        with _interruptible():
+            if not _resume(options, rest):
+                run(spec_from_cli(options), rest["runs_dir"], rest["quiet"])
 
     @app.command("pretrain")
     @with_spec_options(COMMON)
     def pretrain_command(**values) -> None:
         """Only pre-train: saves checkpoints/pretrained_<branch>.safetensors for `train --aerial-init`."""
         options, rest = split_values(values)
-        run(spec_from_cli(options), rest["runs_dir"], rest["quiet"], stage="pretrain", finetune_stage=False)
+        with _interruptible():
+            if not _resume(options, rest):
+                run(spec_from_cli(options), rest["runs_dir"], rest["quiet"], stage="pretrain", finetune_stage=False)
 
     @app.command("train")
     @with_spec_options(COMMON)
     def train_command(**values) -> None:
         """Fine-tune and evaluate without pre-training (branches from --ground-init / --aerial-init)."""
         options, rest = split_values(values)
-        spec = spec_from_cli(options)
-        if spec.pretrainer not in (None, "none"):
-            raise SpecError("`cvbench train` does not pre-train; use `cvbench run`, or pass a checkpoint "
-                            "from `cvbench pretrain` with --ground-init / --aerial-init")
-        spec.pretrainer = "none"
-        run(spec, rest["runs_dir"], rest["quiet"], stage="train")
+        with _interruptible():
+            if _resume(options, rest):
+                return
+            spec = spec_from_cli(options)
+            if spec.pretrainer not in (None, "none"):
+                raise SpecError("`cvbench train` does not pre-train; use `cvbench run`, or pass a checkpoint "
+                                "from `cvbench pretrain` with --ground-init / --aerial-init")
+            spec.pretrainer = "none"
+            run(spec, rest["runs_dir"], rest["quiet"], stage="train")
 
     @app.command("eval")
     def eval_command(
@@ -55,8 +95,22 @@ def register(app: typer.Typer) -> None:
         split: Optional[str] = typer.Option(None, help="Evaluate on this split's val subset instead."),
         device: Optional[str] = typer.Option(None, help="Device (default: the run's)."),
         predictions: int = typer.Option(0, help="Also write each query's top-K references to predictions_<split>.csv."),
+        index: str = typer.Option(
+            "exact", help="exact, or an approximate faiss index for city-scale galleries: hnsw or ivf "
+            "(its metrics replace the exact ones; the JSON gains an \"index\" report, see docs/metrics.md)."),
+        index_option: Optional[list[str]] = typer.Option(
+            None, "--index-option", metavar="KEY=VALUE",
+            help="An index option, repeatable: hnsw neighbors, ef_construction, ef_search; ivf nlist, nprobe."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Evaluate a finished run's model again and print the metrics as JSON."""
-        result = evaluate_run(run_dir, split=split, quiet=quiet, device_name=device, predictions=predictions)
+        from ..retrieval import IndexSpec, parse_index_options
+
+        try:
+            options = parse_index_options(index_option or [])
+            IndexSpec(index, options)  # a bad kind or option is a usage error, found before any work
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        result = evaluate_run(run_dir, split=split, quiet=quiet, device_name=device, predictions=predictions,
+                              index=index, index_options=options)
         typer.echo(json.dumps(result, indent=2))
