@@ -47,24 +47,34 @@ def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> di
         tensors = load_file(str(path))
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc} (expected a .safetensors file written by cvbench)") from None
+    check_fit(module, tensors, f"checkpoint {path}", what, read_metadata(path))
+    with torch.no_grad():
+        module.load_state_dict(tensors, strict=True)
+    return read_metadata(path)
+
+
+def check_fit(module: nn.Module, tensors: dict[str, torch.Tensor], source: str, what: str,
+              metadata: dict[str, Any] | None = None) -> None:
+    """Raise :class:`CheckpointError` unless ``tensors`` has exactly ``module``'s keys and shapes.
+
+    The message lists every missing key, unexpected key and shape mismatch,
+    and the spec the weights were made with when ``metadata`` holds one.
+    """
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     misshapen = [f"{key}: checkpoint {tuple(tensors[key].shape)} vs {what} {tuple(expected[key].shape)}"
                  for key in sorted(set(expected) & set(tensors)) if tensors[key].shape != expected[key].shape]
-    if missing or unexpected or misshapen:
-        metadata = read_metadata(path)
-        made_with = metadata.get("spec") or metadata.get("backbone")
-        lines = [f"checkpoint {path} does not fit the {what}"]
-        if made_with:
-            lines.append(f"  it was made with: {json.dumps(made_with)[:300]}")
-        lines += [f"  missing: {k}" for k in missing[:20]] + ([f"  ... and {len(missing) - 20} more missing"] if len(missing) > 20 else [])
-        lines += [f"  unexpected: {k}" for k in unexpected[:20]] + ([f"  ... and {len(unexpected) - 20} more unexpected"] if len(unexpected) > 20 else [])
-        lines += [f"  shape: {m}" for m in misshapen[:20]]
-        raise CheckpointError("\n".join(lines))
-    with torch.no_grad():
-        module.load_state_dict(tensors, strict=True)
-    return read_metadata(path)
+    if not (missing or unexpected or misshapen):
+        return
+    made_with = (metadata or {}).get("spec") or (metadata or {}).get("backbone")
+    lines = [f"{source} does not fit the {what}"]
+    if made_with:
+        lines.append(f"  it was made with: {json.dumps(made_with)[:300]}")
+    lines += [f"  missing: {k}" for k in missing[:20]] + ([f"  ... and {len(missing) - 20} more missing"] if len(missing) > 20 else [])
+    lines += [f"  unexpected: {k}" for k in unexpected[:20]] + ([f"  ... and {len(unexpected) - 20} more unexpected"] if len(unexpected) > 20 else [])
+    lines += [f"  shape: {m}" for m in misshapen[:20]]
+    raise CheckpointError("\n".join(lines))
 
 
 def _existing(path: str | Path) -> Path:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from .checkpoint import load_weights, read_metadata
+from .checkpoint import check_fit, load_weights, read_metadata
 from .backbone import create_backbone
 from .data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
 from . import distributed
@@ -242,12 +242,12 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
     fields["device"] = describe(device)
     if distributed.active():
         fields["processes"] = distributed.world_size()
-    started = time.perf_counter() - (state["elapsed"] if state else 0.0)
+    started = time.perf_counter() - (state.get("elapsed", 0.0) if state else 0.0)
     extra: dict[str, Any] = {}
 
     def run_state() -> dict[str, Any]:
         """The run's part of a saved training state (the loops add their own)."""
-        return {"model": model.state_dict(), "fields": fields, "rows": recorder.rows,
+        return {"spec": spec.to_dict(), "model": model.state_dict(), "fields": fields, "rows": recorder.rows,
                 "elapsed": time.perf_counter() - started, **extra}
 
     try:
@@ -255,6 +255,8 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
             parts = [part for b in BRANCHES for part in (model.branch(b).backbone, model.branch(b).head)]
             prepare_module(model, device, use_channels_last(device, spec.channels_last), parts if spec.compile else ())
             if state is not None:
+                check_fit(model, state["model"], f"the saved training state of {run_dir.name}", "two-branch model",
+                          {"spec": state.get("spec")})
                 model.load_state_dict(state["model"])
             for branch in BRANCHES:
                 if pretrains(spec, branch) and not checkpointer.stage_done(f"pretrain:{branch}"):

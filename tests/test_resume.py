@@ -165,3 +165,15 @@ def test_resume_refuses_finished_runs_new_options_and_folders_without_state(unin
     torch.save({"version": 99, "stage": "finetune"}, empty / "checkpoints" / STATE)
     with pytest.raises(CvbenchError, match="not a cvbench training state of version 1"):
         runner.resume_run(empty, quiet=True)
+
+
+def test_a_state_that_does_not_fit_the_run_names_the_offending_keys(tmp_path):
+    spec = RunSpec(preset="smoke", epochs=1, device="cpu")
+    run_dir = runner.run(spec, tmp_path, quiet=True)
+    record = json.loads((run_dir / "result.json").read_text())
+    (run_dir / "result.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    model = runner.build_model(runner.resolve_spec(RunSpec(preset="smoke", dim=512)))
+    torch.save({"version": 1, "stage": "finetune", "epoch": 0, "batch": 0, "spec": {"dim": 512},
+                "model": model.state_dict(), "fields": {}, "rows": []}, run_dir / "checkpoints" / STATE)
+    with pytest.raises(CvbenchError, match=r"(?s)does not fit the two-branch model.*made with.*512.*shape: "):
+        runner.resume_run(run_dir, quiet=True)
