@@ -31,7 +31,7 @@ from .model import TwoBranchNet
 from .registry import create
 from .sampling import ConflictFreeBatchSampler, ShardedBatchSampler, SkipBatches, tiles_per_query
 from .spec import RunSpec
-from .trainstate import Checkpointer, interrupted, restore_rng, rng_state
+from .trainstate import Checkpointer, begin_epoch, interrupted, restore_rng, rng_state
 from .training import LossMonitor, step, trainable
 
 
@@ -164,18 +164,9 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     task = progress.add_task("fine-tune", total=spec.epochs * len(loader), info="") if progress else None
     done = 0
     for epoch in range(first, spec.epochs + 1):
-        skip = resume["batch"] if resume is not None and epoch == first else 0
+        skip = begin_epoch(resume, epoch, first, generator, monitor)
         if resume is not None and epoch == first:
-            generator.set_state(resume["epoch_generator"])
-            sampler.discard_plan()
-            if skip:
-                monitor.load(resume["monitor"])
-            else:
-                monitor.reset()
-            if not skip:  # saved at an epoch's end, before the next epoch drew anything
-                restore_rng(resume["rng"])
-        else:
-            monitor.reset()
+            sampler.discard_plan()  # drawn (for the progress total) before the generator was reset
         epoch_generator = generator.get_state()
         batches.skip = skip
         if progress is not None:  # conflict-free batching makes each epoch's count exact only once drawn

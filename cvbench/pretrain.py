@@ -34,7 +34,7 @@ from .loaders import Reader, TwoViews, normalize
 from .registry import create, get_registry
 from .spec import RunSpec
 from .sampling import SkipBatches
-from .trainstate import Checkpointer, interrupted, restore_rng, rng_state
+from .trainstate import Checkpointer, begin_epoch, interrupted, restore_rng, rng_state
 from .training import LossMonitor, step, trainable
 
 
@@ -95,16 +95,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     task = progress.add_task(f"pre-train {branch} ({spec.pretrainer})", total=spec.pretrain_epochs * len(loader),
                              info="") if progress else None
     for epoch in range(first, spec.pretrain_epochs + 1):
-        skip = resume["batch"] if resume is not None and epoch == first else 0
-        if resume is not None and epoch == first:
-            generator.set_state(resume["epoch_generator"])
-            if skip:
-                monitor.load(resume["monitor"])
-            else:
-                monitor.reset()
-                restore_rng(resume["rng"])
-        else:
-            monitor.reset()
+        skip = begin_epoch(resume, epoch, first, generator, monitor)
         epoch_generator = generator.get_state()
         loader.batch_sampler.skip = skip
         if hasattr(loader.batch_sampler.batches.sampler, "set_epoch"):

@@ -162,6 +162,30 @@ class Checkpointer:
             torch.save({"version": STATE_VERSION, **state}, tmp)
 
 
+def begin_epoch(resume: dict[str, Any] | None, epoch: int, first: int, generator: torch.Generator,
+                monitor: Any) -> int:
+    """Prepare ``epoch``'s data order and loss sums; returns the batches a resumed epoch has already done.
+
+    The first epoch of a resumed stage gets back the generator state the
+    epoch started with (so it draws the same batches) and, when it stopped
+    mid-epoch, its loss sums. A state saved at an epoch's end also restores
+    the RNG here, before the epoch draws anything; a mid-epoch one is restored
+    by the caller once the epoch's loader exists (:func:`restore_rng`), as the
+    loader's creation draws from it.
+    """
+    if resume is None or epoch != first:
+        monitor.reset()
+        return 0
+    generator.set_state(resume["epoch_generator"])
+    skip = int(resume["batch"])
+    if skip:
+        monitor.load(resume["monitor"])
+    else:
+        monitor.reset()
+        restore_rng(resume["rng"])
+    return skip
+
+
 def interrupted(stage: str, epoch: int, batch: int | None = None) -> RunInterrupted:
     """The exception a loop raises after saving its state on a stop request (``batch`` None: at the epoch's end)."""
     where = f"epoch {epoch}, batch {batch}" if batch is not None else f"the end of epoch {epoch}"

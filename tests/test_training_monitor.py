@@ -45,3 +45,12 @@ def test_channels_last_is_on_for_cuda_only_unless_forced():
     batch = to_device(torch.rand(2, 3, 5, 5), torch.device("cpu"), channels_last=True)
     assert batch.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(conv(batch), torch.nn.functional.conv2d(batch.contiguous(), conv.weight, conv.bias))
+
+
+def test_grad_clip_bounds_the_update_and_keeps_its_direction():
+    from cvbench.training import step
+
+    weight = torch.nn.Parameter(torch.tensor([3.0, -4.0]))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    step(optimizer, (weight ** 2).sum() / 2, [weight], grad_clip=1.0)  # gradient (3, -4), norm 5
+    torch.testing.assert_close(weight.detach(), torch.tensor([3.0 - 0.6, -4.0 + 0.8]))
