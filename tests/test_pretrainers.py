@@ -315,6 +315,17 @@ def test_byol_target_follows_the_cosine_schedule() -> None:
             assert torch.allclose(p, rate * old + (1 - rate) * new)
 
 
+def test_byol_schedule_continues_from_a_loaded_state() -> None:
+    model = BYOL(tiny_backbone(), 8, momentum=0.5, total_steps=4, **SMALL[BYOL])
+    for _ in range(2):
+        model.current_momentum()
+        model.after_step()
+    again = BYOL(tiny_backbone(), 8, momentum=0.5, total_steps=4, **SMALL[BYOL])
+    assert again.current_momentum() == 0.5  # k = 0 before loading
+    again.load_state_dict(model.state_dict())
+    assert int(again.step) == 2 and again.current_momentum() == pytest.approx(0.75)
+
+
 def test_byol_without_total_steps_keeps_the_base_rate() -> None:
     model = BYOL(tiny_backbone(), 8, **SMALL[BYOL])
     for _ in range(3):

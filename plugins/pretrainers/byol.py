@@ -81,6 +81,7 @@ class BYOL(nn.Module):
         self.target_backbone = momentum_copy(backbone)
         self.target_projector = momentum_copy(self.projector)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._host_step: int | None = None  # a host copy of `step`: reading the buffer each step would stall a GPU
 
     def _online(self, view: torch.Tensor) -> torch.Tensor:
         return self.predictor(self.projector(self.backbone(view)))
@@ -97,7 +98,15 @@ class BYOL(nn.Module):
 
     def current_momentum(self) -> float:
         """The rate tau_k the next ``after_step`` will use."""
-        return cosine_momentum(int(self.step), self.total_steps, self.momentum)
+        if self.total_steps <= 0:
+            return self.momentum
+        if self._host_step is None:  # once after construction or loading a state
+            self._host_step = int(self.step)
+        return cosine_momentum(self._host_step, self.total_steps, self.momentum)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_step = None
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -106,6 +115,8 @@ class BYOL(nn.Module):
         ema_update(self.target_backbone, self.backbone, rate)
         ema_update(self.target_projector, self.projector, rate)
         self.step += 1
+        if self._host_step is not None:
+            self._host_step += 1
 
     def augmentations(self, image_size: tuple[int, int]) -> tuple[Transform, Transform]:
         """BYOL's asymmetric pair: view 1 always blurred, never solarised; view 2 blurred p 0.1, solarised p 0.2."""
