@@ -87,7 +87,7 @@ class FileImages:
                 return np.asarray(image)
         except FileNotFoundError:
             raise CvbenchError(f"image file is missing: {path}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise CvbenchError(f"cannot read image {path}: {exc} (expected a readable JPEG or PNG)") from None
 
     def _report_conversion(self, path: Path, mode: str) -> None:

@@ -28,7 +28,7 @@ def check_image(path: Path | str) -> Problem | None:
             image.load()
     except FileNotFoundError:
         return Problem(str(path), "image file is missing")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return Problem(str(path), f"unreadable image: {exc}")
     if mode != "RGB":
         return Problem(str(path), f"image mode {mode}, not RGB: converted to RGB when read", fatal=False)

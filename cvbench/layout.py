@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import DatasetFormatError, DatasetNotFoundError
 
@@ -25,18 +25,35 @@ def require_layout(dataset: str, root: Path | str | None, required: Sequence[str
     if root is None:
         raise DatasetNotFoundError(f"the {dataset} dataset needs --data-root: the folder it was unpacked to.\n"
                                    f"{help_text}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
+    root = expand_root(root, dataset)
+    if not path_is(Path.is_dir, root):
         raise DatasetNotFoundError(f"{dataset} data root {root} is not a folder.\n{help_text}")
-    missing = [str(root / name) for name in required if not (root / name).exists()]
+    missing = [str(root / name) for name in required if not path_is(Path.exists, root / name)]
     if missing:
         listed = "\n".join(f"  missing: {path}" for path in missing)
         raise DatasetNotFoundError(f"{root} does not hold the {dataset} dataset:\n{listed}\n{help_text}")
     return root
 
 
+def expand_root(root: Path | str, dataset: str) -> Path:
+    """``root`` with ``~`` expanded; DatasetNotFoundError when ``~user`` names no user."""
+    try:
+        return Path(root).expanduser()
+    except RuntimeError as exc:  # Path("~nobody").expanduser()
+        raise DatasetNotFoundError(f"{dataset} data root {root}: {exc}") from None
+
+
+def path_is(check: Callable[[Path], bool], path: Path) -> bool:
+    """``check(path)`` (``Path.is_dir``, ``is_file``, ``exists``), False where the system cannot even look
+    the name up (a name too long for it, on Python < 3.14)."""
+    try:
+        return check(path)
+    except OSError:
+        return False
+
+
 def folder_names(folder: Path | str) -> set[str]:
-    """The names in ``folder`` (empty when it does not exist), listed in one call.
+    """The names in ``folder`` (empty when it does not exist or cannot be listed), listed in one call.
 
     Checking a hundred thousand files one ``stat`` at a time is slow on
     network file systems; one listing per folder is not.
@@ -44,7 +61,7 @@ def folder_names(folder: Path | str) -> set[str]:
     try:
         with os.scandir(folder) as entries:
             return {entry.name for entry in entries}
-    except FileNotFoundError:
+    except (OSError, ValueError):  # missing, not a folder, a name too long or holding a NUL: nothing there
         return set()
 
 
@@ -68,15 +85,22 @@ class Listings:
 
 
 def text_lines(path: Path | str) -> Iterator[tuple[int, str]]:
-    """(line number from 1, stripped text) for each non-blank line of a UTF-8 text file."""
+    """(line number from 1, stripped text) for each non-blank line of a UTF-8 text file.
+
+    A UTF-8 byte order mark is skipped and LF, CRLF and CR all end a line;
+    nothing else does (``str.splitlines`` would also split at a form feed or
+    U+2028, and the line numbers would no longer be the file's).
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # newline=None: CRLF and CR arrive as LF
     except FileNotFoundError:
         raise DatasetNotFoundError(f"file is missing: {path}") from None
     except UnicodeDecodeError as exc:
         raise DatasetFormatError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    except OSError as exc:
+        raise DatasetFormatError(f"{path}: cannot be read ({exc.strerror or exc}); expected a UTF-8 text file") from None
+    for number, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
         if line:
             yield number, line

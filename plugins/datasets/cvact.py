@@ -145,7 +145,7 @@ def parse_distance(options: dict[str, Any]) -> float:
     value = options.get("distance", DEFAULT_DISTANCE)
     try:
         distance = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         distance = math.nan
     if not (math.isfinite(distance) and distance > 0):
         raise SpecError(f"{DATASET} option distance={value!r}: expected a positive number of metres "
@@ -191,18 +191,51 @@ def read_act_data(path: Path) -> ActData:
     return ActData(pano_ids, utm, indices) if usable else ActData()
 
 
-def load_mat(path: Path) -> dict[str, Any] | None:
-    """The variables of a MATLAB v5 file, structs as attribute objects and singleton axes squeezed."""
+# Run in a child process: on some corrupt files (a real matrix flagged complex, followed by another
+# variable) scipy's reader crashes the whole interpreter with a segmentation fault.
+_READ_MAT = """\
+import pickle, sys
+try:
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
+    result = ("ok", loadmat(sys.argv[1], squeeze_me=True, struct_as_record=False))
+except NotImplementedError as exc:
+    result = ("v7.3", str(exc))
+except BaseException as exc:
+    result = ("error", f"{type(exc).__name__}: {exc}")
+try:
+    data = pickle.dumps(result)
+except BaseException as exc:
+    data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+sys.stdout.buffer.write(data)
+"""
 
+
+def load_mat(path: Path) -> dict[str, Any] | None:
+    """The variables of a MATLAB v5 file, structs as attribute objects and singleton axes squeezed.
+
+    scipy reads the file in a child process (``_READ_MAT``), so that a file
+    that crashes scipy is reported like any other unreadable file.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-P", "-c", _READ_MAT, str(path)], capture_output=True)
     try:
-        return loadmat(path, squeeze_me=True, struct_as_record=False)
-    except NotImplementedError:  # scipy's answer to a v7.3 (HDF5) file, which needs h5py, not a dependency
+        status, value = pickle.loads(child.stdout) if child.returncode == 0 else ("crash", child.returncode)
+    except Exception as exc:  # noqa: BLE001 - a child that printed no result
+        status, value = "error", f"{type(exc).__name__}: {exc}"
+    if status == "ok":
+        return value
+    if status == "v7.3":  # scipy's answer to a v7.3 (HDF5) file, which needs h5py, not a dependency
         report_problem(path, "is a MATLAB v7.3 (HDF5) file; expected the MATLAB v5 file the CVACT authors "
                              "distribute (re-save it in MATLAB with save(..., '-v7'))")
-    except (MatReadError, ValueError, TypeError, OSError, EOFError) as exc:
-        report_problem(path, f"cannot be read as a MATLAB .mat file ({exc})")
+    elif status == "crash":
+        report_problem(path, f"cannot be read as a MATLAB .mat file: scipy's reader crashed on it (exit status "
+                             f"{value}), so the file is corrupt; expected the MATLAB v5 file the CVACT authors "
+                             "distribute")
+    else:
+        report_problem(path, f"cannot be read as a MATLAB .mat file ({value})")
     return None
 
 

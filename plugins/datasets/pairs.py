@@ -23,7 +23,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import Listings
+from cvbench.layout import Listings, expand_root, path_is
 from cvbench.problems import Problem, report_problem, report_skipped
 
 CSV_NAME = "pairs.csv"
@@ -159,12 +159,13 @@ def find_csv(root: Path | str | None) -> Path:
     if root is None:
         raise DatasetNotFoundError(f"the pairs dataset needs --data-root: a CSV file or a folder holding "
                                    f"{CSV_NAME}.\nExpected:\n{FORMAT}")
-    root = Path(root).expanduser().absolute()
-    if root.is_file():
+    root = expand_root(root, "pairs").absolute()
+    if path_is(Path.is_file, root):
         return root
-    if root.is_dir() and (root / CSV_NAME).is_file():
+    is_dir = path_is(Path.is_dir, root)
+    if is_dir and path_is(Path.is_file, root / CSV_NAME):
         return root / CSV_NAME
-    what = f"folder {root} has no {CSV_NAME}" if root.is_dir() else f"{root} does not exist"
+    what = f"folder {root} has no {CSV_NAME}" if is_dir else f"{root} does not exist"
     raise DatasetNotFoundError(f"pairs data root: {what}.\nExpected:\n{FORMAT}")
 
 
@@ -175,7 +176,7 @@ def parse_options(options: dict[str, Any]) -> tuple[float, int]:
         raise SpecError(f"the pairs dataset has no option {', '.join(unknown)}; it accepts: {', '.join(OPTIONS)}")
     try:
         fraction = float(options.get("val_fraction", OPTIONS["val_fraction"]))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         fraction = math.nan
     if not 0 < fraction < 1:
         raise SpecError(f"--data-option val_fraction={options['val_fraction']!r}: expected a number between 0 and 1 "
@@ -190,9 +191,15 @@ def parse_options(options: dict[str, Any]) -> tuple[float, int]:
 
 
 def read_frame(csv: Path) -> pd.DataFrame | None:
-    """The CSV as strings, blank lines kept so that row i is on line i + 2; None (reported) if it does not parse."""
+    """The CSV as strings, blank lines kept so that row i is on line i + 2; None (reported) if it does not parse.
+
+    The header is read as a row (``header=None``): a row with more fields than
+    the header is then an error naming its line, where pandas would otherwise
+    take the first column for an index and shift every cell silently.
+    """
     try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig")
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig",
+                            header=None)
     except pd.errors.EmptyDataError:
         report_problem(csv, f"the file is empty; expected a header line {HEADER} and one row per pair")
         return None
@@ -204,7 +211,17 @@ def read_frame(csv: Path) -> pd.DataFrame | None:
     except UnicodeDecodeError as exc:
         report_problem(csv, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})")
         return None
-    frame.columns = [str(column).strip().lower() for column in frame.columns]
+    except OSError as exc:
+        report_problem(csv, f"cannot be read ({exc.strerror or exc}); expected a UTF-8 CSV file")
+        return None
+    columns = [str(column).strip().lower() or f"(column {i + 1})" for i, column in enumerate(frame.iloc[0])]
+    twice = sorted({column for column in columns if columns.count(column) > 1})
+    if twice:
+        report_problem(csv, f"the header names column {', '.join(map(repr, twice))} more than once; expected {HEADER}",
+                       line=1)
+        return None
+    frame = frame.iloc[1:].reset_index(drop=True)
+    frame.columns = columns
     return frame
 
 

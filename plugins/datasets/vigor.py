@@ -23,7 +23,7 @@ import pandas as pd
 from cvbench.data import SUBSETS, CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
-from cvbench.layout import Listings, require_layout, text_lines
+from cvbench.layout import Listings, expand_root, path_is, require_layout, text_lines
 from cvbench.problems import Problem, report_problem, report_skipped
 
 CITIES = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
@@ -86,6 +86,7 @@ class Gallery:
     meta: pd.DataFrame
     index: dict[str, int]  # tile name -> gallery index, for the tiles on disk
     missing: dict[str, Path] = field(default_factory=dict)  # listed tiles whose file is missing
+    lists: list[Path] = field(default_factory=list)  # the satellite_list.txt files read
 
 
 class Vigor:
@@ -135,11 +136,11 @@ class Vigor:
         return self._pairs[split, subset]
 
     def _required(self, root: Path | str | None) -> list[str]:
-        base = Path(root).expanduser() if root is not None else Path()
+        base = expand_root(root, "VIGOR") if root is not None else Path()
         required = [f"{city}/{folder}" for city in CITIES for folder in ("panorama", "satellite")]
         for city in CITIES:
             places = self._candidates(city, SATELLITE_LIST)
-            required.append(next((p for p in places if (base / p).is_file()), places[0]))
+            required.append(next((p for p in places if path_is(Path.is_file, base / p)), places[0]))
         return required
 
     def _candidates(self, city: str, stem: str) -> list[str]:
@@ -162,9 +163,10 @@ class Vigor:
         """The tiles of ``cities`` in list order, built once per city set (so same_area's is shared)."""
         if cities in self._galleries:
             return self._galleries[cities]
-        paths, rows, index, missing, problems = [], [], {}, {}, []
+        paths, rows, index, missing, problems, lists = [], [], {}, {}, [], []
         for city in cities:
             list_path = self._split_file(city, SATELLITE_LIST)
+            lists.append(list_path)
             folder = self.root / city / "satellite"
             on_disk = self._listings.names(folder)
             for number, name in text_lines(list_path):
@@ -178,7 +180,7 @@ class Vigor:
         report_skipped(f"VIGOR satellite tiles of {', '.join(cities)} whose image files are missing "
                        "(left out of the gallery)", problems)
         meta = pd.DataFrame(rows, columns=["city", "lat", "lon", "name"])
-        gallery = Gallery(FileImages(paths), meta, index, missing)
+        gallery = Gallery(FileImages(paths), meta, index, missing, lists)
         self._galleries[cities] = gallery
         return gallery
 
@@ -231,17 +233,16 @@ def parse_line(path: Path, number: int, line: str, gallery: Gallery,
         return None
     tiles = fields[1::3]
     values = [f for i, f in enumerate(fields) if i % 3 != 1 and i]
-    try:
-        offsets = [float(v) for v in values]
-    except ValueError:
-        bad = next(v for v in values if not _is_number(v))
-        report_problem(path, f"offset {bad!r} is not a number (expected pixel offsets after each satellite name)",
-                       line=number)
+    bad = next((v for v in values if not _is_number(v)), None)
+    if bad is not None:
+        report_problem(path, f"offset {bad!r} is not a finite number (expected pixel offsets after each satellite "
+                             "name)", line=number)
         return None
+    offsets = [float(v) for v in values]
     unknown = [t for t in tiles if t not in gallery.index and t not in gallery.missing]
     if unknown:
-        report_problem(path, f"satellite {unknown[0]} is not listed in satellite_list.txt of "
-                             f"{', '.join(cities)}", line=number)
+        report_problem(path, f"satellite {unknown[0]} is not listed in {' or '.join(map(str, gallery.lists))} "
+                             f"(the tiles of {', '.join(cities)})", line=number)
         return None
     return fields[0], tiles, offsets
 
@@ -271,11 +272,11 @@ def _location(match: re.Match | None) -> tuple[float, float]:
 
 
 def _is_number(text: str) -> bool:
+    """Whether ``text`` is a finite number (``nan``, ``inf`` and ``1e999`` are not)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 @hookimpl
