@@ -31,6 +31,7 @@ only runs what is missing; a failing run is recorded and the grid goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
@@ -46,7 +47,7 @@ from .leaderboard import start_name
 from .progress import log, make_progress
 from .records import RESULT
 from .runner import resolve_spec, run
-from .spec import NO_AUGMENTATION, NO_PRETRAINER, RunSpec
+from .spec import NO_AUGMENTATION, NO_PRETRAINER, RunSpec, closest
 
 ROW_KEYS = {"name", "mirrors", "reported", "seeds"}
 START_OPTIONS = ("base_init", "pretrain_from", "ground_init", "aerial_init")
@@ -107,28 +108,50 @@ class Job:
 
 
 def load_bench(path: str | Path) -> Bench:
-    """Parse and check a grid file: unknown keys, duplicate names and unknown ``@stage`` references fail."""
+    """Parse and check a grid file: unknown keys, duplicate names and unknown ``@stage`` references fail.
+
+    Every error names the file and the section, row or key at fault (with the
+    closest valid key for a typo); option values of the wrong type are
+    caught here too, while values that do not resolve fail their row only.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CvbenchError(f"benchmark file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise CvbenchError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); expected a TOML "
+                           "benchmark grid") from None
+    except OSError as exc:
+        raise CvbenchError(f"{path}: cannot be read ({exc.strerror or exc}); expected a TOML benchmark grid") from None
     except tomllib.TOMLDecodeError as exc:
         raise CvbenchError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(data) - {"bench", "defaults", "stages", "rows", "findings", "report"})
-    if unknown:
-        raise CvbenchError(f"{path}: unknown section(s) {', '.join(unknown)}; expected bench, defaults, stages, "
-                           "rows, findings, report")
-    head = data.get("bench", {})
+    _known(path, "the file", data, SECTIONS, what="section")
+    head = _table(path, "[bench]", data.get("bench", {}))
+    _known(path, "[bench]", head, BENCH_KEYS)
     seeds = _seeds(head.get("seeds", [0]), f"{path}: [bench] seeds")
-    stages = {str(name): dict(options) for name, options in data.get("stages", {}).items()}
+    defaults = _options(path, "[defaults]", data.get("defaults", {}))
+    stages = {name: _options(path, f"[stages.{name}]", options)
+              for name, options in _table(path, "[stages]", data.get("stages", {})).items()}
     rows = []
-    for number, raw in enumerate(data.get("rows", []), start=1):
+    for number, raw in enumerate(_tables(path, "[[rows]]", data.get("rows", [])), start=1):
         if "name" not in raw:
             raise CvbenchError(f"{path}: row {number} has no name")
+        name = _text(path, f"row {number} name", raw["name"], empty=False)
+        where = f"row {name}"
+        _known(path, where, raw, (*sorted(ROW_KEYS), *RUN_OPTIONS), listed=sorted(ROW_KEYS))
         options = {k: v for k, v in raw.items() if k not in ROW_KEYS}
-        rows.append(Row(str(raw["name"]), options, _seeds(raw.get("seeds", seeds), f"{path}: row {raw['name']} seeds"),
-                        str(raw.get("mirrors", "")), {str(k): float(v) for k, v in raw.get("reported", {}).items()}))
+        _spec({**defaults, **options}, f"{path} {where}")  # names and types; values are checked when it resolves
+        reported = _table(path, f"{where} reported", raw.get("reported", {}))
+        _known(path, f"{where} reported", reported, REPORTED)
+        for metric, value in reported.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise CvbenchError(f"{path}: {where} reported {metric!r} = {value!r}: expected a number")
+        rows.append(Row(name, options, _seeds(raw.get("seeds", seeds), f"{path}: {where} seeds"),
+                        _text(path, f"{where} mirrors", raw.get("mirrors", "")),
+                        {metric: float(value) for metric, value in reported.items()}))
+    for name, options in stages.items():
+        _spec({**defaults, **options}, f"{path} [stages.{name}]")
     names = [row.name for row in rows]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -137,21 +160,71 @@ def load_bench(path: str | Path) -> Bench:
         raise CvbenchError(f"{path}: no [[rows]]")
     for row in rows:
         for option in START_OPTIONS:
-            value = row.options.get(option, data.get("defaults", {}).get(option))
+            value = row.options.get(option, defaults.get(option))
             if isinstance(value, str) and value.startswith("@") and value[1:] not in stages:
                 raise CvbenchError(f"{path}: row {row.name} sets {option} = {value!r} but there is no "
                                    f"[stages.{value[1:]}]; stages: {', '.join(stages) or 'none'}")
     findings = []
-    for raw in data.get("findings", []):
-        finding = Finding(str(raw.get("question", "")), str(raw.get("baseline", "")), str(raw.get("treatment", "")),
-                          str(raw.get("thesis", "")), str(raw.get("note", "")))
+    for number, raw in enumerate(_tables(path, "[[findings]]", data.get("findings", [])), start=1):
+        _known(path, f"finding {number}", raw, FINDING_KEYS)
+        finding = Finding(*(_text(path, f"finding {number} {key}", raw.get(key, "")) for key in FINDING_KEYS))
         if finding.baseline not in names or finding.treatment not in names or finding.thesis not in VERDICTS:
             raise CvbenchError(f"{path}: finding {finding.question!r} needs baseline and treatment row names and "
                                f"thesis = {' or '.join(VERDICTS)}")
         findings.append(finding)
-    compare = [str(name) for name in data.get("report", {}).get("compare", [])]
-    return Bench(path, str(head.get("title", path.stem)), dict(data.get("defaults", {})), stages, rows, findings,
-                 compare)
+    report = _table(path, "[report]", data.get("report", {}))
+    _known(path, "[report]", report, REPORT_KEYS)
+    compare = report.get("compare", [])
+    if not isinstance(compare, list) or any(name not in names for name in compare):
+        raise CvbenchError(f"{path}: [report] compare = {compare!r}: expected a list of row names "
+                           f"({', '.join(names)})")
+    return Bench(path, _text(path, "[bench] title", head.get("title", path.stem)), defaults, stages, rows, findings,
+                 list(compare))
+
+
+SECTIONS = ("bench", "defaults", "stages", "rows", "findings", "report")
+BENCH_KEYS = ("title", "seeds")
+FINDING_KEYS = ("question", "baseline", "treatment", "thesis", "note")
+REPORT_KEYS = ("compare",)
+RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunSpec))
+
+
+def _known(path: Path, where: str, table: dict[str, Any], valid: Sequence[str], what: str = "key",
+           listed: Sequence[str] | None = None) -> None:
+    """Fail naming the first key of ``table`` not in ``valid``, with the closest valid one."""
+    unknown = [key for key in table if key not in valid]
+    if not unknown:
+        return
+    close = closest(unknown[0], list(valid))
+    hint = f"; did you mean {close!r}?" if close else "."
+    options = "an option of `cvbench run` (its name with underscores for dashes)"
+    expected = ", ".join(valid) if listed is None else f"{', '.join(listed)} or {options}" if listed else options
+    raise CvbenchError(f"{path}: {where} has unknown {what} {unknown[0]!r}{hint} Expected {expected}")
+
+
+def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CvbenchError(f"{path}: {where} = {value!r}: expected a table")
+    return value
+
+
+def _tables(path: Path, where: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise CvbenchError(f"{path}: {where} must be an array of tables, each written {where}")
+    return value
+
+
+def _options(path: Path, where: str, value: Any) -> dict[str, Any]:
+    """The run options of a ``[defaults]`` or ``[stages.NAME]`` table, their names checked."""
+    options = dict(_table(path, where, value))
+    _known(path, where, options, RUN_OPTIONS, what="option", listed=[])
+    return options
+
+
+def _text(path: Path, where: str, value: Any, empty: bool = True) -> str:
+    if not isinstance(value, str) or not (empty or value.strip()):
+        raise CvbenchError(f"{path}: {where} = {value!r}: expected {'a' if empty else 'a non-empty'} string")
+    return value
 
 
 def _seeds(value: Any, where: str) -> list[int]:

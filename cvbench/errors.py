@@ -18,6 +18,11 @@ class PluginConflictError(CvbenchError):
     """Two packages registered the same name for the same kind."""
 
 
+class PluginError(CvbenchError):
+    """A plugin's factory raised, or built the wrong kind of object: the message names the plugin, its kind,
+    its package and entry point, and the original error."""
+
+
 class DatasetNotFoundError(CvbenchError, FileNotFoundError):
     """A dataset folder or file is missing; the message says what to download."""
 
@@ -36,3 +41,17 @@ class TrainingDivergedError(CvbenchError, FloatingPointError):
 
 class DatasetFormatError(CvbenchError, ValueError):
     """A dataset file that is there but does not parse: the message names the file and line."""
+
+
+def error_message(exc: BaseException) -> str:
+    """The error's message; for one raised in a DataLoader worker (a corrupt image), without the worker's traceback.
+
+    torch re-raises a worker's exception as ``type(exc)(text)``, the text
+    holding the worker's whole traceback, whose last entry is
+    ``module.Class: message``.
+    """
+    text = str(exc)
+    marker = f"\n{type(exc).__module__}.{type(exc).__qualname__}: "
+    if text.startswith("Caught ") and "Original Traceback" in text and marker in text:
+        return text[text.rindex(marker) + len(marker):].rstrip()
+    return text

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .errors import CvbenchError, PluginConflictError, SpecError, UnknownPluginError
+from .errors import CvbenchError, PluginConflictError, PluginError, SpecError, UnknownPluginError
 
 BUILTIN_DISTRIBUTION = "cvbench"
 DISABLE_ENV = "CVBENCH_DISABLE_PLUGINS"
@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "preset": "register_presets",
 }
 DATA_KINDS = ("preset",)  # registered values are plain data, not factories
+MODULE_KINDS = ("pretrainer", "head", "loss")  # factories that build a torch.nn.Module
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Plugin:
     factory: Callable[..., Any]
     summary: str
     source: str
+    entry_point: str = ""  # "name = module" of the entry point that registered it; "" when added directly
+
+    def origin(self) -> str:
+        """Where the plugin comes from, for messages: its package and entry point."""
+        return f"package {self.source!r}" + (f", entry point {self.entry_point!r}" if self.entry_point else "")
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,12 @@ class Registry:
             source = _distribution(ep)
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must not take the others down
+            except (Exception, SystemExit) as exc:  # a broken plugin must not take the others down
                 self.failures.append(LoadFailure(source, f"{ep.name} = {ep.value}", f"{type(exc).__name__}: {exc}"))
                 continue
-            self.add(module, source=source, name=f"{source}:{ep.name}")
+            self.add(module, source=source, name=f"{source}:{ep.name}", entry_point=f"{ep.name} = {ep.value}")
 
-    def add(self, plugin: object, source: str, name: str | None = None) -> None:
+    def add(self, plugin: object, source: str, name: str | None = None, entry_point: str = "") -> None:
         """Register a plugin object (a module or any object with hook implementations).
 
         A clash with an already registered name raises :class:`PluginConflictError`
@@ -94,7 +100,7 @@ class Registry:
             for kind, hook_name in KINDS.items():
                 for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                     if impl.plugin is plugin:
-                        impl.function(register=_collector(kind, source, staged))
+                        impl.function(register=_collector(kind, source, staged, entry_point))
             seen: dict[tuple[str, str], Plugin] = {}
             for entry in staged:
                 key = (entry.kind, entry.name)
@@ -107,9 +113,9 @@ class Registry:
         except PluginConflictError:
             self.manager.unregister(plugin)
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self.manager.unregister(plugin)
-            self.failures.append(LoadFailure(source, name, f"{type(exc).__name__}: {exc}"))
+            self.failures.append(LoadFailure(source, entry_point or name, f"{type(exc).__name__}: {exc}"))
             return
         for entry in staged:
             self.plugins[entry.kind][entry.name] = entry
@@ -133,8 +139,8 @@ class Registry:
         names = sorted(registered)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "."
-        broken = [f.entry_point for f in self.failures]
-        note = f" (plugin modules that failed to load: {', '.join(broken)})" if broken else ""
+        broken = [f"{f.entry_point!r} of package {f.source!r} ({f.error})" for f in self.failures]
+        note = f" (plugin modules that failed to load: {'; '.join(broken)})" if broken else ""
         raise UnknownPluginError(f"unknown {kind} {name!r}{hint} Registered {kind}s: {', '.join(names) or 'none'}{note}")
 
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
@@ -144,11 +150,42 @@ class Registry:
             return dict(plugin.factory)
         check_options(plugin, args, options)
         try:
-            return plugin.factory(*args, **options)
+            built = plugin.factory(*args, **options)
         except CvbenchError:
             raise
         except (TypeError, ValueError) as exc:
-            raise SpecError(f"{kind} {name!r} (from {plugin.source}) rejected its options {options or '{}'}: {exc}") from exc
+            raise SpecError(f"{kind} {name!r} ({plugin.origin()}) rejected its options {options or '{}'}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:  # a plugin's own bug: named, not a traceback from inside it
+            raise PluginError(f"{kind} {name!r} ({plugin.origin()}) failed while being built: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        expected = _expected(kind, built)
+        if expected:
+            raise PluginError(f"{kind} {name!r} ({plugin.origin()}) built {type(built).__name__} {_short(built)}; "
+                              f"expected {expected} (see docs/plugins.md)")
+        return built
+
+
+def _expected(kind: str, built: Any) -> str | None:
+    """What a factory of ``kind`` must build, when ``built`` is not that; None when it is."""
+    if kind in MODULE_KINDS:
+        from torch import nn
+
+        return None if isinstance(built, nn.Module) else "a torch.nn.Module"
+    if kind == "dataset":
+        usable = callable(getattr(built, "splits", None)) and callable(getattr(built, "load", None))
+        return None if usable else "an object with splits() and load(split, subset)"
+    if kind == "augmentation":
+        return None if callable(built) else "a callable (panorama, tile) -> (panorama, tile)"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__
+        text = "<unprintable>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_options(plugin: Plugin, args: tuple, options: dict[str, Any]) -> None:
@@ -168,7 +205,7 @@ def check_options(plugin: Plugin, args: tuple, options: dict[str, Any]) -> None:
                         f"its options are: {', '.join(options_accepted) or 'none'}")
 
 
-def _collector(kind: str, source: str, staged: list[Plugin]) -> Callable[..., None]:
+def _collector(kind: str, source: str, staged: list[Plugin], entry_point: str = "") -> Callable[..., None]:
     def register(name: str, factory: Callable[..., Any], summary: str = "") -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {kind} name must be a non-empty string, got {name!r}")
@@ -178,7 +215,7 @@ def _collector(kind: str, source: str, staged: list[Plugin]) -> Callable[..., No
         elif not callable(factory):
             raise ValueError(f"the factory of {kind} {name!r} is not callable")
         summary = summary or ("" if kind in DATA_KINDS else _first_line(factory))
-        staged.append(Plugin(kind, name, factory, summary, source))
+        staged.append(Plugin(kind, name, factory, summary, source, entry_point))
 
     return register
 

@@ -25,7 +25,7 @@ from .backbone import create_backbone
 from .data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
 from . import distributed
 from .device import describe, prepare_module, seed_everything, select_device, use_channels_last
-from .errors import CvbenchError, SpecError
+from .errors import CvbenchError, SpecError, error_message
 from .evaluate import Evaluation, evaluate
 from .finetune import STAGE as FINETUNE_STAGE
 from .finetune import Objective, finetune
@@ -281,7 +281,7 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
             raise RunInterrupted(f"{exc}; continue with: {command}") from None
         raise
     except Exception as exc:
-        recorder.write_result("failed", error=f"{type(exc).__name__}: {exc}", **fields)
+        recorder.write_result("failed", error=f"{type(exc).__name__}: {error_message(exc)}", **fields)
         raise
     if finetune_stage:
         log(_summary(record), quiet)

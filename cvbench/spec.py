@@ -10,12 +10,15 @@ Validation of everything that can be checked without compute happens in
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import re
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
+from .layout import path_is
 
 BRANCHES = ("ground", "aerial")
 PRETRAIN_BRANCHES = ("aerial", "ground", "both")
@@ -86,18 +89,14 @@ class RunSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
         """Build a spec from a dict, naming any key that is not an option."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields), key=str)
         if unknown:
-            raise SpecError(f"unknown option(s) {', '.join(unknown)}; valid options are: {', '.join(sorted(names))}")
-        spec = cls(**values)
-        for name in ("ground_size", "aerial_size", "pretrain_milestones"):
-            value = getattr(spec, name)
-            if isinstance(value, list):
-                setattr(spec, name, tuple(value))
-        if spec.loss is not None:
-            spec.loss = [(str(n), float(w)) for n, w in (parse_loss(x) if isinstance(x, str) else x for x in spec.loss)]
-        return spec
+            close = closest(str(unknown[0]), list(fields))
+            hint = f" (did you mean {close!r}?)" if close else ""
+            raise SpecError(f"unknown option(s) {', '.join(map(_show, unknown))}{hint}; valid options are: "
+                            f"{', '.join(sorted(fields))}")
+        return cls(**{name: _typed(name, value, fields[name].type) for name, value in values.items()})
 
 
 FALLBACKS: dict[str, Any] = {
@@ -181,11 +180,31 @@ def validate(spec: RunSpec) -> None:
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
     _choice("channels_last", spec.channels_last, CHANNELS_LAST)
-    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", spec.device):
-        raise SpecError(f"--device {spec.device!r}: expected auto, cpu, cuda, cuda:N or mps")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
+    if spec.workers < 0:
+        raise SpecError(f"--workers {spec.workers}: expected 0 (load in the main process) or more")
+    if spec.data_root is not None:
+        expand(spec.data_root, "data_root")
+    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
+        raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 CHECKPOINT_SUFFIX = ".safetensors"
+MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+
+
+def expand(text: str, option: str) -> Path:
+    """``text`` as a path with ``~`` expanded; SpecError naming the option when ``~user`` names no user."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # Path("~nobody").expanduser()
+        raise SpecError(f"--{option.replace('_', '-')} {_show(text)}: {exc}") from None
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the system cannot even look the name up (too long, say)."""
+    return path_is(Path.is_file, path)
 
 
 def start_checkpoint(start: str, branch: str, option: str = "base_init") -> Path | None:
@@ -198,16 +217,16 @@ def start_checkpoint(start: str, branch: str, option: str = "base_init") -> Path
     """
     if start in STARTS:
         return None
-    path = Path(start).expanduser()
+    path = expand(start, option)
     if path.suffix == CHECKPOINT_SUFFIX:
-        if not path.is_file():
-            raise SpecError(f"--{option.replace('_', '-')} {start}: no such checkpoint file")
+        if not is_file(path):
+            raise SpecError(f"--{option.replace('_', '-')} {_show(start)}: no such checkpoint file")
         return path
     for candidate in (path / f"pretrained_{branch}{CHECKPOINT_SUFFIX}",
                       path / "checkpoints" / f"pretrained_{branch}{CHECKPOINT_SUFFIX}"):
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate
-    raise SpecError(f"--{option.replace('_', '-')} {start!r}: expected {', '.join(STARTS)}, a {CHECKPOINT_SUFFIX} "
+    raise SpecError(f"--{option.replace('_', '-')} {_show(start)}: expected {', '.join(STARTS)}, a {CHECKPOINT_SUFFIX} "
                     f"backbone checkpoint, or a folder holding pretrained_{branch}{CHECKPOINT_SUFFIX} "
                     "(a `cvbench pretrain` run folder)")
 
@@ -230,10 +249,13 @@ def parse_size(text: str | tuple | list) -> tuple[int, int] | str:
     if isinstance(text, str) and text.strip().lower() == AUTO_SIZE:
         return AUTO_SIZE
     if isinstance(text, (tuple, list)):
-        return (int(text[0]), int(text[1]))
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+        if len(text) != 2 or not all(_whole(side) for side in text):
+            raise SpecError(f"image size {_show(text)}: expected [height, width], two whole numbers such as "
+                            "[32, 128]")
+        return (text[0], text[1])
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9}))?\s*", text) if isinstance(text, str) else None
     if not match:
-        raise SpecError(f"image size {text!r}: expected HxW such as 32x128, one number for a square, "
+        raise SpecError(f"image size {_show(text)}: expected HxW such as 32x128, one number for a square, "
                         "or auto for the dataset's own")
     height = int(match.group(1))
     return (height, int(match.group(2) or height))
@@ -243,11 +265,13 @@ def parse_loss(text: str) -> tuple[str, float]:
     """``"uniformity:0.001"`` -> ``("uniformity", 0.001)``; the weight defaults to 1."""
     name, _, weight = str(text).partition(":")
     if not name.strip():
-        raise SpecError(f"--loss {text!r}: expected NAME or NAME:WEIGHT")
+        raise SpecError(f"--loss {_show(text)}: expected NAME or NAME:WEIGHT")
     try:
         value = float(weight) if weight else 1.0
     except ValueError:
-        raise SpecError(f"--loss {text!r}: the weight after ':' must be a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise SpecError(f"--loss {_show(text)}: the weight after ':' must be a finite number")
     return name.strip(), value
 
 
@@ -277,9 +301,83 @@ def parse_value(text: str) -> Any:
     return text
 
 
+_KINDS = {"str": (str, "a string"), "int": (int, "a whole number"), "float": ((int, float), "a number"),
+          "bool": (bool, "true or false")}
+
+
+def _typed(name: str, value: Any, annotation: str) -> Any:
+    """``value`` checked against the option's type (its annotation), lists normalised; SpecError naming it."""
+    if value is None and annotation.endswith("| None"):
+        return None
+    base = annotation.split(" | ")[0]
+    where = f"option {name} = {_show(value)}"
+    if name in ("ground_size", "aerial_size"):
+        try:
+            return parse_size(value)
+        except SpecError as exc:
+            raise SpecError(f"option {name}: {exc}") from None
+    if name == "loss":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise SpecError(f"{where}: expected a list of losses such as [\"soft_triplet\", \"uniformity:0.001\"]")
+        return [parse_loss(item) if isinstance(item, str) else _weighted_loss(item) for item in items]
+    if name == "pretrain_milestones":
+        if not isinstance(value, (list, tuple)) or not all(_whole(v) for v in value):
+            raise SpecError(f"{where}: expected a list of epochs such as [120, 160]")
+        return tuple(value)
+    if base.startswith("dict["):
+        inner = base.startswith("dict[str, dict[")
+        if not isinstance(value, dict) or not all(isinstance(k, str) and (not inner or isinstance(v, dict))
+                                                  for k, v in value.items()):
+            what = "a table of NAME = { KEY = VALUE }" if inner else "a table of KEY = VALUE"
+            raise SpecError(f"{where}: expected {what}")
+        return value
+    if base not in _KINDS:
+        return value
+    kind, what = _KINDS[base]
+    if not isinstance(value, kind) or (isinstance(value, bool) and base != "bool"):
+        raise SpecError(f"{where}: expected {what}")
+    return value
+
+
+def _weighted_loss(item: Any) -> tuple[str, float]:
+    """A ``[name, weight]`` pair (as ``result.json`` stores a loss), checked like ``NAME:WEIGHT``."""
+    name, weight = "", math.nan
+    if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) \
+            and isinstance(item[1], (int, float)) and not isinstance(item[1], bool):
+        name = item[0].strip()
+        try:
+            weight = float(item[1])
+        except OverflowError:  # an int beyond float range
+            pass
+    if not name or not math.isfinite(weight):
+        raise SpecError(f"--loss {_show(item)}: expected NAME, NAME:WEIGHT or [NAME, WEIGHT] with a finite weight")
+    return name, weight
+
+
+def closest(name: str, names: list[str]) -> str | None:
+    """The valid name a mistyped ``name`` most likely meant (the same but for case, else the nearest), or None."""
+    same = [candidate for candidate in names if candidate.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: an error message names a hostile value without reprinting all of it."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise SpecError(f"--{name.replace('_', '-')} {value!r}: expected one of {', '.join(choices)}")
+        raise SpecError(f"--{name.replace('_', '-')} {_show(value)}: expected one of {', '.join(choices)}")
 
 
 def _jsonable(value: Any) -> Any:

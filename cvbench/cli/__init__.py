@@ -13,7 +13,7 @@ import warnings
 import typer
 from rich.text import Text
 
-from ..errors import CvbenchError
+from ..errors import CvbenchError, error_message
 from ..problems import DatasetWarning
 from ..progress import STDERR
 from . import analyze as analyze_commands
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except CvbenchError as exc:
-        STDERR.print(Text("error: ", style="bold red") + Text(str(exc)))
+        STDERR.print(Text("error: ", style="bold red") + Text(error_message(exc)))
         sys.exit(2)
     except KeyboardInterrupt:
         STDERR.print("[yellow]interrupted[/]")
@@ -63,10 +63,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        if isinstance(exc, _usage_errors()):  # a bad option value, an unknown option, an extra argument
+            if hasattr(exc, "show"):
+                exc.show()
+            else:
+                STDERR.print(Text("error: ", style="bold red") + Text(str(exc)))
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's usage errors, and their copies in the click that typer >= 0.2x carries inside itself.
+
+    Catching only ``click.ClickException`` let ``cvbench run --epochs abc``
+    end in a traceback with typer's own copy.
+    """
+    errors: list[type[Exception]] = [typer.TyperException] if hasattr(typer, "TyperException") else []
+    try:
+        import click
+    except ImportError:
+        return tuple(errors)
+    return (*errors, click.ClickException)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..bench import default_runs_dir, describe, load_bench, plan, run_bench, write_report
 from ..errors import CvbenchError
@@ -47,29 +48,35 @@ def register(app: typer.Typer) -> None:
 def _list(bench, folder: Path, only) -> None:
     stages, jobs = plan(bench, folder, only)
     console = Console(width=250) if not Console().is_terminal else Console()
-    table = Table(title=f"{bench.title} ({bench.path})")
+    table = Table(title=Text(f"{bench.title} ({bench.path})"))
     for column in ("row", "seed", "status", "dataset", "preset", "backbone", "head", "dim", "sizes", "epochs",
                    "settings"):
         table.add_column(column)
     for name, job in stages.items():
-        table.add_row(f"@{name}", str(job.seed), _status(job), _dataset(job.spec),
-                      job.spec.preset, job.spec.backbone, "-", "-", _sizes(job.spec),
-                      f"pretrain {job.spec.pretrain_epochs}", describe(job.spec))
+        if job.error is not None:  # options that do not resolve: the spec has no sizes to show
+            _row(table, f"@{name}", job.seed, _status(job), "", "", "", "", "", "", "", job.error)
+            continue
+        _row(table, f"@{name}", job.seed, _status(job), _dataset(job.spec), job.spec.preset, job.spec.backbone, "-",
+             "-", _sizes(job.spec), f"pretrain {job.spec.pretrain_epochs}", describe(job.spec))
     for job in jobs:
         spec = job.spec
         if job.error is not None:
-            table.add_row(job.row, str(job.seed), _status(job), "", "", "", "", "", "", "", job.error)
+            _row(table, job.row, job.seed, _status(job), "", "", "", "", "", "", "", job.error)
             continue
-        table.add_row(job.row, str(job.seed), _status(job), _dataset(spec), spec.preset,
-                      spec.backbone, spec.head, str(spec.dim), _sizes(spec), str(spec.epochs),
-                      describe(spec, job.refs))
+        _row(table, job.row, job.seed, _status(job), _dataset(spec), spec.preset, spec.backbone, spec.head, spec.dim,
+             _sizes(spec), spec.epochs, describe(spec, job.refs))
     console.print(table)
     todo = sum(job.done is None and job.error is None for job in jobs)
-    invalid = sum(job.error is not None for job in jobs)
-    console.print(f"{len(jobs)} runs ({len(bench.rows) if not only else len(set(only))} rows), {todo} to run, "
-                  f"{invalid} invalid; results in {folder}")
+    invalid = sum(job.error is not None for job in [*stages.values(), *jobs])
+    console.print(Text(f"{len(jobs)} runs ({len(bench.rows) if not only else len(set(only))} rows), {todo} to run, "
+                       f"{invalid} invalid; results in {folder}"))
     if invalid:
         raise typer.Exit(1)
+
+
+def _row(table: Table, *cells) -> None:
+    """A table row of plain text: names and errors from a grid file may hold rich markup such as "[/]"."""
+    table.add_row(*(Text(str(cell)) for cell in cells))
 
 
 def _status(job) -> str:

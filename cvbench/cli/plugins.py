@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..registry import KINDS, get_registry
 
@@ -20,9 +22,9 @@ def register(app: typer.Typer) -> None:
         for kind in KINDS:
             for name in sorted(registry.plugins[kind]):
                 plugin = registry.plugins[kind][name]
-                table.add_row(kind, name, plugin.source, plugin.summary)
+                table.add_row(*(Text(str(cell)) for cell in (kind, name, plugin.source, plugin.summary)))  # no markup
         console = Console()
         console.print(table)
         for failure in registry.failures:
-            console.print(f"[bold red]failed to load[/] {failure.entry_point} (from {failure.source}): {failure.error}",
-                          highlight=False)
+            console.print(f"[bold red]failed to load[/] {escape(failure.entry_point)} (from {escape(failure.source)}): "
+                          f"{escape(failure.error)}", highlight=False)  # a plugin's error may hold "[...]"

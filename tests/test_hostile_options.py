@@ -1,0 +1,229 @@
+"""Hostile option strings: the spec parsers, RunSpec.from_dict, dataset options and the CLI.
+
+Every outcome is either a valid spec or a :class:`cvbench.errors.CvbenchError`
+(a SpecError naming the option); on the command line a usage or spec error
+with exit status 1 or 2 and no traceback. Nothing else may escape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+import cvbench.cli.stages
+from cvbench.cli import main
+from cvbench.cli.spec_options import OPTIONS
+from cvbench.errors import CvbenchError, DatasetNotFoundError, SpecError
+from cvbench.problems import DatasetWarning
+from cvbench.registry import create
+from cvbench.runner import open_dataset, resolve_spec
+from cvbench.spec import RunSpec, parse_loss, parse_options, parse_size, parse_value
+from cvact_layout import make_cvact
+from cvusa_layout import make_cvusa
+from hostile import FAST, FEW, TOKENS, make_pairs, token
+from vigor_layout import make_vigor
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
+FLAGS = ["--" + name.replace("_", "-") for name, _, _ in OPTIONS] + ["--runs-dir", "--quiet", "-q"]
+VALUES = ["smoke", "default", "paper", "synthetic", "vigor", "cvact", "pairs", "32x128", "auto", "8x8", "0x0",
+          "99999999999999999999x1", "soft_triplet", "soft_triplet:nan", "uniformity:1e999", "safa:-1", "none",
+          "random", "imagenet", "~nobody_here/x", "x.safetensors", "cpu", "cuda:99", "-1", "0", "1", "2", "1e308",
+          "queue_size=1", "gamma=", "=1", "x=y=z", "soft_triplet.gamma=nan", "labels=corrected", "distance=0",
+          "distance=" + "9" * 400, "val_fraction=1", "seed=-1", "seed=" + "9" * 30, "120,160", "1,,x", "4294967296",
+          "18446744073709551616", "-9223372036854775809"]
+
+
+def value_text() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(VALUES), token(), st.sampled_from(TOKENS))
+
+
+def json_like() -> st.SearchStrategy:
+    """Any value TOML, JSON or a Python caller could put into a spec field."""
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                        st.sampled_from(VALUES))
+    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                        max_leaves=6)
+
+
+# ----------------------------------------------------------------- the parsers
+
+
+@FAST
+@given(text=st.one_of(value_text(), st.lists(json_like(), max_size=3), st.tuples(json_like(), json_like())))
+def test_parse_size_gives_two_whole_numbers_or_a_spec_error(text):
+    try:
+        size = parse_size(text)
+    except SpecError:
+        return
+    assert size == "auto" or (len(size) == 2 and all(type(side) is int for side in size))
+
+
+@FAST
+@given(text=value_text())
+def test_parse_loss_gives_a_name_and_a_finite_weight_or_a_spec_error(text):
+    try:
+        name, weight = parse_loss(text)
+    except SpecError as error:
+        assert "--loss" in str(error)
+        return
+    assert name and name == name.strip() and math.isfinite(weight)
+
+
+@FAST
+@given(pairs=st.lists(value_text(), max_size=4), flag=st.sampled_from(["--data-option", "--head-option"]))
+def test_parse_options_gives_typed_values_or_names_the_pair(pairs, flag):
+    try:
+        options = parse_options(pairs, flag)
+    except SpecError as error:
+        assert str(error).startswith(flag)
+        return
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        assert key.strip() in options
+    assert all(isinstance(key, str) and key for key in options)
+    for text in pairs:
+        parse_value(text)  # never raises
+
+
+# ----------------------------------------------------------------- RunSpec.from_dict and resolve_spec
+
+
+def spec_dicts() -> st.SearchStrategy[dict]:
+    names = st.one_of(st.sampled_from(sorted(FIELDS)), st.text(max_size=10))
+    return st.dictionaries(names, json_like(), max_size=5)
+
+
+def check_usable(spec: RunSpec) -> None:
+    """What the run does first with a resolved spec must not fail: seeding, worker count, sizes, losses."""
+    np.random.default_rng(spec.seed)
+    torch.Generator().manual_seed(spec.seed)
+    assert spec.workers >= 0
+    for size in (spec.ground_size, spec.aerial_size):
+        assert len(size) == 2 and all(type(side) is int and side >= 8 for side in size)
+    assert all(isinstance(name, str) and math.isfinite(weight) for name, weight in spec.loss)
+
+
+@FAST
+@given(values=spec_dicts(), preset=st.sampled_from(["smoke", "paper"]))
+def test_run_spec_from_any_dict_resolves_or_is_a_spec_error(registry, tmp_path, monkeypatch, values, preset):
+    monkeypatch.chdir(tmp_path)
+    values = {"preset": preset, "dataset": "cvusa", **values}
+    try:
+        spec = resolve_spec(RunSpec.from_dict(values))
+    except CvbenchError:
+        return
+    check_usable(spec)
+
+
+# ----------------------------------------------------------------- dataset options
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("roots")
+    return {"vigor": make_vigor(base / "vigor"), "cvusa": make_cvusa(base / "cvusa"),
+            "cvact": make_cvact(base / "cvact"), "pairs": make_pairs(base / "pairs")}
+
+
+OPTION_NAMES = ["labels", "distance", "val_fraction", "seed", "x", "", " labels", "LABELS"]
+
+
+@FAST
+@given(name=st.sampled_from(["vigor", "cvusa", "cvact", "pairs"]),
+       texts=st.lists(st.one_of(value_text(), st.tuples(st.sampled_from(OPTION_NAMES), value_text()).map("=".join)),
+                      max_size=3),
+       direct=st.dictionaries(st.sampled_from(OPTION_NAMES), json_like(), max_size=2))
+def test_dataset_options_are_accepted_or_named(registry, roots, name, texts, direct):
+    """``--data-option`` strings as the CLI parses them, and any values a TOML grid could hold: a bad one is a
+    SpecError naming the option, never a crash inside the plugin (a PluginError)."""
+    for options in (texts, direct):
+        try:
+            parsed = parse_options(options, "--data-option") if options is texts else options
+            dataset = create("dataset", name, roots[name], **parsed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DatasetWarning)
+                if name == "pairs":
+                    dataset.load(dataset.splits()[0], "val")  # its options are used when the CSV is read
+        except SpecError:
+            continue
+
+
+@FAST
+@given(name=st.sampled_from(["vigor", "cvusa", "cvact", "pairs"]),
+       root=st.one_of(value_text(), st.sampled_from(["a" * 300, "a/" * 3000, "~nobody_here/data", "x\x00y", ""])))
+def test_any_data_root_that_is_not_the_dataset_is_named(registry, tmp_path, monkeypatch, name, root):
+    """Not a PluginError from inside the factory: a name too long to look up or ``~user`` with no such user
+    is a root that is not there."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetNotFoundError):
+        create("dataset", name, root or None)
+
+
+# ----------------------------------------------------------------- the command line
+
+
+def stub_run(spec, runs_dir, quiet, **stages):
+    """What `cvbench run` checks before any work, then what it does first with the spec; no training."""
+    spec = resolve_spec(spec)
+    check_usable(spec)
+    open_dataset(spec)
+
+
+@st.composite
+def command_lines(draw) -> list[str]:
+    argv = [draw(st.sampled_from(["run", "pretrain", "train"]))]
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["pair", "pair", "pair", "flag", "junk"]))
+        if kind == "pair":
+            argv += [draw(st.sampled_from(FLAGS)), draw(value_text())]
+        elif kind == "flag":
+            argv.append(draw(st.sampled_from(FLAGS)))
+        else:
+            argv.append(draw(value_text()))
+    return argv
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    event(f"exit status {code}")
+    return code, capsys.readouterr().err
+
+
+@FAST
+@given(argv=command_lines())
+def test_any_command_line_resolves_or_exits_with_a_usage_or_spec_error(registry, roots, tmp_path, monkeypatch,
+                                                                       capsys, argv):
+    """The run itself is replaced by what it does first (resolve, seed, open the dataset): no training."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cvbench.cli.stages, "run", stub_run)
+    fixed = ["--preset", "smoke", "--dataset", "cvusa", "--data-root", str(roots["cvusa"])]
+    code, err = run_main(argv[:1] + fixed + argv[1:], capsys)
+    assert "Traceback" not in err
+    if code:
+        assert code in (1, 2) and ("error" in err.lower() or "usage" in err.lower()), err
+
+
+@FEW
+@given(name=st.sampled_from(["vigor", "cvusa", "cvact", "pairs"]),
+       options=st.lists(st.one_of(value_text(), st.tuples(st.sampled_from(OPTION_NAMES), value_text()).map("=".join)),
+                        max_size=3),
+       command=st.sampled_from(["check", "info"]))
+def test_data_commands_with_any_data_option_exit_cleanly(registry, roots, capsys, name, options, command):
+    argv = ["data", command, "--dataset", name, "--data-root", str(roots[name])]
+    argv += [part for option in options for part in ("--data-option", option)]
+    code, err = run_main(argv + (["--no-images", "--quiet"] if command == "check" else []), capsys)
+    assert "Traceback" not in err
+    assert code == 0 or (code == 2 and "error" in err.lower()), err
