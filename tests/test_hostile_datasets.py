@@ -368,3 +368,14 @@ def test_a_corrupt_image_read_in_a_worker_process_is_named_without_the_workers_t
     err = capsys.readouterr().err
     assert exit.value.code == 2
     assert "Traceback" not in err and "error: cannot read image" in err and broken.name in err, err
+
+
+def test_cvact_utm_beyond_any_utm_zone_is_named(tmp_path):
+    """Found by test_cvact_mat_file_bytes: a flipped byte made a coordinate 1e300 and scipy's KD-tree overflowed."""
+    root = make_cvact(tmp_path / "cvact")
+    contents = {key: value for key, value in scipy.io.loadmat(root / "ACT_data.mat").items() if not key.startswith("__")}
+    contents["utm"] = contents["utm"].astype(float)
+    contents["utm"][1, 0] = 1e300
+    scipy.io.savemat(root / "ACT_data.mat", contents)
+    with pytest.raises(CvbenchError, match=r"ACT_data.mat.*'utm' row 2 is \[1e\+300"):
+        Cvact(root).load("test", "val")

@@ -265,6 +265,11 @@ def read_pano_ids(path: Path, contents: dict[str, Any]) -> np.ndarray | None:
     return np.array([str(value).strip() for value in values], dtype=str)
 
 
+UTM_LIMIT = 1e8
+"""Largest plausible UTM coordinate in metres (northings reach 1e7); beyond it a value is corrupt, and
+scipy's KD-tree of the 25 m neighbours overflows on such values."""
+
+
 def read_utm(path: Path, contents: dict[str, Any], count: int | None) -> np.ndarray | None:
     """``utm`` as float (N, 2): the two UTM coordinates (metres) of each panorama."""
     raw = lookup(contents, "utm")
@@ -280,9 +285,11 @@ def read_utm(path: Path, contents: dict[str, Any], count: int | None) -> np.ndar
                              "one row per panoId")
         return None
     utm = utm[:, :2].astype(np.float64)
-    if not np.isfinite(utm).all():
-        report_problem(path, f"'utm' row {int(np.argwhere(~np.isfinite(utm))[0, 0]) + 1} is not finite: "
-                             "expected UTM coordinates in metres")
+    bad = ~np.isfinite(utm) | (np.abs(utm) > UTM_LIMIT)
+    if bad.any():
+        row = int(np.argwhere(bad)[0, 0])
+        report_problem(path, f"'utm' row {row + 1} is {utm[row].tolist()}: expected UTM coordinates in metres "
+                             f"(finite, at most {UTM_LIMIT:.0e} in size)")
         return None
     return utm
 
