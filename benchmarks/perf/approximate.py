@@ -80,22 +80,16 @@ def main() -> None:
     exact, exact_found = search(built, IndexSpec("exact"), query, positives, args.k)
     rows["exact"] = {"build_s": seconds, **exact, **agreement(exact_found, exact_found, args.k)}
     del built
-    if args.ef_search:
-        spec = IndexSpec("hnsw", {"neighbors": args.neighbors})
-        built, seconds = build(gallery, spec, args.seed)
-        for ef in args.ef_search:
-            spec = IndexSpec("hnsw", {"neighbors": args.neighbors, "ef_search": ef})
-            result, found = search(built, spec, query, positives, args.k)
-            rows[f"hnsw ef_search={ef}"] = {"build_s": seconds, **result, **agreement(found, exact_found, args.k)}
-        del built
-    if args.nprobe:
-        spec = IndexSpec("ivf", {"nlist": args.nlist})
-        built, seconds = build(gallery, spec, args.seed)
-        for nprobe in args.nprobe:
-            spec = IndexSpec("ivf", {"nlist": args.nlist, "nprobe": nprobe})
-            result, found = search(built, spec, query, positives, args.k)
-            rows[f"ivf nlist={args.nlist} nprobe={nprobe}"] = {"build_s": seconds, **result,
-                                                               **agreement(found, exact_found, args.k)}
+    for kind, base, knob, values in (("hnsw", {"neighbors": args.neighbors}, "ef_search", args.ef_search),
+                                     ("ivf", {"nlist": args.nlist}, "nprobe", args.nprobe)):
+        if not values:
+            continue
+        built, seconds = build(gallery, IndexSpec(kind, base), args.seed)  # once; searched at each setting
+        for value in values:
+            options = {**base, knob: value}
+            result, found = search(built, IndexSpec(kind, options), query, positives, args.k)
+            label = " ".join([kind, *(f"{key}={v}" for key, v in options.items() if key != "neighbors")])
+            rows[label] = {"build_s": seconds, **result, **agreement(found, exact_found, args.k)}
         del built
 
     k = args.k
