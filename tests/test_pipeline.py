@@ -88,26 +88,6 @@ def test_a_head_that_does_not_fit_fails_before_a_run_folder_exists(toy, tmp_path
     assert not (tmp_path / "runs").exists()
 
 
-class NaNLoss(torch.nn.Module):
-    def forward(self, z_ground, z_aerial):
-        return (z_ground * z_aerial).sum() * float("nan")
-
-
-class NaNPlugin:
-    @hookimpl
-    def register_losses(self, register):
-        register("nan", NaNLoss)
-
-
-def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
-    toy.add(NaNPlugin(), source="nan-tests")
-    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
-        run(RunSpec(**{**FAST, "loss": [("nan", 1.0)]}), tmp_path, quiet=True)
-    (record_path,) = tmp_path.glob("*/result.json")
-    record = json.loads(record_path.read_text())
-    assert record["status"] == "failed" and "epoch 1, batch 1" in record["error"]
-
-
 class LateNaNLoss(torch.nn.Module):
     """Finite for the first ``good`` calls, then NaN."""
 
@@ -121,17 +101,26 @@ class LateNaNLoss(torch.nn.Module):
         return value * float("nan") if self.calls > self.good else value
 
 
-class LateNaNPlugin:
+class NaNPlugin:
     @hookimpl
     def register_losses(self, register):
-        register("late_nan", LateNaNLoss)
+        register("nan", LateNaNLoss)  # NaN from the first call unless given ``good``
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
+    toy.add(NaNPlugin(), source="nan-tests")
+    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
+        run(RunSpec(**{**FAST, "loss": [("nan", 1.0)]}), tmp_path, quiet=True)
+    (record_path,) = tmp_path.glob("*/result.json")
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "failed" and "epoch 1, batch 1" in record["error"]
 
 
 def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch_state(toy, tmp_path):
     from cvbench.trainstate import STATE, load_state
 
-    toy.add(LateNaNPlugin(), source="nan-tests")
-    spec = RunSpec(**{**FAST, "epochs": 3, "loss": [("late_nan", 1.0)], "loss_options": {"late_nan": {"good": 6}}})
+    toy.add(NaNPlugin(), source="nan-tests")
+    spec = RunSpec(**{**FAST, "epochs": 3, "loss": [("nan", 1.0)], "loss_options": {"nan": {"good": 6}}})
     with pytest.raises(TrainingDivergedError, match="epoch 2, batch 1"):  # 6 batches of 8 per epoch
         run(spec, tmp_path, quiet=True)
     (run_dir,) = tmp_path.iterdir()
