@@ -136,6 +136,7 @@ class Checkpointer:
     def __init__(self, path: Path, resumed: dict[str, Any] | None = None, write: bool = True) -> None:
         self.path = Path(path)
         self.resumed = resumed
+        self.handed_out = False
         self.write = write
         self.stop = StopRequest()
 
@@ -145,14 +146,14 @@ class Checkpointer:
 
     def resumes(self, stage: str) -> bool:
         """True when the run stopped inside ``stage`` and the stage has not picked its state up yet."""
-        return self.resumed is not None and self.resumed["stage"] == stage and not self.resumed.get("consumed")
+        return self.resumed is not None and self.resumed["stage"] == stage and not self.handed_out
 
     def resume_point(self, stage: str) -> dict[str, Any] | None:
         """The saved state if the run stopped inside ``stage``; handed out once."""
         if not self.resumes(stage):
             return None
-        state, self.resumed = self.resumed, {"stage": stage, "consumed": True}
-        return state
+        self.handed_out = True
+        return self.resumed
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` (plus version) atomically; rank 0 only."""
