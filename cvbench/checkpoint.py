@@ -47,10 +47,11 @@ def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> di
         tensors = load_file(str(path))
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc} (expected a .safetensors file written by cvbench)") from None
-    check_fit(module, tensors, f"checkpoint {path}", what, read_metadata(path))
+    metadata = read_metadata(path)
+    check_fit(module, tensors, f"checkpoint {path}", what, metadata)
     with torch.no_grad():
         module.load_state_dict(tensors, strict=True)
-    return read_metadata(path)
+    return metadata
 
 
 def check_fit(module: nn.Module, tensors: dict[str, torch.Tensor], source: str, what: str,
