@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import DatasetFormatError, DatasetNotFoundError
+from .errors import CvbenchError, DatasetFormatError, DatasetNotFoundError
 
 
 def require_layout(dataset: str, root: Path | str | None, required: Sequence[str], layout: str,
@@ -37,10 +37,15 @@ def require_layout(dataset: str, root: Path | str | None, required: Sequence[str
 
 def expand_root(root: Path | str, dataset: str) -> Path:
     """``root`` with ``~`` expanded; DatasetNotFoundError when ``~user`` names no user."""
+    return expand_user(root, DatasetNotFoundError, f"{dataset} data root {root}")
+
+
+def expand_user(path: Path | str, error: type[CvbenchError], what: str) -> Path:
+    """``path`` with ``~`` expanded; ``error("<what>: <why>")`` when ``~user`` names no user."""
     try:
-        return Path(root).expanduser()
+        return Path(path).expanduser()
     except RuntimeError as exc:  # Path("~nobody").expanduser()
-        raise DatasetNotFoundError(f"{dataset} data root {root}: {exc}") from None
+        raise error(f"{what}: {exc}") from None
 
 
 def path_is(check: Callable[[Path], bool], path: Path) -> bool:

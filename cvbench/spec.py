@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
-from .layout import path_is
+from .layout import expand_user, path_is
 
 BRANCHES = ("ground", "aerial")
 PRETRAIN_BRANCHES = ("aerial", "ground", "both")
@@ -196,10 +196,7 @@ MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torc
 
 def expand(text: str, option: str) -> Path:
     """``text`` as a path with ``~`` expanded; SpecError naming the option when ``~user`` names no user."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError as exc:  # Path("~nobody").expanduser()
-        raise SpecError(f"--{option.replace('_', '-')} {_show(text)}: {exc}") from None
+    return expand_user(text, SpecError, f"--{option.replace('_', '-')} {_show(text)}")
 
 
 def is_file(path: Path) -> bool:
