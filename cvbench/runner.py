@@ -376,7 +376,10 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     """
     from .retrieval import IndexSpec, approximate_recall
 
-    approximate = IndexSpec(index, index_options or {})  # bad options fail before the embedding
+    try:  # bad options fail before the embedding
+        approximate = IndexSpec(index, index_options or {})
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     run_dir = Path(run_dir)
     spec, model = load_run_model(run_dir)
     if device_name:
