@@ -131,7 +131,7 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch_state(toy, tmp_path):
 
 
 @pytest.mark.parametrize("options", [
-    {"pretrainer": "mocov2", "pretrain_options": {"queue_size": 64}},
+    {"pretrainer": "mocov2", "pretrain_options": {"queue_size": 64, "bn_splits": 4}},
     {"pretrainer": "byol"},
     {"pretrainer": "simsiam", "pretrain_branches": "both"},
     {"head": "safa", "dim": 256},

@@ -29,9 +29,11 @@ from cvbench_plugins.pretrainers.simsiam import SimSiam
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
-# Small widths so every method runs in milliseconds on a CPU.
+# Small widths so every method runs in milliseconds on a CPU. MoCoV2's batches of 4 cannot split into
+# bn_splits=8 BatchNorm sub-batches, and the hand computations below normalise over the whole batch:
+# bn_splits=1 (split BatchNorm is tested in tests/test_split_batchnorm.py).
 SMALL = {
-    MoCoV2: dict(queue_size=10, proj_hidden=16, proj_dim=4),
+    MoCoV2: dict(queue_size=10, proj_hidden=16, proj_dim=4, bn_splits=1),
     BYOL: dict(proj_hidden=16, proj_dim=4, pred_hidden=16),
     SimSiam: dict(proj_hidden=16, proj_dim=4, pred_hidden=2),
 }
@@ -175,6 +177,7 @@ def test_mocov2_defaults_are_section_4_2() -> None:
     assert model.queue.keys.shape == (16384, 128)
     assert (model.momentum, model.temperature) == (0.999, 0.2)
     assert model.projector.classifier[0].out_features == 512
+    assert model.bn_splits == 8  # the MoCo authors' single-GPU demo
 
 
 def test_mocov2_step_trains_queries_and_moves_keys_by_eq_3_2() -> None:
@@ -253,18 +256,20 @@ def _free_port() -> int:
 
 
 def test_mocov2_under_a_process_group_matches_a_single_process() -> None:
-    def one_step() -> tuple[float, torch.Tensor]:
+    def one_step(bn_splits: int) -> tuple[float, torch.Tensor]:
         torch.manual_seed(0)
-        model = MoCoV2(tiny_backbone(), 8, **SMALL[MoCoV2])
+        model = MoCoV2(tiny_backbone(), 8, **{**SMALL[MoCoV2], "bn_splits": bn_splits})
         loss = model(*views())
         loss.backward()
         model.after_step()
         return loss.item(), model.queue.keys.clone()
 
-    plain_loss, plain_queue = one_step()
+    plain_loss, plain_queue = one_step(bn_splits=1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
     try:
-        group_loss, group_queue = one_step()  # shuffle + gather path; BN statistics do not depend on row order
+        # shuffle + gather path; BN statistics do not depend on row order. The default bn_splits=8
+        # is ignored under a process group (a batch of 4 would be refused on one process).
+        group_loss, group_queue = one_step(bn_splits=8)
     finally:
         dist.destroy_process_group()
     assert group_loss == pytest.approx(plain_loss, rel=1e-5)
@@ -415,6 +420,8 @@ def test_augmentations_map_uint8_to_unit_floats_of_the_same_size(method: type[nn
         (MoCoV2, {"momentum": 1.0}, "momentum"),
         (MoCoV2, {"temperature": 0.0}, "temperature"),
         (MoCoV2, {"proj_dim": 2.5}, "proj_dim"),
+        (MoCoV2, {"bn_splits": 0}, "bn_splits"),
+        (MoCoV2, {"bn_splits": True}, "bn_splits"),
         (BYOL, {"momentum": 1.5}, "momentum"),
         (BYOL, {"total_steps": -1}, "total_steps"),
         (SimSiam, {"pred_hidden": "512"}, "pred_hidden"),

@@ -40,7 +40,7 @@ def test_start_checkpoint_reads_files_folders_and_run_folders(tmp_path):
 def test_a_pretrain_run_folder_is_a_start_for_both_branches(registry, tmp_path):
     registry.add(ToyPlugin(), source="toy")
     stage = run(RunSpec(**FAST, pretrainer="mocov2", pretrain_branches="both",
-                        pretrain_options={"queue_size": 64}), tmp_path, quiet=True, stage="pretrain",
+                        pretrain_options={"queue_size": 64, "bn_splits": 4}), tmp_path, quiet=True, stage="pretrain",
                 finetune_stage=False)
     spec = resolve_spec(RunSpec(**FAST, base_init=str(stage)))
     model = build_model(spec)

@@ -10,8 +10,9 @@ MoCo (He et al. 2020, section 3.3) needs two collective operations:
   ``moco/builder.py``).
 
 Every function is a no-op when ``torch.distributed`` is not initialised: on one
-process there is nothing to shuffle across, and the methods behave like plain
-MoCo. All processes must hold batches of the same size (``drop_last=True``).
+process there is nothing to shuffle across. ``mocov2`` then emulates the GPUs
+with split BatchNorm instead (:mod:`.split_batchnorm`). All processes must
+hold batches of the same size (``drop_last=True``).
 """
 
 from __future__ import annotations

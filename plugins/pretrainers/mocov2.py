@@ -4,9 +4,11 @@ Query encoder ``g_theta'(f_theta'(v))`` = the given backbone + :func:`mocov2_pro
 key encoder ``g_xi'(f_xi'(v'))`` = a momentum copy of both (eq 3.2); loss =
 InfoNCE of each query against its key and a queue of past keys (eq 3.1), as
 in Algorithm 1 (He et al. 2020; Chen et al. 2020, "Improved baselines").
-Defaults are the thesis' section 4.2 values. The optimizer and learning-rate
-schedule belong to the engine (thesis: SGD lr 0.015 for batch 128, momentum
-0.9, weight decay 1e-4, 200 epochs, x0.1 at epochs 120 and 160).
+Defaults are the thesis' section 4.2 values; ``bn_splits`` (8) is the MoCo
+authors' single-GPU emulation of shuffling BN (:mod:`.split_batchnorm`).
+The optimizer and learning-rate schedule belong to the engine (thesis: SGD
+lr 0.015 for batch 128, momentum 0.9, weight decay 1e-4, 200 epochs, x0.1 at
+epochs 120 and 160).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from cvbench.augment import Transform
 from cvbench.hookspecs import Register, hookimpl
 from cvbench_plugins.augmentations.mocov2 import mocov2_augmentation
 
-from .distributed import batch_shuffle, batch_unshuffle, concat_all_gather
+from .distributed import batch_shuffle, batch_unshuffle, concat_all_gather, is_initialised
 from .infonce import infonce
 from .momentum import ema_update, momentum_copy
 from .options import require_float, require_int
 from .projection import mocov2_projector
 from .queue import KeyQueue
+from .split_batchnorm import has_batchnorm, split_forward
 
 
 class MoCoV2(nn.Module):
@@ -35,7 +38,14 @@ class MoCoV2(nn.Module):
     encoder (eq 3.2) and enqueues the keys of every ``forward`` since the last
     call, the order of Algorithm 1. Under DDP the keys of all processes are
     enqueued and the key encoder runs on a batch shuffled across processes
-    (shuffling BN); on one process there is no shuffle.
+    (shuffling BN); ``bn_splits`` is then ignored. On one process, in
+    training mode and with a BatchNorm backbone, ``bn_splits > 1`` emulates
+    that many GPUs: the query encoder runs on ``bn_splits`` contiguous
+    sub-batches of ``view1``, the key encoder on ``bn_splits`` sub-batches of
+    a randomly shuffled ``view2`` (keys then put back in order), so no key
+    shares its BatchNorm statistics with its query. The batch must then
+    divide by ``bn_splits`` with at least 2 images per sub-batch (else a
+    ``ValueError``); ``bn_splits=1`` turns this off.
     """
 
     shuffles_batchnorm = True  # the engine leaves BatchNorm per-process rather than SyncBN
@@ -50,6 +60,7 @@ class MoCoV2(nn.Module):
         temperature: float = 0.2,
         proj_hidden: int = 512,
         proj_dim: int = 128,
+        bn_splits: int = 8,
     ) -> None:
         super().__init__()
         feature_dim = require_int("mocov2", "feature_dim", feature_dim, minimum=1)
@@ -58,8 +69,10 @@ class MoCoV2(nn.Module):
         queue_size = require_int("mocov2", "queue_size", queue_size, minimum=1)
         proj_hidden = require_int("mocov2", "proj_hidden", proj_hidden, minimum=1)
         proj_dim = require_int("mocov2", "proj_dim", proj_dim, minimum=1)
+        self.bn_splits = require_int("mocov2", "bn_splits", bn_splits, minimum=1)
 
         self.backbone = backbone
+        self._backbone_has_bn = has_batchnorm(backbone)
         self.projector = mocov2_projector(feature_dim, proj_hidden, proj_dim)
         self.key_backbone = momentum_copy(backbone)
         self.key_projector = momentum_copy(self.projector)
@@ -68,15 +81,29 @@ class MoCoV2(nn.Module):
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         """InfoNCE loss of queries ``view1`` (B, 3, H, W) against keys ``view2`` and the queue (eq 3.1)."""
-        query = F.normalize(self.projector(self.backbone(view1)), dim=1)
-        with torch.no_grad():
-            shuffled, unshuffle = batch_shuffle(view2)
-            key = F.normalize(self.key_projector(self.key_backbone(shuffled)), dim=1)
-            key = batch_unshuffle(key, unshuffle)
+        if self._split_batchnorm():
+            query = F.normalize(split_forward(self._query_encoder, view1, self.bn_splits), dim=1)
+            with torch.no_grad():
+                key = F.normalize(split_forward(self._key_encoder, view2, self.bn_splits, shuffle=True), dim=1)
+        else:
+            query = F.normalize(self._query_encoder(view1), dim=1)
+            with torch.no_grad():
+                shuffled, unshuffle = batch_shuffle(view2)
+                key = batch_unshuffle(F.normalize(self._key_encoder(shuffled), dim=1), unshuffle)
         loss = infonce(query, key, self.queue.keys, self.temperature)
         if self.training:
             self._pending_keys.append(key)
         return loss
+
+    def _query_encoder(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(images))
+
+    def _key_encoder(self, images: torch.Tensor) -> torch.Tensor:
+        return self.key_projector(self.key_backbone(images))
+
+    def _split_batchnorm(self) -> bool:
+        """Whether this forward emulates per-GPU BatchNorm: one process, training mode, a BatchNorm backbone."""
+        return self.bn_splits > 1 and self.training and self._backbone_has_bn and not is_initialised()
 
     @torch.no_grad()
     def after_step(self) -> None:
