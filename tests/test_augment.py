@@ -61,6 +61,53 @@ def test_mocov2_pair_augmentation_keeps_sizes(registry):
     assert pano.dtype == torch.float32 and 0 <= float(pano.min()) and float(pano.max()) <= 1
 
 
+def east_marked_pair(pano_size=(16, 64), tile_size=32):
+    """A panorama with a bright band centred on azimuth 90 degrees and a tile with a bright block in its east half."""
+    height, width = pano_size
+    pano = torch.full((3, height, width), 40, dtype=torch.uint8)
+    pano[:, :, width // 4 - 2:width // 4 + 3] = 255  # columns 14..18 of 64: azimuth 79-101 degrees
+    tile = torch.full((3, tile_size, tile_size), 40, dtype=torch.uint8)
+    tile[:, 10:22, 22:29] = 255  # east of the centre column
+    return pano, tile
+
+
+def marker_azimuth(pano):
+    """Azimuth in degrees of the panorama's brightest column (mean over channels and rows)."""
+    return 360 * int(pano.float().mean(dim=(0, 1)).argmax()) / pano.shape[-1]
+
+
+def marker_is_east(tile):
+    columns = tile.float().mean(dim=(0, 1))
+    half = tile.shape[-1] // 2
+    return bool(columns[half:].sum() > columns[:half].sum())
+
+
+def test_mocov2_pair_augmentation_flips_both_views_together(registry):
+    augment = cvbench.create("augmentation", "mocov2-nocrop", (16, 64), (32, 32))
+    outcomes = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        pano, tile = augment(*east_marked_pair())
+        azimuth, east = marker_azimuth(pano), marker_is_east(tile)
+        assert abs(azimuth - (90 if east else 270)) <= 12, (seed, azimuth, east)
+        outcomes.add(east)
+    assert outcomes == {True, False}  # both the plain and the mirrored pair occur
+
+
+def test_only_the_pair_shares_a_flip_pre_training_views_keep_their_own():
+    from torchvision.transforms import v2
+
+    from cvbench_plugins.augmentations.mocov2 import MoCoV2PairAugmentation, mocov2_augmentation
+
+    def flips(transform):
+        return sum(isinstance(step, v2.RandomHorizontalFlip) for step in transform.transforms)
+
+    for crop in (True, False):
+        pair = MoCoV2PairAugmentation((16, 64), (32, 32), crop=crop)
+        assert flips(pair.ground) == flips(pair.aerial) == 0
+    assert flips(mocov2_augmentation((32, 32))) == 1 and flips(mocov2_augmentation((32, 32), crop=False)) == 1
+
+
 def test_polar_transform_unwraps_around_the_centre():
     from cvbench.polar import polar_transform
 

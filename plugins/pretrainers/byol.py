@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from cvbench.augment import Transform
+from cvbench.augment import Transform, gaussian_blur, resized_crop
 from cvbench.hookspecs import Register, hookimpl
 
 from .cosine_losses import normalized_mse
@@ -26,18 +26,17 @@ def byol_augmentation(image_size: tuple[int, int], blur_p: float, solarize_p: fl
 
     Random resized crop (area 0.08-1), horizontal flip, colour jitter
     (0.4, 0.4, 0.2, 0.1) with p 0.8, grayscale p 0.2, Gaussian blur
-    (sigma 0.1-2, kernel 10% of the image side) with p ``blur_p``,
+    (sigma 0.1-2 px at 224 px, scaled to ``image_size``; kernel 10% of the
+    shorter side, 23 at 224 as in the paper) with p ``blur_p``,
     solarisation (pixels >= 0.5 inverted) with p ``solarize_p``.
     """
-    side = min(image_size)
-    kernel = min(max(3, round(0.1 * side) // 2 * 2 + 1), side - 1 + side % 2)  # odd, 23 at 224 as in the paper
     return v2.Compose(
         [
-            v2.RandomResizedCrop(image_size, scale=(0.08, 1.0), antialias=True),
+            resized_crop(image_size, (0.08, 1.0)),
             v2.RandomHorizontalFlip(),
             v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_p),
+            v2.RandomApply([gaussian_blur(image_size, sigma=(0.1, 2.0), kernel_fraction=0.1)], p=blur_p),
             v2.RandomSolarize(threshold=128, p=solarize_p),
             v2.ToDtype(torch.float32, scale=True),
         ]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from cvbench.augment import Transform, to_float
+from cvbench.augment import Transform, resized_crop, to_float
 from cvbench.hookspecs import Register, hookimpl
 
 from .options import require_float
@@ -65,7 +65,7 @@ class Supervised(nn.Module):
     def augmentations(self, image_size: tuple[int, int]) -> tuple[Transform, Transform]:
         """Random resized crop (area ``min_crop``..1) and horizontal flip, then floats in [0, 1]."""
         recipe = v2.Compose([
-            v2.RandomResizedCrop(list(image_size), scale=(self.min_crop, 1.0), antialias=True),
+            resized_crop(image_size, (self.min_crop, 1.0)),
             v2.RandomHorizontalFlip(),
             to_float(),
         ])
