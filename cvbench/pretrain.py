@@ -14,6 +14,7 @@ MoCo does); only rank 0 saves the checkpoint.
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -31,6 +32,7 @@ from .data import ImageList
 from .device import autocast, to_device, use_channels_last
 from .errors import SpecError
 from .loaders import Reader, TwoViews, normalize
+from .probe import ProbeViews, instance_retrieval, learned
 from .registry import create, get_registry
 from .spec import RunSpec
 from .sampling import SkipBatches
@@ -42,8 +44,19 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                       device: torch.device, generator: torch.Generator, progress: Progress | None,
                       out_path: Path, indices: Sequence[int] | None = None,
                       meta: pd.DataFrame | None = None, checkpointer: Checkpointer | None = None,
-                      run_state: Callable[[], dict[str, Any]] = dict) -> dict[str, Any]:
+                      run_state: Callable[[], dict[str, Any]] = dict,
+                      probe_images: ImageList | None = None) -> dict[str, Any]:
     """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``.
+
+    Returns the stage's evidence: the mean loss of every epoch, the number of
+    SGD steps, and the label-free probe (:mod:`cvbench.probe`) on
+    ``probe_images`` (default: the pre-training images) before and after,
+    with ``learned`` saying whether both moved the right way.
+
+    A pretrainer factory that declares a ``total_steps`` keyword is given the
+    stage's number of optimiser steps (``pretrain_epochs`` times the batches
+    of an epoch), so a schedule over the run (BYOL's momentum) can end where
+    it should; a ``total_steps`` in ``--pretrain-option`` takes precedence.
 
     With a ``checkpointer`` the state (pretrainer with its momentum encoder
     and queue, optimiser, scheduler, data order, RNG) is saved after every
@@ -60,6 +73,10 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     if column is not None:
         classes, labels = _labels(meta, column, spec.pretrainer, branch)
         options["classes"] = classes
+    count = len(images) if indices is None else len(indices)
+    total_steps = spec.pretrain_epochs * steps_per_epoch(count, spec.pretrain_batch_size)
+    if "total_steps" not in options and _declares(spec.pretrainer, "total_steps"):
+        options["total_steps"] = total_steps
     pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
     if getattr(pretrainer, "backbone", None) is not backbone:
         raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
@@ -79,18 +96,23 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     monitor = LossMonitor.for_device(f"pre-training the {branch} branch", device)
     stage = f"pretrain:{branch}"
     resume = checkpointer.resume_point(stage) if checkpointer is not None else None
-    first, seconds, epoch_loss = 1, 0.0, float("nan")
+    probe_views = ProbeViews.draw(probe_images if probe_images is not None else images, reader, spec.seed,
+                                  indices=None if probe_images is not None else indices)
+    first, seconds, losses = 1, 0.0, []
     if resume is not None:
         pretrainer.load_state_dict(resume["pretrainer"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
-        first, seconds, epoch_loss = resume["epoch"] + 1, resume["seconds"], resume["epoch_loss"]
+        first, seconds, losses = resume["epoch"] + 1, resume["seconds"], list(resume["losses"])
+        probe_before = resume["probe_before"]
+    else:
+        probe_before = instance_retrieval(backbone, probe_views, device)
 
     def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
         return {**run_state(), "stage": stage, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
                 "rng": rng_state(), "pretrainer": pretrainer.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "monitor": monitor.state(), "seconds": seconds,
-                "epoch_loss": epoch_loss}
+                "losses": list(losses), "probe_before": probe_before}
 
     task = progress.add_task(f"pre-train {branch} ({spec.pretrainer})", total=spec.pretrain_epochs * len(loader),
                              info="") if progress else None
@@ -115,7 +137,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                 checkpointer.save(state(epoch - 1, batch, epoch_generator))
                 raise interrupted(f"pre-training the {branch} branch", epoch, batch)
         scheduler.step()
-        epoch_loss = monitor.means().get("loss", float("nan"))
+        losses.append(monitor.means().get("loss", float("nan")))
         seconds += time.perf_counter() - started
         if checkpointer is not None:
             checkpointer.save(state(epoch, 0, generator.get_state()))
@@ -126,7 +148,30 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
     if distributed.is_main():
         save_weights(out_path, backbone, metadata=metadata)
-    return {"loss": epoch_loss, "seconds": seconds, "images": len(dataset)}
+    probe = {"before": probe_before, "after": instance_retrieval(backbone, probe_views, device),
+             "images": len(probe_views.first), "chance": 100 / len(probe_views.first)}
+    return {"loss": losses[-1] if losses else float("nan"), "losses": losses, "steps": total_steps,
+            "seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses)}
+
+
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """Optimiser steps in one pre-training epoch: whole batches only (the loader drops the last partial one).
+
+    Under ``torchrun`` each rank takes ``images // world`` images in batches
+    of ``batch_size // world``, which gives the same count whenever the world
+    size divides the batch (which the loader requires).
+    """
+    world = distributed.world_size() if distributed.active() else 1
+    return (images // world) // (batch_size // world)
+
+
+def _declares(pretrainer: str, keyword: str) -> bool:
+    """Whether the pretrainer's factory names ``keyword`` among its parameters."""
+    try:
+        parameters = inspect.signature(get_registry().get("pretrainer", pretrainer).factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature Python can read
+        return False
+    return keyword in parameters
 
 
 def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device: torch.device) -> DataLoader:

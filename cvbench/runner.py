@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +131,12 @@ def open_dataset(spec: RunSpec) -> tuple[CrossViewDataset, str]:
 
 
 def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str, progress: Progress | None = None) -> Data:
-    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries``.
+    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries`` / ``train_fraction``.
 
-    With ``bad_images`` "skip", every image is decoded first and the pairs
-    with unreadable ones are left out and reported.
+    The subsets depend on the seed alone, so the rows of one seed in a grid
+    share their training pairs and validation queries (the paired design of
+    ``docs/statistics.md``). With ``bad_images`` "skip", every image is
+    decoded first and the pairs with unreadable ones are left out and reported.
     """
     train = load_subset(dataset, split, "train")
     val = load_subset(dataset, split, "val")
@@ -142,8 +145,29 @@ def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str, progress: Pr
         train = drop_unreadable(train, f"{spec.dataset} {split} train", checked, progress)
         val = drop_unreadable(val, f"{spec.dataset} {split} val", checked, progress)
     rng = np.random.default_rng(spec.seed)
-    return Data(split, train, val, _limit(train.num_queries, spec.max_train_pairs, rng),
-                _limit(val.num_queries, spec.max_val_queries, rng))
+    train_indices = _limit(train.num_queries, spec.max_train_pairs, rng)
+    val_queries = _limit(val.num_queries, spec.max_val_queries, rng)
+    return Data(split, train, val, labelled_share(train_indices, spec), val_queries)
+
+
+FRACTION_STREAM = 7_411  # the share's own random stream: the other subsets stay those of the full run
+
+
+def labelled_share(indices: np.ndarray, spec: RunSpec) -> np.ndarray:
+    """The ``train_fraction`` share of the training pairs: the first ``ceil(f n)`` of a seeded permutation.
+
+    The shares of one seed are nested (the 5% pairs are among the 10% ones),
+    as a label-efficiency curve needs; fewer pairs than one batch is an error.
+    """
+    if spec.train_fraction >= 1:
+        return indices
+    count = math.ceil(spec.train_fraction * len(indices))
+    if count < spec.batch_size:
+        raise SpecError(f"--train-fraction {spec.train_fraction:g} leaves {count} of {len(indices)} training pairs, "
+                        f"fewer than one batch (--batch-size {spec.batch_size}); raise the fraction or lower the "
+                        "batch size")
+    order = np.random.default_rng([spec.seed, FRACTION_STREAM]).permutation(indices)
+    return np.sort(order[:count])
 
 
 def _limit(count: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -152,8 +176,14 @@ def _limit(count: int, limit: int | None, rng: np.random.Generator) -> np.ndarra
     return np.sort(rng.choice(count, limit, replace=False))
 
 
-def pretraining_set(spec: RunSpec, data: Data, branch: str) -> tuple[ImageList, pd.DataFrame]:
-    """The images Table 3.1's column asks for (the branch's view of train, val or both), with their metadata."""
+def pretraining_set(spec: RunSpec, data: Data, branch: str) -> tuple[ImageList, pd.DataFrame, np.ndarray]:
+    """The images Table 3.1's column asks for (the branch's view of train, val or both), their metadata, and
+    which of them pre-training uses: at most ``max_pretrain_images`` of each subset, drawn by the seed.
+
+    ``all`` therefore sees the images of both subsets, strictly more than
+    ``train`` or ``val`` alone (unless one gallery serves both, as in VIGOR's
+    same-area split, where each image counts once).
+    """
     view = "ground" if branch == "ground" else "aerial"
     chosen = {"train": [data.train], "val": [data.val], "all": [data.train, data.val]}[spec.pretrain_data]
     lists = [getattr(pairs, view) for pairs in chosen]
@@ -161,7 +191,11 @@ def pretraining_set(spec: RunSpec, data: Data, branch: str) -> tuple[ImageList, 
     if len(lists) == 2 and _same_images(*lists):
         lists, metas = lists[:1], metas[:1]  # one gallery serves both subsets (VIGOR same-area): each tile once
     meta = pd.concat(metas, ignore_index=True) if all(len(m.columns) for m in metas) else pd.DataFrame()
-    return (lists[0] if len(lists) == 1 else ConcatImages(*lists)), meta
+    rng = np.random.default_rng(spec.seed)
+    offsets = np.cumsum([0] + [len(images) for images in lists[:-1]])
+    indices = np.concatenate([offset + _limit(len(images), spec.max_pretrain_images, rng)
+                              for images, offset in zip(lists, offsets)])
+    return (lists[0] if len(lists) == 1 else ConcatImages(*lists)), meta, indices
 
 
 def _same_images(first: ImageList, second: ImageList) -> bool:
@@ -260,12 +294,12 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
                 model.load_state_dict(state["model"])
             for branch in BRANCHES:
                 if pretrains(spec, branch) and not checkpointer.stage_done(f"pretrain:{branch}"):
-                    images, meta = pretraining_set(spec, data, branch)
-                    indices = _limit(len(images), spec.max_train_pairs, np.random.default_rng(spec.seed))
+                    images, meta, indices = pretraining_set(spec, data, branch)
                     fields["pretraining"][branch] = pretrain_backbone(
                         spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator,
                         progress, recorder.checkpoint(f"pretrained_{branch}.safetensors"), indices, meta,
-                        checkpointer, run_state)
+                        checkpointer, run_state, probe_images=getattr(data.val, "ground" if branch == "ground"
+                                                                      else "aerial"))
             fields.setdefault("timings", {"pretrain_s": time.perf_counter() - started})
             if finetune_stage:
                 fields.update(_finetune_and_evaluate(spec, model, data, device, generator, progress, recorder, quiet,

@@ -42,7 +42,9 @@ class RunSpec:
     split: str | None = None
     bad_images: str | None = None
     max_train_pairs: int | None = None
+    train_fraction: float | None = None
     max_val_queries: int | None = None
+    max_pretrain_images: int | None = None
     backbone: str | None = None
     backbone_stage: int | None = None
     ground_size: tuple[int, int] | str | None = None
@@ -114,6 +116,7 @@ FALLBACKS: dict[str, Any] = {
     "finetune_aug": NO_AUGMENTATION,
     "eval_every": 1,
     "eval_batch_size": 256,
+    "train_fraction": 1.0,
 }
 
 
@@ -142,7 +145,8 @@ def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
     return resolved
 
 
-OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "imagenet_weights", "grad_clip"}
+OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "imagenet_weights",
+            "grad_clip"}
 
 
 def validate(spec: RunSpec) -> None:
@@ -166,10 +170,13 @@ def validate(spec: RunSpec) -> None:
         raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
     if spec.pretrain_epochs < 0:
         raise SpecError(f"--pretrain-epochs must be 0 or more, got {spec.pretrain_epochs}")
-    for name in ("max_train_pairs", "max_val_queries"):
+    for name in ("max_train_pairs", "max_val_queries", "max_pretrain_images"):
         value = getattr(spec, name)
         if value is not None and value < 2:
             raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+    if not 0 < spec.train_fraction <= 1:  # also rejects NaN
+        raise SpecError(f"--train-fraction must be above 0 and at most 1 (the share of the training pairs "
+                        f"fine-tuning uses), got {spec.train_fraction}")
     _choice("bad_images", spec.bad_images, BAD_IMAGES)
     for name in ("ground_size", "aerial_size"):
         size = getattr(spec, name)

@@ -33,6 +33,7 @@ SMOKE = {
     "pretrain_lr": 0.03,
     "max_train_pairs": 128,
     "max_val_queries": 128,
+    "max_pretrain_images": 128,
 }
 
 # ResNet-18 tapped at stride 8 (its second stage): on 32x128 panoramas and

@@ -107,8 +107,9 @@ def test_same_area_pretraining_sees_each_tile_once(tmp_path):
     train, val = dataset.load("same_area", "train"), dataset.load("same_area", "val")
     data = Data("same_area", train, val, None, None)
     spec = RunSpec(pretrain_data="all")
-    images, meta = pretraining_set(spec, data, "aerial")
+    images, meta, indices = pretraining_set(spec, data, "aerial")
     assert len(images) == len(meta) == 20  # one shared gallery, not 40
+    assert indices.tolist() == list(range(20))
     assert len(pretraining_set(spec, data, "ground")[0]) == len(train.ground) + len(val.ground)
     cross = Data("cross_area", dataset.load("cross_area", "train"), dataset.load("cross_area", "val"), None, None)
     assert len(pretraining_set(spec, cross, "aerial")[0]) == 20
