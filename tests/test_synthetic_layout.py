@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cvbench.errors import SpecError
+
 from cvbench_plugins.datasets.synthetic import Synthetic
 from cvbench_plugins.datasets.synthetic.layout import TileGrid
 
@@ -86,3 +88,21 @@ def test_aligned_tiles_are_centred_on_their_queries(tmp_path):
     assert (pairs.ground_meta.scene == pairs.aerial_meta.scene).all()
     low, high = GRID.span
     assert pairs.ground_meta[["x", "y"]].values.min() >= low and pairs.ground_meta[["x", "y"]].values.max() <= high
+
+
+def test_reference_spacing_keeps_every_two_queries_of_a_city_apart(tmp_path):
+    pairs = Synthetic(tmp_path, city_size=256, train_pairs=10, val_pairs=30, num_train_cities=1, num_val_cities=2,
+                      reference_spacing=20).load("cross_area", "val")
+    for _, city in pairs.ground_meta.groupby("city"):
+        points = city[["x", "y"]].to_numpy()
+        distances = np.linalg.norm(points[:, None] - points[None], axis=-1)  # every pair, by brute force
+        assert distances[np.triu_indices(len(points), 1)].min() >= 20
+    assert np.array_equal(pairs.ground_meta[["x", "y"]].values, pairs.aerial_meta[["x", "y"]].values)
+
+
+def test_reference_spacing_names_what_does_not_fit(tmp_path):
+    with pytest.raises(SpecError, match="room for .* cameras 100 m apart but 15 queries"):
+        Synthetic(tmp_path, city_size=256, train_pairs=30, val_pairs=10, num_train_cities=2, num_val_cities=1,
+                  reference_spacing=100).load("cross_area", "train")
+    with pytest.raises(SpecError, match="offset layout"):
+        Synthetic(tmp_path, layout="offset", reference_spacing=10)

@@ -91,7 +91,7 @@ def _sample(city: City, count: int, options: SyntheticOptions, rng: np.random.Ge
     """``count`` shots in ``city`` inside the span of its tile grid."""
     grid = TileGrid.covering(city.size, options.tile_metres)
     return sample_shots(city, count, grid.span, options.pano_size[1], options.temporal_change,
-                        options.unknown_orientation, rng)
+                        options.unknown_orientation, rng, options.reference_spacing)
 
 
 def _city_part(city: City, shots: Shots, options: SyntheticOptions,

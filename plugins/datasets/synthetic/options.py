@@ -41,6 +41,7 @@ class SyntheticOptions:
     temporal_change: float = 0.5
     unknown_orientation: bool = False
     styles: tuple[str, ...] = STYLE_NAMES
+    reference_spacing: float = 0.0
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> "SyntheticOptions":
@@ -59,6 +60,10 @@ class SyntheticOptions:
         if self.city_size < 2 * self.tile_metres:
             raise SpecError(f"synthetic option 'city_size' ({self.city_size} m) must be at least twice "
                             f"'tile_metres' ({self.tile_metres:g} m) so tiles fit around the queries")
+        if self.reference_spacing and self.layout != "aligned":
+            raise SpecError("synthetic option 'reference_spacing' sets how far apart the query-centred tiles of "
+                            "the aligned layout are; the offset layout's tiles lie on a grid with a stride of half "
+                            "a tile (VIGOR's), so leave it at 0 there")
 
     def canonical(self) -> dict[str, Any]:
         """JSON-ready option values (tuples as lists), the form stored beside the cache."""
@@ -166,4 +171,5 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "temporal_change": _number(0, 1),
     "unknown_orientation": _boolean,
     "styles": _styles,
+    "reference_spacing": _number(0, 512),
 }

@@ -2,7 +2,9 @@
 
 Cameras stand on street cells (roads and sidewalks) clear of cars and
 obstacles, at a random point inside a cell drawn without replacement, so no
-two queries of a city share a cell. The per-shot exposure and tint grow with
+two queries of a city share a cell; with a ``spacing`` no two stand closer
+than that many metres (cells are tried in a seeded random order and a
+camera too close to one already placed is passed over). The per-shot exposure and tint grow with
 ``temporal_change``; with ``unknown_orientation`` each panorama is rolled by
 a random whole number of columns and the roll is recorded as its yaw.
 """
@@ -35,8 +37,8 @@ class Shots:
 
 
 def sample_shots(city: City, count: int, span: tuple[float, float], pano_width: int, change: float,
-                 unknown_orientation: bool, rng: np.random.Generator) -> Shots:
-    """``count`` shots in ``city`` with both coordinates inside ``span``."""
+                 unknown_orientation: bool, rng: np.random.Generator, spacing: float = 0.0) -> Shots:
+    """``count`` shots in ``city`` with both coordinates inside ``span``, at least ``spacing`` metres apart."""
     size = city.size
     low, high = span
     rows, cols = np.nonzero(city.cameras)
@@ -47,14 +49,44 @@ def sample_shots(city: City, count: int, span: tuple[float, float], pano_width: 
     if count > len(x0):
         raise SpecError(f"synthetic city {city.name} has room for {len(x0)} cameras but {count} queries were "
                         f"asked of it; lower 'train_pairs'/'val_pairs' or raise 'city_size' or the number of cities")
-    chosen = rng.choice(len(x0), size=count, replace=False)
-    positions = np.stack([x0[chosen] + rng.uniform(0.1, 0.9, count), y0[chosen] + rng.uniform(0.1, 0.9, count)], 1)
+    if spacing > 0:
+        positions = _spaced(x0, y0, count, spacing, rng, city.name)
+    else:
+        chosen = rng.choice(len(x0), size=count, replace=False)
+        positions = np.stack([x0[chosen] + rng.uniform(0.1, 0.9, count), y0[chosen] + rng.uniform(0.1, 0.9, count)],
+                             1)
     epochs = rng.integers(0, GROUND_EPOCHS, count)
     # Drawn either way, so that switching orientation off changes nothing else.
     yaw = rng.integers(0, pano_width, count) * int(unknown_orientation)
     brightness = 1 + change * rng.uniform(-0.25, 0.25, (count, 1))
     tint = 1 + change * rng.uniform(-0.06, 0.06, (count, 3))
     return Shots(positions, epochs, yaw, (brightness * tint).astype(np.float32))
+
+
+def _spaced(x0: np.ndarray, y0: np.ndarray, count: int, spacing: float, rng: np.random.Generator,
+            city: str) -> np.ndarray:
+    """``count`` points, one in each of some cells ``(x0, y0)``, no two closer than ``spacing`` (dart throwing).
+
+    A hash of square buckets ``spacing`` wide finds the placed points that
+    could be too close: only those in the 3 x 3 buckets around a candidate.
+    """
+    order = rng.permutation(len(x0))
+    jitter = rng.uniform(0.1, 0.9, (len(x0), 2))
+    buckets: dict[tuple[int, int], list[int]] = {}
+    placed: list[tuple[float, float]] = []
+    for cell in order:
+        x, y = x0[cell] + jitter[cell, 0], y0[cell] + jitter[cell, 1]
+        bx, by = int(x // spacing), int(y // spacing)
+        near = (placed[i] for dx in (-1, 0, 1) for dy in (-1, 0, 1) for i in buckets.get((bx + dx, by + dy), ()))
+        if any((x - px) ** 2 + (y - py) ** 2 < spacing ** 2 for px, py in near):
+            continue
+        buckets.setdefault((bx, by), []).append(len(placed))
+        placed.append((x, y))
+        if len(placed) == count:
+            return np.array(placed)
+    raise SpecError(f"synthetic city {city} has room for {len(placed)} cameras {spacing:g} m apart but {count} "
+                    "queries were asked of it; lower 'reference_spacing', 'train_pairs'/'val_pairs', or raise "
+                    "'city_size' or the number of cities")
 
 
 def roll_panoramas(panoramas: np.ndarray, columns: np.ndarray) -> np.ndarray:
