@@ -4,7 +4,8 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
 
     [bench]
     title = "..."
-    seeds = [0, 1, 2]              # every row runs once per seed
+    seeds = [0, 1, 2, 3, 4]        # every row runs once per seed; rows of one seed share their data subsets
+    margin = 2.0                   # optional: findings inside +-2 points read "no effect larger than 2"
 
     [defaults]                      # run options every row starts from (RunSpec / CLI names)
     preset = "default"
@@ -24,6 +25,14 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
     treatment = "exp16"
     thesis = "higher"              # what the thesis found for the treatment
 
+    [report]
+    compare = ["exp12", "exp16"]   # embedding figures side by side
+    curve = { option = "train_fraction", series = { "stand-in" = ["le05", "exp12"], ... } }
+    notes = "## What this world can tell ..."   # markdown; a TOML multi-line string in practice
+
+Stages run once, in file order, and a stage may start from one above it.
+The findings, evidence and curve of the report are in :mod:`cvbench.benchreport`.
+
 A run is skipped when a finished run with the same resolved options (device
 and workers aside) is already in the results folder, so rerunning a grid
 only runs what is missing; a failing run is recorded and the grid goes on.
@@ -38,9 +47,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import numpy as np
-import pandas as pd
 
 from .errors import CvbenchError, SpecError
 from .leaderboard import start_name
@@ -89,6 +95,9 @@ class Bench:
     rows: list[Row]
     findings: list[Finding]
     compare: list[str]
+    margin: float | None = None  # findings inside +-margin points read "no effect larger than margin"
+    curve: dict[str, Any] | None = None  # {"option": name, "series": {label: [row, ...]}}
+    notes: str = ""  # markdown appended to the report: what the grid's world can and cannot tell
 
     @property
     def name(self) -> str:
@@ -150,8 +159,13 @@ def load_bench(path: str | Path) -> Bench:
         rows.append(Row(name, options, _seeds(raw.get("seeds", seeds), f"{path}: {where} seeds"),
                         _text(path, f"{where} mirrors", raw.get("mirrors", "")),
                         {metric: float(value) for metric, value in reported.items()}))
-    for name, options in stages.items():
+    for number, (name, options) in enumerate(stages.items()):
         _spec({**defaults, **options}, f"{path} [stages.{name}]")
+        for option in START_OPTIONS:
+            value = options.get(option)
+            if isinstance(value, str) and value.startswith("@") and value[1:] not in list(stages)[:number]:
+                raise CvbenchError(f"{path}: [stages.{name}] sets {option} = {value!r}, but a stage can only start "
+                                   f"from a stage above it; above it: {', '.join(list(stages)[:number]) or 'none'}")
     names = [row.name for row in rows]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -178,14 +192,33 @@ def load_bench(path: str | Path) -> Bench:
     if not isinstance(compare, list) or any(name not in names for name in compare):
         raise CvbenchError(f"{path}: [report] compare = {compare!r}: expected a list of row names "
                            f"({', '.join(names)})")
+    margin = head.get("margin")
+    if margin is not None and (not isinstance(margin, (int, float)) or isinstance(margin, bool)
+                               or not 0 < margin < math.inf):
+        raise CvbenchError(f"{path}: [bench] margin = {margin!r}: expected a positive number of R@1 points")
     return Bench(path, _text(path, "[bench] title", head.get("title", path.stem)), defaults, stages, rows, findings,
-                 list(compare))
+                 list(compare), None if margin is None else float(margin), _curve(path, report.get("curve"), names),
+                 _text(path, "[report] notes", report.get("notes", "")))
+
+
+def _curve(path: Path, value: Any, names: list[str]) -> dict[str, Any] | None:
+    """``[report] curve = { option = "train_fraction", series = { label = [row, ...] } }``, checked."""
+    if value is None:
+        return None
+    expected = ("expected { option = \"<run option>\", series = { <label> = [<row>, ...], ... } } with row names "
+                f"from {', '.join(names)}")
+    if not isinstance(value, dict) or set(value) != {"option", "series"} or value["option"] not in RUN_OPTIONS \
+            or not isinstance(value["series"], dict) or not value["series"] \
+            or not all(isinstance(rows, list) and rows and all(row in names for row in rows)
+                       for rows in value["series"].values()):
+        raise CvbenchError(f"{path}: [report] curve = {value!r}: {expected}")
+    return {"option": value["option"], "series": {str(k): list(v) for k, v in value["series"].items()}}
 
 
 SECTIONS = ("bench", "defaults", "stages", "rows", "findings", "report")
-BENCH_KEYS = ("title", "seeds")
+BENCH_KEYS = ("title", "seeds", "margin")
 FINDING_KEYS = ("question", "baseline", "treatment", "thesis", "note")
-REPORT_KEYS = ("compare",)
+REPORT_KEYS = ("compare", "curve", "notes")
 RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunSpec))
 
 
@@ -245,15 +278,6 @@ def _spec(options: dict[str, Any], where: str) -> RunSpec:
         raise CvbenchError(f"{where}: {exc}") from None
 
 
-def stage_jobs(bench: Bench) -> dict[str, Job]:
-    """The prerequisite pre-training of each stage (seed 0 unless it says otherwise)."""
-    jobs = {}
-    for name, options in bench.stages.items():
-        spec = _spec({**bench.defaults, **options}, f"{bench.path} [stages.{name}]")
-        jobs[name] = Job(f"@{name}", spec.seed, spec)
-    return jobs
-
-
 def _substitute(options: dict[str, Any], stage_runs: dict[str, Path | None]) -> dict[str, Any]:
     """``@stage`` start values replaced by the stage's run folder (``imagenet`` stands in while it has none)."""
     out = dict(options)
@@ -283,9 +307,17 @@ def row_jobs(bench: Bench, stage_runs: dict[str, Path | None], only: Sequence[st
     return jobs
 
 
-def identity(spec: dict[str, Any]) -> dict[str, Any]:
-    """What makes two runs the same experiment: the resolved options without where they ran."""
-    return {k: v for k, v in spec.items() if k not in ENVIRONMENT}
+def identity(spec: dict[str, Any], stage: str = "run") -> dict[str, Any]:
+    """What makes two runs the same experiment: the resolved options without where they ran, and the stage kind.
+
+    The kind matters: a ``[stages]`` pre-training and a row that pre-trains
+    with the same options share a spec, but only the row fine-tunes and
+    evaluates, so neither may stand in for the other.
+    """
+    return {**{k: v for k, v in spec.items() if k not in ENVIRONMENT}, STAGE_KEY: stage}
+
+
+STAGE_KEY = "@stage"  # no run option starts with "@"
 
 
 def finished_runs(folder: Path) -> list[tuple[dict[str, Any], Path]]:
@@ -297,7 +329,7 @@ def finished_runs(folder: Path) -> list[tuple[dict[str, Any], Path]]:
         except (OSError, ValueError):
             continue
         if record.get("status") == "finished" and isinstance(record.get("spec"), dict):
-            found.append((identity(record["spec"]), path.parent))
+            found.append((identity(record["spec"], record.get("stage", "run")), path.parent))
     return found
 
 
@@ -308,7 +340,7 @@ def settle(job: Job, done: list[tuple[dict[str, Any], Path]]) -> Job:
     except CvbenchError as exc:
         job.error = str(exc)
         return job
-    key = identity(job.spec.to_dict())
+    key = identity(job.spec.to_dict(), "pretrain" if job.row.startswith("@") else "run")
     job.done = next((folder for spec, folder in done if spec == key), None)
     return job
 
@@ -332,8 +364,15 @@ def plan(bench: Bench, runs_dir: Path, only: Sequence[str] | None = None) -> tup
 
 
 def settled_stages(bench: Bench, done: list[tuple[dict[str, Any], Path]]) -> dict[str, Job]:
-    """The stage jobs, resolved, each with the finished run that already covers it (if any)."""
-    return {name: settle(job, done) for name, job in stage_jobs(bench).items()}
+    """The prerequisite pre-training of each stage (seed 0 unless it says otherwise), in file order, resolved,
+    each with the finished run that already covers it (if any); a stage may start from one above it."""
+    jobs: dict[str, Job] = {}
+    for name, options in bench.stages.items():
+        raw = {**bench.defaults, **options}
+        refs = {k: v for k, v in raw.items() if k in START_OPTIONS and isinstance(v, str) and v.startswith("@")}
+        spec = _spec(_substitute(raw, {n: j.done for n, j in jobs.items()}), f"{bench.path} [stages.{name}]")
+        jobs[name] = settle(Job(f"@{name}", spec.seed, spec, refs=refs), done)
+    return jobs
 
 
 def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, only: Sequence[str] | None = None,
@@ -345,9 +384,11 @@ def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, onl
     """
     bench = bench if isinstance(bench, Bench) else load_bench(bench)
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(bench)
+    from .benchreport import write_report  # the report reads the grid through this module
+
     outcome = BenchOutcome()
-    stages = settled_stages(bench, finished_runs(runs_dir))
-    for name, job in stages.items():
+    for name in bench.stages:
+        job = settled_stages(bench, finished_runs(runs_dir))[name]  # the stages above it may have just run
         if job.error is not None:
             raise CvbenchError(f"{bench.path} [stages.{name}]: {job.error}")
         if job.done is None:
@@ -387,41 +428,7 @@ def default_runs_dir(bench: Bench) -> Path:
     return Path("runs") / "bench" / bench.name
 
 
-# ---------------------------------------------------------------- summaries
-
-
-def summarise(bench: Bench, runs_dir: Path) -> pd.DataFrame:
-    """One row per grid row: settings, finished seeds, mean and standard deviation of each metric."""
-    _, jobs = plan(bench, runs_dir)
-    rows = []
-    for row in bench.rows:
-        records = []
-        for job in (j for j in jobs if j.row == row.name and j.done is not None):
-            records.append(json.loads((job.done / RESULT).read_text()))
-        values = {metric: [r["metrics"][metric] for r in records if metric in r.get("metrics", {})]
-                  for metric in REPORTED}
-        uniformity = [r["uniformity"]["after"]["all"] for r in records if r.get("uniformity")]
-        job = next((j for j in jobs if j.row == row.name), None)
-        settings = f"invalid: {job.error}" if job.error is not None else describe(job.spec, job.refs)
-        entry: dict[str, Any] = {"row": row.name, "mirrors": row.mirrors, "settings": settings,
-                                 "seeds": f"{len(records)}/{len(row.seeds)}"}
-        for metric in REPORTED:
-            entry[f"{metric} mean"] = _mean(values[metric])
-            entry[f"{metric} std"] = _std(values[metric])
-        entry["U all mean"] = _mean(uniformity)
-        for metric in REPORTED:
-            entry[f"reported {metric}"] = row.reported.get(metric, math.nan)
-        rows.append(entry)
-    return pd.DataFrame(rows)
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
-
-
-def _std(values: list[float]) -> float:
-    """Sample standard deviation (ddof 1); NaN with fewer than two values."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+# ---------------------------------------------------------------- how a row is described
 
 
 def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
@@ -444,98 +451,10 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
     parts.append(f"{spec.head}, {losses}")
     if spec.finetune_aug != NO_AUGMENTATION:
         parts.append(f"aug {spec.finetune_aug}")
+    if spec.train_fraction < 1:
+        parts.append(f"{spec.train_fraction:.0%} of the labels")
     return "; ".join(parts)
 
 
 def _start_text(start: str) -> str:
     return start if start in ("random", "imagenet", "auto", "pretrained") else start_name(start)
-
-
-def verdict(summary: pd.DataFrame, finding: Finding) -> tuple[str, float, float]:
-    """(verdict, difference of mean R@1 treatment - baseline, spread = the two standard deviations added).
-
-    "reproduced" when the difference has the thesis' sign and exceeds the
-    spread, "opposite" when it has the other sign and exceeds it, "within
-    noise" otherwise, "not run" without two seeds of each.
-    """
-    by_row = summary.set_index("row")
-    base, treat = by_row.loc[finding.baseline], by_row.loc[finding.treatment]
-    difference = treat["R@1 mean"] - base["R@1 mean"]
-    spread = base["R@1 std"] + treat["R@1 std"]
-    if not (math.isfinite(difference) and math.isfinite(spread)):
-        return "not run", difference, spread
-    if abs(difference) <= spread:
-        return "within noise", difference, spread
-    return ("reproduced" if math.copysign(1, difference) == VERDICTS[finding.thesis] else "opposite"), difference, spread
-
-
-def write_report(bench: Bench, runs_dir: Path, out: Path, figures: Path | None = None) -> Path:
-    """The grid's leaderboard (mean +- std per row, reported beside measured) and its findings, as markdown."""
-    from .atomic import write_text
-
-    summary = summarise(bench, runs_dir)
-    command = f"cvbench bench {bench.path.as_posix()}" + (f" --report {out.as_posix()}" if figures is not None else "")
-    seconds, devices = _totals(runs_dir)
-    lines = [f"# {bench.title}", "", f"Grid `{bench.path.as_posix()}`, results in `{runs_dir.as_posix()}`; "
-             f"generated by `{command}`. The {len(seconds)} runs took {sum(seconds) / 60:.1f} min in all on "
-             f"{', '.join(sorted(devices)) or 'no device'}. Mean and sample standard deviation over the finished "
-             "seeds; R@k in percent; `U all` is the uniformity of all validation embeddings after fine-tuning "
-             "(lower is more uniform).", ""]
-    table = pd.DataFrame({
-        "row": summary["row"], "mirrors": summary["mirrors"], "settings": summary["settings"],
-        "seeds": summary["seeds"],
-        **{metric: [_pm(m, s) for m, s in zip(summary[f"{metric} mean"], summary[f"{metric} std"])]
-           for metric in REPORTED},
-        "U all": [_number(v) for v in summary["U all mean"]],
-    })
-    if summary[[f"reported {m}" for m in REPORTED]].notna().any().any():
-        for metric in REPORTED:
-            table[f"reported {metric}"] = [_number(v) for v in summary[f"reported {metric}"]]
-    lines += [table.to_markdown(index=False), ""]
-    if bench.findings:
-        lines += ["## Findings", "", "A finding is reproduced when the change of mean R@1 has the thesis' sign "
-                  "and is larger than the two rows' standard deviations added (the spread); \"opposite\" when "
-                  "it is that large the other way; \"within noise\" otherwise.", ""]
-        rows = []
-        for finding in bench.findings:
-            result, difference, spread = verdict(summary, finding)
-            rows.append({"question": finding.question, "rows": f"{finding.baseline} -> {finding.treatment}",
-                         "thesis": f"R@1 {finding.thesis}", "measured R@1 change": _number(difference, signed=True),
-                         "spread": _number(spread), "verdict": result})
-        lines += [pd.DataFrame(rows).to_markdown(index=False), ""]
-        by_row = summary.set_index("row")
-        for finding in bench.findings:
-            result, difference, spread = verdict(summary, finding)
-            base, treat = by_row.loc[finding.baseline], by_row.loc[finding.treatment]
-            lines += [f"### {finding.question}", "",
-                      f"Thesis: {finding.note or ''} (R@1 {finding.thesis} for {finding.treatment}).".replace(" ()", ""),
-                      "",
-                      f"Measured: {finding.baseline} R@1 {_pm(base['R@1 mean'], base['R@1 std'])} -> "
-                      f"{finding.treatment} {_pm(treat['R@1 mean'], treat['R@1 std'])}: change "
-                      f"{_number(difference, signed=True)}, spread {_number(spread)}: **{result}**.", ""]
-    if figures is not None:
-        lines += ["## Embeddings before fine-tuning", "", f"![compare]({figures.as_posix()})", ""]
-    write_text(out, "\n".join(lines))
-    return out
-
-
-def _totals(runs_dir: Path) -> tuple[list[float], set[str]]:
-    """Wall time of every finished run below ``runs_dir`` (stages included) and the devices they ran on."""
-    seconds, devices = [], set()
-    for _, folder in finished_runs(runs_dir):
-        record = json.loads((folder / RESULT).read_text())
-        seconds.append(float((record.get("timings") or {}).get("total_s", 0.0)))
-        devices.add(str(record.get("device", "")))
-    return seconds, devices
-
-
-def _pm(mean: float, std: float) -> str:
-    if not math.isfinite(mean):
-        return "-"
-    return f"{mean:.2f} ± {std:.2f}" if math.isfinite(std) else f"{mean:.2f}"
-
-
-def _number(value: float, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"

@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from cvbench.bench import Finding, load_bench, plan, run_bench, summarise, verdict
+import numpy as np
+from scipy import stats
+
+from cvbench.bench import load_bench, plan, run_bench
+from cvbench.benchreport import assess, curve, summarise
 from cvbench.errors import CvbenchError
 from toy_dataset import ToyPlugin
 
@@ -47,7 +51,7 @@ def test_dry_run_lists_the_synthetic_study(tmp_path):
     result = run_cli("bench", str(BENCHMARKS / "thesis_synthetic.toml"), "--dry-run", "--runs-dir", str(tmp_path),
                      env={"COLUMNS": "300"})
     assert result.returncode == 0, result.stderr
-    assert "@standin" in result.stdout and "39 runs (13 rows), 39 to run" in result.stdout
+    assert "@standin" in result.stdout and "105 runs (21 rows), 105 to run" in result.stdout
 
 
 GRID = """
@@ -71,7 +75,7 @@ pretrain_batch_size = 8
 [stages.start]
 pretrainer = "mocov2"
 pretrain_branches = "both"
-pretrain_options = { queue_size = 64 }
+pretrain_options = { queue_size = 64, bn_splits = 2 }
 
 [[rows]]
 name = "plain"
@@ -85,7 +89,7 @@ base_init = "@start"
 name = "broken"
 seeds = [0]
 pretrainer = "mocov2"
-pretrain_options = { queue_size = 64 }
+pretrain_options = { queue_size = 64, bn_splits = 2 }
 pretrain_batch_size = 4096
 
 [[rows]]
@@ -127,16 +131,127 @@ def test_a_grid_runs_skips_what_is_done_and_records_failures(registry, tmp_path)
     assert summary.loc["plain", "R@1 std"] == pytest.approx(abs(plain[0] - plain[1]) / math.sqrt(2))
     assert summary.loc["broken", "seeds"] == "0/1" and math.isnan(summary.loc["broken", "R@1 mean"])
     text = outcome.leaderboard.read_text()
-    assert "| plain" in text and "±" in text and "does the stage help?" in text
+    assert "| plain" in text and "±" in text and "does the stage help?" in text and "95% interval" in text
+    assert "## Did pre-training learn?" in text and "| @start" in text  # the stage's loss and probe
 
 
-def test_verdicts_by_hand():
-    summary = pd.DataFrame({"row": ["a", "b", "c", "d"], "R@1 mean": [10.0, 14.0, 11.0, 5.0],
-                            "R@1 std": [1.0, 1.0, 1.0, math.nan]})
-    assert verdict(summary, Finding("", "a", "b", "higher"))[0] == "reproduced"  # +4 > 2
-    assert verdict(summary, Finding("", "a", "b", "lower"))[0] == "opposite"
-    assert verdict(summary, Finding("", "a", "c", "higher"))[0] == "within noise"  # +1 <= 2
-    assert verdict(summary, Finding("", "a", "d", "lower"))[0] == "not run"
+PAIRED = """
+[bench]
+seeds = [0, 1, 2, 3, 4]
+margin = 3
+
+[defaults]
+preset = "smoke"
+dataset = "toy"
+
+[[rows]]
+name = "a"
+
+[[rows]]
+name = "b"
+lr = 0.01
+
+[[rows]]
+name = "c"
+lr = 0.002
+
+[[rows]]
+name = "a_half"
+train_fraction = 0.5
+
+[[findings]]
+question = "b above a?"
+baseline = "a"
+treatment = "b"
+thesis = "higher"
+
+[[findings]]
+question = "c above a?"
+baseline = "a"
+treatment = "c"
+thesis = "higher"
+
+[[findings]]
+question = "c below b?"
+baseline = "b"
+treatment = "c"
+thesis = "higher"
+
+[report]
+curve = { option = "train_fraction", series = { "all" = ["a_half", "a"], "other" = ["c"] } }
+"""
+
+SCORES = {"a": [10, 12, 11, 13, 9], "b": [14, 15, 15, 18, 12], "c": [10.5, 11, 12, 12.5, 9.5],
+          "a_half": [6, 7, 6, 9, 5]}
+
+
+def _fake_records(bench, runs):
+    """A finished result.json for every (row, seed) of the grid, scored from SCORES."""
+    _, jobs = plan(bench, runs)
+    for job in jobs:
+        folder = runs / job.row / f"seed{job.seed}"
+        folder.mkdir(parents=True)
+        score = SCORES[job.row][job.seed]
+        record = {"status": "finished", "spec": job.spec.to_dict(), "metrics": {"R@1": score, "R@5": score,
+                                                                                "R@1%": score}}
+        if job.row == "b":  # a pre-training whose probe fell and whose loss rose
+            record["pretraining"] = {"aerial": {"losses": [2.0, 2.5], "steps": 10, "images": 100, "learned": False,
+                                                "probe": {"before": 5.0, "after": 4.0, "images": 50, "chance": 2.0}}}
+        (folder / "result.json").write_text(json.dumps(record))
+
+
+def test_findings_are_paired_and_holm_corrected(registry, tmp_path):
+    registry.add(ToyPlugin(), source="toy-bench")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PAIRED)
+    bench, runs = load_bench(grid), tmp_path / "runs"
+    _fake_records(bench, runs)
+    assessed = assess(bench, runs)
+    pairs = [("a", "b"), ("a", "c"), ("b", "c")]
+    p = [stats.ttest_rel(SCORES[t], SCORES[b]).pvalue for b, t in pairs]
+    order = np.argsort(p)  # Holm by hand for three tests: 3 p(1), max(that, 2 p(2)), max(that, p(3))
+    adjusted = np.empty(3)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * p[index]))
+        adjusted[index] = running
+    for (b, t), entry, want_p, want_adjusted in zip(pairs, assessed.itertuples(), p, adjusted):
+        d = np.subtract(SCORES[t], SCORES[b])
+        half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / math.sqrt(5)
+        assert entry.difference.mean == pytest.approx(d.mean())
+        assert (entry.difference.low, entry.difference.high) == pytest.approx((d.mean() - half, d.mean() + half))
+        assert entry.difference.p == pytest.approx(want_p) and entry._4 == pytest.approx(want_adjusted)
+    assert list(assessed["verdict"]) == ["reproduced", "no effect larger than 3", "opposite"]
+    summary = summarise(bench, runs).set_index("row")
+    assert summary.loc["b", "R@1 mean"] == pytest.approx(np.mean(SCORES["b"]))
+    warning = "aerial pre-training did not learn in 5 of 5 seeds (probe 5.0 -> 4.0, loss 2.000 -> 2.500 on average)"
+    assert summary.loc["b", "pre-training"] == warning and summary.loc["a", "pre-training"] == ""
+    assert [bool(caution) for caution in assessed["caution"]] == [True, False, True]  # the findings with row b
+
+
+def test_the_label_curve_reads_the_option_and_pairs_two_series(registry, tmp_path):
+    registry.add(ToyPlugin(), source="toy-bench")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PAIRED)
+    bench, runs = load_bench(grid), tmp_path / "runs"
+    _fake_records(bench, runs)
+    table = curve(bench, runs).set_index(["series", "x"])
+    assert table.loc[("all", 0.5), "mean"] == pytest.approx(np.mean(SCORES["a_half"]))
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(SCORES["a"]), scale=stats.sem(SCORES["a"]))
+    assert (table.loc[("all", 1.0), "low"], table.loc[("all", 1.0), "high"]) == pytest.approx((low, high))
+    d = np.subtract(SCORES["c"], SCORES["a"])  # the second series minus the first at the same share
+    assert table.loc[("other", 1.0), "difference"] == pytest.approx(d.mean())
+
+
+def test_a_stage_may_start_from_a_stage_above_it_only(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[stages.first]\npretrainer = 'mocov2'\n[stages.second]\npretrainer = 'mocov2'\n"
+                    "pretrain_from = '@first'\n[[rows]]\nname = 'a'\nbase_init = '@second'\n")
+    assert list(load_bench(grid).stages) == ["first", "second"]
+    grid.write_text("[stages.first]\npretrainer = 'mocov2'\npretrain_from = '@second'\n[stages.second]\n"
+                    "pretrainer = 'mocov2'\n[[rows]]\nname = 'a'\n")
+    with pytest.raises(CvbenchError, match="stage above it"):
+        load_bench(grid)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -147,9 +262,28 @@ def test_verdicts_by_hand():
     ("[oops]\n", "unknown section"),
     ("[[rows]]\nname = 'a'\n[[findings]]\nbaseline = 'a'\ntreatment = 'b'\nthesis = 'higher'\n", "finding"),
     ("not toml = = 1", "not valid TOML"),
+    ("[bench]\nmargin = -1\n[[rows]]\nname = 'a'\n", "margin"),
+    ("[[rows]]\nname = 'a'\n[report]\ncurve = { option = 'train_fraction', series = { s = ['b'] } }\n", "curve"),
 ])
 def test_bad_grid_files_name_the_problem(tmp_path, text, message):
     grid = tmp_path / "grid.toml"
     grid.write_text(text)
     with pytest.raises(CvbenchError, match=message):
         load_bench(grid)
+
+
+def test_a_stage_run_never_stands_in_for_a_row_with_the_same_options(registry, tmp_path):
+    """A pre-training stage and a row that pre-trains alike share a spec; only the row has metrics."""
+    registry.add(ToyPlugin(), source="toy-bench")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PAIRED)
+    bench, runs = load_bench(grid), tmp_path / "runs"
+    _, jobs = plan(bench, runs)
+    stage_like = runs / "stages" / "x" / "run"
+    stage_like.mkdir(parents=True)
+    (stage_like / "result.json").write_text(json.dumps({"status": "finished", "stage": "pretrain",
+                                                        "spec": jobs[0].spec.to_dict()}))
+    assert plan(bench, runs)[1][0].done is None
+    (stage_like / "result.json").write_text(json.dumps({"status": "finished", "stage": "run",
+                                                        "spec": jobs[0].spec.to_dict()}))
+    assert plan(bench, runs)[1][0].done == stage_like

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..bench import default_runs_dir, describe, load_bench, plan, run_bench, write_report
+from ..bench import default_runs_dir, describe, load_bench, plan, run_bench
+from ..benchreport import write_report
 from ..errors import CvbenchError
 
 
@@ -104,4 +105,4 @@ def _report(bench, folder: Path, out: Path, quiet: bool) -> Path:
         images = out.parent / "images" / bench.name
         compare_runs(chosen, images, "before", quiet=quiet, labels=bench.compare)
         figure = (images / "embeddings_before.png").relative_to(out.parent)
-    return write_report(bench, folder, out, figure)
+    return write_report(bench, folder, out, figure, out.parent / "images" / bench.name)
