@@ -3,14 +3,16 @@
 The thesis starts most branches from ImageNet classification weights. They
 cannot be downloaded everywhere, so this pretrainer plays their role on
 data cvbench has: the backbone learns, with labels, to classify images of
-*other* places into the classes the dataset knows (the synthetic world's
-``scene`` label: road, building, vegetation, water, plaza). Run it as a
-``cvbench pretrain`` on cities the evaluation never sees (another generator
-seed) and pass that run folder as ``--base-init`` / ``--pretrain-from``; the
-benchmark grids do exactly that.
+another domain. The synthetic study runs it on the ``shapes`` dataset
+(``label_column="category"``: drawn objects and textures, out of the domain
+of both views, as ImageNet is); its old, in-domain use classifies the
+synthetic world's ``scene`` label (road, building, vegetation, water,
+plaza) of cities the evaluation never sees, a label read from the aerial
+view. Run it as a ``cvbench pretrain`` and pass that run folder as
+``--base-init`` / ``--pretrain-from``; the benchmark grids do exactly that.
 
 Like ImageNet training: global average pooling, a linear classifier,
-cross-entropy, random resized crops and flips. Both views of an image are
+cross-entropy, random resized crops (of the image's own aspect) and flips. Both views of an image are
 classified (the engine hands every pretrainer two views).
 """
 
