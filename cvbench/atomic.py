@@ -40,3 +40,13 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (indented, keys in insertion order)."""
     write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_png(figure: Any, path: str | Path, dpi: float | None = None) -> Path:
+    """Save a matplotlib figure as PNG atomically, then close it; the path."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+    plt.close(figure)
+    return Path(path)

@@ -162,7 +162,7 @@ def plot_curve(table: pd.DataFrame, option: str, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_path
+    from .atomic import write_png
 
     figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
     for series, points in table.groupby("series", sort=False):
@@ -177,10 +177,7 @@ def plot_curve(table: pd.DataFrame, option: str, out: Path) -> Path:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
-    return out
+    return write_png(figure, out)
 
 
 def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = None,

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_png
 from .data import CrossViewPairs
 
 
@@ -37,11 +37,7 @@ def preview_sheet(pairs: CrossViewPairs, queries: Sequence[int], out: str | Path
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return write_png(fig, out, dpi=100)
 
 
 def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cvbench.atomic import atomic_path
+from cvbench.atomic import write_png
 
 from .dataset import SPLIT, Shapes
 
@@ -42,11 +42,7 @@ def class_sheet(out: str | Path, per_class: int = 2, **options) -> Path:
         ax.set_yticks([])
     fig.suptitle("shapes: each item drawn twice, independently (ground size left, aerial size right)")
     fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=72)
-    plt.close(fig)
-    return out
+    return write_png(fig, out, dpi=72)
 
 
 if __name__ == "__main__":
