@@ -159,7 +159,7 @@ def labelled_share(indices: np.ndarray, spec: RunSpec) -> np.ndarray:
     The shares of one seed are nested (the 5% pairs are among the 10% ones),
     as a label-efficiency curve needs; fewer pairs than one batch is an error.
     """
-    if spec.train_fraction >= 1:
+    if spec.train_fraction is None or spec.train_fraction >= 1:  # an unresolved spec: the fallback, all pairs
         return indices
     count = math.ceil(spec.train_fraction * len(indices))
     if count < spec.batch_size:
