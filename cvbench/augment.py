@@ -1,4 +1,4 @@
-"""Geometry of the two views, shared by augmentations and datasets.
+"""Geometry of the two views and the shared augmentation recipes, for augmentations, pretrainers and datasets.
 
 Augmentations take a uint8 tensor ``(3, H, W)`` already resized to the
 branch's image size and return a float tensor ``(3, H, W)`` in [0, 1]; the
@@ -76,6 +76,29 @@ def resized_crop(image_size: tuple[int, int], scale: tuple[float, float]) -> v2.
     height, width = image_size
     aspect = width / height
     return v2.RandomResizedCrop(list(image_size), scale=scale, ratio=(3 / 4 * aspect, 4 / 3 * aspect), antialias=True)
+
+
+def mocov2_augmentation(image_size: tuple[int, int], crop: bool = True, flip: bool = True) -> v2.Compose:
+    """The MoCov2 recipe of appendix 6.2 with torchvision transforms v2.
+
+    RandomResizedCrop (scale 0.2-1), ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8,
+    RandomGrayscale p 0.2, GaussianBlur sigma 0.1-2 px at 224 px (scaled to
+    ``image_size`` by :func:`cvbench.augment.gaussian_blur`) with p 0.5,
+    horizontal flip. Maps a uint8 ``(3, H, W)`` tensor to float in [0, 1].
+    ``crop=False`` drops the crop, ``flip=False`` the flip.
+    """
+    ops: list = []
+    if crop:
+        ops.append(resized_crop(image_size, (0.2, 1.0)))
+    ops += [
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.RandomApply([gaussian_blur(image_size, sigma=(0.1, 2.0))], p=0.5),
+    ]
+    if flip:
+        ops.append(v2.RandomHorizontalFlip())
+    ops.append(v2.ToDtype(torch.float32, scale=True))
+    return v2.Compose(ops)
 
 
 def mirror_panorama(pano: torch.Tensor) -> torch.Tensor:

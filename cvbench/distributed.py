@@ -11,7 +11,11 @@ evaluation between them:
   their gradient (:func:`gather_with_grad`), so the loss sees the whole batch's
   negatives and the gradient equals one process's on the whole batch;
 - pre-training: a ``DistributedSampler`` deals the images, the pretrainer's
-  own collectives (MoCo's gathered keys, shuffled BN) do the rest;
+  own collectives do the rest: MoCo's keys of every rank enter each rank's
+  queue (:func:`concat_all_gather`) and its key encoder sees a batch shuffled
+  across ranks (:func:`batch_shuffle` / :func:`batch_unshuffle`, "shuffling
+  BN", He et al. 2020 section 3.3), so a key's BatchNorm statistics never
+  come from the sub-batch holding its own query;
 - evaluation: each rank embeds a contiguous slice, :func:`gather_rows`
   reassembles the full matrices in order, and rank 0 ranks them exactly;
 - records: only rank 0 (:func:`is_main`) writes the run folder.
@@ -175,6 +179,53 @@ def gather_rows(local: torch.Tensor, total: int) -> torch.Tensor:
     dist.all_gather(parts, padded)
     sizes = [len(range(total)[shard(total, r)]) for r in range(world_size())]
     return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+
+
+@torch.no_grad()
+def concat_all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Rows of ``tensor`` (B, ...) from every rank, in rank order: (world_size * B, ...). No gradient.
+
+    Every rank must hold the same B (``drop_last=True``).
+    """
+    if not active():
+        return tensor
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.contiguous())
+    return torch.cat(gathered)
+
+
+@torch.no_grad()
+def batch_shuffle(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deal this rank a random slice of the batch gathered from all ranks (MoCo's shuffling BN).
+
+    Rank 0 draws one permutation of the ``world_size * B`` rows and
+    broadcasts it; every rank takes its contiguous share of the permuted rows
+    (the gather/broadcast index trick of the MoCo authors' ``builder.py``).
+
+    Returns:
+        ``(shuffled (B, ...), unshuffle_index (world_size * B,))``; pass the
+        index to :func:`batch_unshuffle`. On one process the batch comes back
+        untouched with the identity index: there is nothing to shuffle
+        across (``mocov2`` then splits BatchNorm instead,
+        :mod:`cvbench.nn.split_batchnorm`).
+    """
+    if not active():
+        return batch, torch.arange(batch.shape[0], device=batch.device)
+    gathered = concat_all_gather(batch)
+    permutation = torch.randperm(gathered.shape[0], device=batch.device)
+    dist.broadcast(permutation, src=0)
+    mine = permutation.view(dist.get_world_size(), -1)[dist.get_rank()]
+    return gathered[mine], torch.argsort(permutation)
+
+
+@torch.no_grad()
+def batch_unshuffle(outputs: torch.Tensor, unshuffle_index: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`batch_shuffle` on per-row outputs (B, ...): row i belongs to this rank's input row i again."""
+    if not active():
+        return outputs
+    gathered = concat_all_gather(outputs)
+    mine = unshuffle_index.view(dist.get_world_size(), -1)[dist.get_rank()]
+    return gathered[mine]
 
 
 @torch.no_grad()

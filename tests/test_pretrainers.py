@@ -21,7 +21,7 @@ from cvbench.errors import SpecError
 from cvbench_plugins.pretrainers import byol, mocov2, simsiam
 from cvbench_plugins.pretrainers.byol import BYOL, byol_augmentation
 from cvbench_plugins.pretrainers.cosine_losses import negative_cosine, normalized_mse
-from cvbench_plugins.pretrainers.infonce import infonce
+from cvbench.nn import infonce
 from cvbench_plugins.pretrainers.mocov2 import MoCoV2
 from cvbench_plugins.pretrainers.projection import mocov2_projector, simsiam_projector
 from cvbench_plugins.pretrainers.simsiam import SimSiam
@@ -255,7 +255,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_mocov2_under_a_process_group_matches_a_single_process() -> None:
+def test_mocov2_in_a_process_group_of_one_is_the_single_process_path() -> None:
+    """A group of one rank has nobody to shuffle BatchNorm across, so split BatchNorm still applies: the loss and
+    the queue equal those of the same step without a group (the collectives are then the identity)."""
     def one_step(bn_splits: int) -> tuple[float, torch.Tensor]:
         torch.manual_seed(0)
         model = MoCoV2(tiny_backbone(), 8, **{**SMALL[MoCoV2], "bn_splits": bn_splits})
@@ -264,16 +266,16 @@ def test_mocov2_under_a_process_group_matches_a_single_process() -> None:
         model.after_step()
         return loss.item(), model.queue.keys.clone()
 
-    plain_loss, plain_queue = one_step(bn_splits=1)
+    plain_loss, plain_queue = one_step(bn_splits=2)
+    unsplit_loss, _ = one_step(bn_splits=1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
     try:
-        # shuffle + gather path; BN statistics do not depend on row order. The default bn_splits=8
-        # is ignored under a process group (a batch of 4 would be refused on one process).
-        group_loss, group_queue = one_step(bn_splits=8)
+        group_loss, group_queue = one_step(bn_splits=2)
     finally:
         dist.destroy_process_group()
-    assert group_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert group_loss == pytest.approx(plain_loss, rel=1e-6)
     assert torch.allclose(group_queue, plain_queue, atol=1e-6)
+    assert unsplit_loss != pytest.approx(plain_loss, rel=1e-4)  # the split really changed the step
 
 
 # --- byol -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvbench_plugins.pretrainers.mocov2 import MoCoV2
-from cvbench_plugins.pretrainers.split_batchnorm import has_batchnorm, split_forward
+from cvbench.nn import has_batchnorm, split_forward
 
 EPS = 1e-5  # nn.BatchNorm2d's default
 

@@ -1,4 +1,7 @@
-"""MoCov2's augmentation (thesis appendix 6.2), for pre-training views and for fine-tuning pairs.
+"""MoCov2's augmentation (thesis appendix 6.2) of fine-tuning pairs, exp 31 and 32.
+
+The single-view recipe, which the pretrainers use too, is
+:func:`cvbench.augment.mocov2_augmentation`.
 
 Exp 31 fine-tunes with the full recipe; exp 32 drops the random crop, which
 destroys the alignment of a panorama with its tile (``mocov2-nocrop``). In a
@@ -15,33 +18,9 @@ its own flip.
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import v2
 
-from cvbench.augment import gaussian_blur, mirror_panorama, resized_crop
+from cvbench.augment import mirror_panorama, mocov2_augmentation
 from cvbench.hookspecs import hookimpl
-
-
-def mocov2_augmentation(image_size: tuple[int, int], crop: bool = True, flip: bool = True) -> v2.Compose:
-    """The MoCov2 recipe of appendix 6.2 with torchvision transforms v2.
-
-    RandomResizedCrop (scale 0.2-1), ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8,
-    RandomGrayscale p 0.2, GaussianBlur sigma 0.1-2 px at 224 px (scaled to
-    ``image_size`` by :func:`cvbench.augment.gaussian_blur`) with p 0.5,
-    horizontal flip. Maps a uint8 ``(3, H, W)`` tensor to float in [0, 1].
-    ``crop=False`` drops the crop, ``flip=False`` the flip.
-    """
-    ops: list = []
-    if crop:
-        ops.append(resized_crop(image_size, (0.2, 1.0)))
-    ops += [
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.RandomApply([gaussian_blur(image_size, sigma=(0.1, 2.0))], p=0.5),
-    ]
-    if flip:
-        ops.append(v2.RandomHorizontalFlip())
-    ops.append(v2.ToDtype(torch.float32, scale=True))
-    return v2.Compose(ops)
 
 
 def mirror_pair(pano: torch.Tensor, tile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

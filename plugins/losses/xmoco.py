@@ -25,11 +25,8 @@ from torch import nn
 
 from cvbench.errors import CvbenchError
 from cvbench.hookspecs import Register, hookimpl
-from cvbench_plugins.pretrainers.distributed import batch_shuffle, batch_unshuffle, concat_all_gather
-from cvbench_plugins.pretrainers.infonce import infonce
-from cvbench_plugins.pretrainers.momentum import ema_update, momentum_copy
-from cvbench_plugins.pretrainers.options import require_float, require_int
-from cvbench_plugins.pretrainers.queue import KeyQueue
+from cvbench.nn import KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, infonce, momentum_copy
+from cvbench.options import require_float, require_int
 
 
 @torch.no_grad()

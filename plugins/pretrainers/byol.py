@@ -14,10 +14,10 @@ from torchvision.transforms import v2
 
 from cvbench.augment import Transform, gaussian_blur, resized_crop
 from cvbench.hookspecs import Register, hookimpl
+from cvbench.nn import cosine_momentum, ema_update, momentum_copy
+from cvbench.options import require_float, require_int
 
 from .cosine_losses import normalized_mse
-from .momentum import cosine_momentum, ema_update, momentum_copy
-from .options import require_float, require_int
 from .projection import byol_mlp, byol_projector
 
 

@@ -5,7 +5,7 @@ key encoder ``g_xi'(f_xi'(v'))`` = a momentum copy of both (eq 3.2); loss =
 InfoNCE of each query against its key and a queue of past keys (eq 3.1), as
 in Algorithm 1 (He et al. 2020; Chen et al. 2020, "Improved baselines").
 Defaults are the thesis' section 4.2 values; ``bn_splits`` (8) is the MoCo
-authors' single-GPU emulation of shuffling BN (:mod:`.split_batchnorm`).
+authors' single-GPU emulation of shuffling BN (:mod:`cvbench.nn.split_batchnorm`).
 The optimizer and learning-rate schedule belong to the engine (thesis: SGD
 lr 0.015 for batch 128, momentum 0.9, weight decay 1e-4, 200 epochs, x0.1 at
 epochs 120 and 160).
@@ -17,17 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvbench.augment import Transform
+from cvbench import distributed
+from cvbench.augment import Transform, mocov2_augmentation
 from cvbench.hookspecs import Register, hookimpl
-from cvbench_plugins.augmentations.mocov2 import mocov2_augmentation
+from cvbench.nn import (KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, has_batchnorm, infonce,
+                        momentum_copy, split_forward)
+from cvbench.options import require_float, require_int
 
-from .distributed import batch_shuffle, batch_unshuffle, concat_all_gather, is_initialised
-from .infonce import infonce
-from .momentum import ema_update, momentum_copy
-from .options import require_float, require_int
 from .projection import mocov2_projector
-from .queue import KeyQueue
-from .split_batchnorm import has_batchnorm, split_forward
 
 
 class MoCoV2(nn.Module):
@@ -36,9 +33,10 @@ class MoCoV2(nn.Module):
     ``forward(view1, view2)`` encodes ``view1`` as queries and ``view2`` as
     keys and returns the InfoNCE loss; ``after_step()`` then moves the key
     encoder (eq 3.2) and enqueues the keys of every ``forward`` since the last
-    call, the order of Algorithm 1. Under DDP the keys of all processes are
-    enqueued and the key encoder runs on a batch shuffled across processes
-    (shuffling BN); ``bn_splits`` is then ignored. On one process, in
+    call, the order of Algorithm 1. Under DDP with several ranks the keys of
+    all ranks are enqueued and the key encoder runs on a batch shuffled
+    across ranks (shuffling BN); ``bn_splits`` is then ignored. On one
+    process (a process group of one rank included), in
     training mode and with a BatchNorm backbone, ``bn_splits > 1`` emulates
     that many GPUs: the query encoder runs on ``bn_splits`` contiguous
     sub-batches of ``view1``, the key encoder on ``bn_splits`` sub-batches of
@@ -103,7 +101,7 @@ class MoCoV2(nn.Module):
 
     def _split_batchnorm(self) -> bool:
         """Whether this forward emulates per-GPU BatchNorm: one process, training mode, a BatchNorm backbone."""
-        return self.bn_splits > 1 and self.training and self._backbone_has_bn and not is_initialised()
+        return self.bn_splits > 1 and self.training and self._backbone_has_bn and not distributed.active()
 
     @torch.no_grad()
     def after_step(self) -> None:

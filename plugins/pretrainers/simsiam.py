@@ -12,12 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvbench.augment import Transform
+from cvbench.augment import Transform, mocov2_augmentation
 from cvbench.hookspecs import Register, hookimpl
-from cvbench_plugins.augmentations.mocov2 import mocov2_augmentation
+from cvbench.options import require_int
 
 from .cosine_losses import negative_cosine
-from .options import require_int
 from .projection import simsiam_predictor, simsiam_projector
 
 

@@ -28,7 +28,7 @@ from torchvision.transforms import v2
 from cvbench.augment import Transform, resized_crop, to_float
 from cvbench.hookspecs import Register, hookimpl
 
-from .options import require_float
+from cvbench.options import require_float
 
 
 class Supervised(nn.Module):
