@@ -1,7 +1,10 @@
-"""Checks for the numeric options of the self-supervised methods.
+"""Checks for the numeric options of plugins: one helper for every method, loss, head and third-party package.
 
 Each check returns the value it accepted or raises :class:`cvbench.errors.SpecError`
-naming the method, the option, what was expected and what was given.
+naming the plugin, the option, what was expected and what was given
+(``"soft_triplet: option gamma must be a number in (0, inf), got -1"``).
+Booleans are refused where numbers are expected, and NaN and infinity
+fall outside every interval with an open or finite end.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from cvbench.errors import SpecError
 def require_int(method: str, name: str, value: object, *, minimum: int) -> int:
     """``value`` as an ``int`` no smaller than ``minimum``; booleans are refused."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise SpecError(f"{method} option {name!r} must be an integer >= {minimum}, got {value!r}")
+        raise SpecError(f"{method}: option {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -38,5 +41,5 @@ def require_float(
         ok = (number > low if low_open else number >= low) and (number < high if high_open else number <= high)
     if not ok:
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise SpecError(f"{method} option {name!r} must be a number in {interval}, got {value!r}")
+        raise SpecError(f"{method}: option {name} must be a number in {interval}, got {value!r}")
     return float(value)

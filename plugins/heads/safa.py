@@ -31,6 +31,7 @@ from torch import nn
 
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
+from cvbench.options import require_int
 
 INITS = ("safa", "pytorch")
 
@@ -72,9 +73,8 @@ class SAFAHead(nn.Module):
                 unknown ``init``.
         """
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("num_embeddings", num_embeddings)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"safa: {name} must be a positive integer, got {value!r}")
+        in_channels = require_int("safa", "in_channels", in_channels, minimum=1)
+        num_embeddings = require_int("safa", "num_embeddings", num_embeddings, minimum=1)
         if (
             not isinstance(feature_hw, (tuple, list))
             or len(feature_hw) != 2
@@ -159,8 +159,7 @@ def build_safa(in_channels: int, feature_hw: tuple[int, int], dim: int, init: st
         SpecError: A ``dim`` that is not a positive multiple of ``in_channels``,
             a feature map with fewer than 2 positions, or an unknown ``init``.
     """
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise SpecError(f"safa: in_channels must be a positive integer, got {in_channels!r}")
+    in_channels = require_int("safa", "in_channels", in_channels, minimum=1)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < in_channels or dim % in_channels:
         choices = ", ".join(f"{d * in_channels} (D={d})" for d in (1, 2, 4, 8))
         raise SpecError(

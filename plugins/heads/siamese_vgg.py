@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
+from cvbench.options import require_int
+
 
 class SiameseVGGHead(nn.Module):
     """Average-pool a feature map and embed it with Linear-ReLU-Linear (appendix 6.1).
@@ -45,9 +46,8 @@ class SiameseVGGHead(nn.Module):
             SpecError: A size that is not a positive integer.
         """
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("dim", dim), ("hidden_dim", hidden_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"siamese_vgg: {name} must be a positive integer, got {value!r}")
+        in_channels, dim, hidden_dim = (require_int("siamese_vgg", name, value, minimum=1) for name, value in
+                                        (("in_channels", in_channels), ("dim", dim), ("hidden_dim", hidden_dim)))
         self.in_channels = in_channels
         self.dim = dim
         self.pool = nn.AdaptiveAvgPool2d(1)

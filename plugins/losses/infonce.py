@@ -24,7 +24,6 @@ projects the parameter back onto the bound.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -32,10 +31,7 @@ from torch.nn import functional as F
 
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+from cvbench.options import require_float
 
 
 class InfoNCELoss(nn.Module):
@@ -75,19 +71,17 @@ class InfoNCELoss(nn.Module):
                 scale above ``max_scale``, or a label smoothing outside ``[0, 1)``.
         """
         super().__init__()
-        if not _is_number(temperature) or temperature <= 0:
-            raise SpecError(f"infonce: option temperature must be a positive number, got {temperature!r}")
+        temperature = require_float("infonce", "temperature", temperature, low=0.0, low_open=True, high_open=True)
         if not isinstance(learnable_temperature, bool):
             raise SpecError(f"infonce: option learnable_temperature must be true or false, got {learnable_temperature!r}")
-        if not _is_number(max_scale) or max_scale <= 0:
-            raise SpecError(f"infonce: option max_scale must be a positive number, got {max_scale!r}")
+        max_scale = require_float("infonce", "max_scale", max_scale, low=0.0, low_open=True, high_open=True)
         if 1.0 / temperature > max_scale:
             raise SpecError(
                 f"infonce: option temperature={temperature} is below 1/max_scale={1.0 / max_scale:g}; "
                 "raise temperature or max_scale"
             )
-        if not _is_number(label_smoothing) or not 0 <= label_smoothing < 1:
-            raise SpecError(f"infonce: option label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        label_smoothing = require_float("infonce", "label_smoothing", label_smoothing, low=0.0, high=1.0,
+                                        high_open=True)
         log_scale = torch.tensor(math.log(1.0 / temperature))
         if learnable_temperature:
             self.log_scale = nn.Parameter(log_scale)

@@ -24,14 +24,13 @@ module follows the cited loss.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
+from cvbench.options import require_float
 
 DISTANCES = ("euclidean", "sqeuclidean")
 REDUCTIONS = ("mean", "sum")
@@ -75,8 +74,7 @@ class SoftMarginTripletLoss(nn.Module):
                 unknown ``distance`` or ``reduction``.
         """
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma < math.inf:
-            raise SpecError(f"soft_triplet: option gamma must be a positive finite number, got {gamma!r}")
+        gamma = require_float("soft_triplet", "gamma", gamma, low=0.0, low_open=True, high_open=True)
         if distance not in DISTANCES:
             raise SpecError(f"soft_triplet: option distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
         if reduction not in REDUCTIONS:

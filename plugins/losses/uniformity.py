@@ -28,6 +28,7 @@ from torch import nn
 
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
+from cvbench.options import require_float
 
 REDUCTIONS = ("mean", "sum")
 
@@ -58,8 +59,7 @@ class UniformityLoss(nn.Module):
             SpecError: A ``t`` that is not a positive finite number, or an unknown ``reduction``.
         """
         super().__init__()
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < math.inf:
-            raise SpecError(f"uniformity: option t must be a positive finite number, got {t!r}")
+        t = require_float("uniformity", "t", t, low=0.0, low_open=True, high_open=True)
         if reduction not in REDUCTIONS:
             raise SpecError(f"uniformity: option reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
         self.t = float(t)
