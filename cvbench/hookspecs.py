@@ -1,4 +1,4 @@
-"""The plugin contract: the four hooks a cvbench plugin module may implement.
+"""The plugin contract: the six hooks a cvbench plugin module may implement, one per kind of plugin.
 
 Every hook receives ``register(name, factory, summary="")``. What each
 factory must build is documented in ``docs/plugins.md``:
@@ -15,6 +15,11 @@ factory must build is documented in ``docs/plugins.md``:
   ``(panorama uint8 (3, H, W), tile uint8 (3, h, w)) -> (panorama, tile)`` float
   in [0, 1], applied to each fine-tuning pair (``--finetune-aug NAME``).
 - preset: a ``dict`` of run options (``--preset NAME``); explicit options override it.
+
+Shared building blocks for methods (MoCo's queue, momentum encoders,
+InfoNCE, split BatchNorm, collectives) are in :mod:`cvbench.nn`, option
+checks in :mod:`cvbench.options`; a plugin imports them from there, never
+from another plugin.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import event, given
+from hypothesis import event, find, given, settings
 from hypothesis import strategies as st
 
 import cvbench.cli.stages
@@ -121,6 +121,44 @@ def test_run_spec_from_any_dict_resolves_or_is_a_spec_error(registry, tmp_path, 
     except CvbenchError:
         return
     check_usable(spec)
+
+
+# ----------------------------------------------------------------- the accepting branches are reached
+
+# The property tests above return early on a SpecError; each search below shows that its strategy also
+# draws inputs that take the accepting branch, so those tests check more than error messages.
+SEARCH = settings(database=None, derandomize=True, max_examples=2_000)
+
+
+def _succeeds(function, *args) -> bool:
+    try:
+        function(*args)
+    except CvbenchError:
+        return False
+    return True
+
+
+def test_the_size_strategy_reaches_two_whole_numbers():
+    text = find(st.one_of(value_text(), st.lists(json_like(), max_size=3), st.tuples(json_like(), json_like())),
+                lambda text: _succeeds(parse_size, text) and parse_size(text) != "auto", settings=SEARCH)
+    assert len(parse_size(text)) == 2
+
+
+def test_the_loss_strategy_reaches_a_valid_loss():
+    find(value_text(), lambda text: _succeeds(parse_loss, text), settings=SEARCH)
+
+
+def test_the_options_strategy_reaches_parsed_options():
+    pairs = find(st.lists(value_text(), max_size=4),
+                 lambda pairs: len(pairs) > 0 and _succeeds(parse_options, pairs, "--data-option"), settings=SEARCH)
+    assert parse_options(pairs, "--data-option")
+
+
+def test_the_spec_strategy_reaches_a_resolved_spec_with_options_set(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    values = find(spec_dicts(), lambda values: bool(set(values) & set(FIELDS)) and _succeeds(
+        lambda: resolve_spec(RunSpec.from_dict({"preset": "smoke", "dataset": "cvusa", **values}))), settings=SEARCH)
+    check_usable(resolve_spec(RunSpec.from_dict({"preset": "smoke", "dataset": "cvusa", **values})))
 
 
 # ----------------------------------------------------------------- dataset options
