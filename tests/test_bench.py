@@ -184,6 +184,15 @@ SCORES = {"a": [10, 12, 11, 13, 9], "b": [14, 15, 15, 18, 12], "c": [10.5, 11, 1
           "a_half": [6, 7, 6, 9, 5]}
 
 
+@pytest.fixture
+def paired_grid(registry, tmp_path):
+    """The PAIRED grid loaded with the toy plugin registered, and its (still empty) results folder."""
+    registry.add(ToyPlugin(), source="toy-bench")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PAIRED)
+    return load_bench(grid), tmp_path / "runs"
+
+
 def _fake_records(bench, runs):
     """A finished result.json for every (row, seed) of the grid, scored from SCORES."""
     _, jobs = plan(bench, runs)
@@ -199,11 +208,8 @@ def _fake_records(bench, runs):
         (folder / "result.json").write_text(json.dumps(record))
 
 
-def test_findings_are_paired_and_holm_corrected(registry, tmp_path):
-    registry.add(ToyPlugin(), source="toy-bench")
-    grid = tmp_path / "grid.toml"
-    grid.write_text(PAIRED)
-    bench, runs = load_bench(grid), tmp_path / "runs"
+def test_findings_are_paired_and_holm_corrected(paired_grid):
+    bench, runs = paired_grid
     _fake_records(bench, runs)
     assessed = assess(bench, runs)
     pairs = [("a", "b"), ("a", "c"), ("b", "c")]
@@ -228,11 +234,8 @@ def test_findings_are_paired_and_holm_corrected(registry, tmp_path):
     assert [bool(caution) for caution in assessed["caution"]] == [True, False, True]  # the findings with row b
 
 
-def test_the_label_curve_reads_the_option_and_pairs_two_series(registry, tmp_path):
-    registry.add(ToyPlugin(), source="toy-bench")
-    grid = tmp_path / "grid.toml"
-    grid.write_text(PAIRED)
-    bench, runs = load_bench(grid), tmp_path / "runs"
+def test_the_label_curve_reads_the_option_and_pairs_two_series(paired_grid):
+    bench, runs = paired_grid
     _fake_records(bench, runs)
     table = curve(bench, runs).set_index(["series", "x"])
     assert table.loc[("all", 0.5), "mean"] == pytest.approx(np.mean(SCORES["a_half"]))
@@ -271,12 +274,9 @@ def test_bad_grid_files_name_the_problem(tmp_path, text, message):
         load_bench(grid)
 
 
-def test_a_stage_run_never_stands_in_for_a_row_with_the_same_options(registry, tmp_path):
+def test_a_stage_run_never_stands_in_for_a_row_with_the_same_options(paired_grid):
     """A pre-training stage and a row that pre-trains alike share a spec; only the row has metrics."""
-    registry.add(ToyPlugin(), source="toy-bench")
-    grid = tmp_path / "grid.toml"
-    grid.write_text(PAIRED)
-    bench, runs = load_bench(grid), tmp_path / "runs"
+    bench, runs = paired_grid
     _, jobs = plan(bench, runs)
     stage_like = runs / "stages" / "x" / "run"
     stage_like.mkdir(parents=True)

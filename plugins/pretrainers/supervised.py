@@ -27,7 +27,6 @@ from torchvision.transforms import v2
 
 from cvbench.augment import Transform, resized_crop, to_float
 from cvbench.hookspecs import Register, hookimpl
-
 from cvbench.options import require_float
 
 
