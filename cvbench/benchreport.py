@@ -25,8 +25,15 @@ from .statistics import holm, paired_difference, verdict
 SCORE = "R@1"
 
 
-def records(bench: Bench, runs_dir: Path) -> tuple[dict[str, Job], list[Job], dict[str, dict[int, dict[str, Any]]]]:
-    """The grid's stage and row jobs and, per row, the finished record of each seed."""
+Records = tuple[dict[str, Job], list[Job], dict[str, dict[int, dict[str, Any]]]]
+
+
+def records(bench: Bench, runs_dir: Path) -> Records:
+    """The grid's stage and row jobs and, per row, the finished record of each seed.
+
+    The functions below take them as ``loaded`` so a report plans the grid
+    and reads its records once; without it each loads them itself.
+    """
     stages, jobs = plan(bench, runs_dir)
     found: dict[str, dict[int, dict[str, Any]]] = {row.name: {} for row in bench.rows}
     for job in jobs:
@@ -35,9 +42,9 @@ def records(bench: Bench, runs_dir: Path) -> tuple[dict[str, Job], list[Job], di
     return stages, jobs, found
 
 
-def summarise(bench: Bench, runs_dir: Path) -> pd.DataFrame:
+def summarise(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd.DataFrame:
     """One row per grid row: settings, finished seeds, mean and standard deviation of each metric."""
-    stages, jobs, found = records(bench, runs_dir)
+    stages, jobs, found = loaded or records(bench, runs_dir)
     flags = not_learned(stages, jobs, found)
     rows = []
     for row in bench.rows:
@@ -57,9 +64,9 @@ def summarise(bench: Bench, runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def assess(bench: Bench, runs_dir: Path) -> pd.DataFrame:
+def assess(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd.DataFrame:
     """Each finding on the seeds both rows finished: paired mean difference of R@1, its interval, p, Holm p, verdict."""
-    stages, jobs, found = records(bench, runs_dir)
+    stages, jobs, found = loaded or records(bench, runs_dir)
     flags = not_learned(stages, jobs, found)
     rows = []
     for finding in bench.findings:
@@ -125,7 +132,7 @@ def not_learned(stages: dict[str, Job], jobs: list[Job], found: dict[str, dict[i
     return flags
 
 
-def curve(bench: Bench, runs_dir: Path) -> pd.DataFrame:
+def curve(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd.DataFrame:
     """The label-efficiency points of ``[report] curve``: per series and row, the option's value and R@1 over seeds.
 
     With exactly two series, each point also carries the paired difference
@@ -133,7 +140,7 @@ def curve(bench: Bench, runs_dir: Path) -> pd.DataFrame:
     """
     if bench.curve is None:
         return pd.DataFrame()
-    _, jobs, found = records(bench, runs_dir)
+    _, jobs, found = loaded or records(bench, runs_dir)
     spec_of = {job.row: job.spec for job in jobs}
     points = []
     for series, rows in bench.curve["series"].items():
@@ -189,8 +196,9 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
     """
     from .atomic import write_text
 
-    stages, _, found = records(bench, runs_dir)
-    summary = summarise(bench, runs_dir)
+    loaded = records(bench, runs_dir)
+    stages, _, found = loaded
+    summary = summarise(bench, runs_dir, loaded)
     command = f"cvbench bench {bench.path.as_posix()}" + (f" --report {out.as_posix()}" if images is not None else "")
     seconds, devices = _totals(runs_dir)
     lines = [f"# {bench.title}", "", f"Grid `{bench.path.as_posix()}`, results in `{runs_dir.as_posix()}`; "
@@ -214,7 +222,7 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
         table["warning"] = summary["pre-training"]
     lines += [table.to_markdown(index=False), ""]
     if bench.findings:
-        lines += _findings_section(bench, runs_dir)
+        lines += _findings_section(bench, runs_dir, loaded)
     proof = evidence(stages, found)
     if len(proof):
         lines += ["## Did pre-training learn?", "",
@@ -225,7 +233,7 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
                   "that did not learn carries a warning in the tables above.", "",
                   proof.round(2).to_markdown(index=False), ""]
     if bench.curve is not None:
-        lines += _curve_section(bench, runs_dir, out, images)
+        lines += _curve_section(bench, runs_dir, loaded, out, images)
     if figure is not None:
         lines += ["## Embeddings before fine-tuning", "", f"![compare]({figure.as_posix()})", ""]
     if bench.notes:
@@ -234,8 +242,8 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
     return out
 
 
-def _findings_section(bench: Bench, runs_dir: Path) -> list[str]:
-    assessed = assess(bench, runs_dir)
+def _findings_section(bench: Bench, runs_dir: Path, loaded: Records) -> list[str]:
+    assessed = assess(bench, runs_dir, loaded)
     margin = f' Where the interval lies inside ±{bench.margin:g} points, the verdict is "no effect larger than ' \
              f'{bench.margin:g}".' if bench.margin is not None else ""
     lines = ["## Findings", "",
@@ -264,8 +272,8 @@ def _findings_section(bench: Bench, runs_dir: Path) -> list[str]:
     return lines
 
 
-def _curve_section(bench: Bench, runs_dir: Path, out: Path, images: Path | None) -> list[str]:
-    table = curve(bench, runs_dir)
+def _curve_section(bench: Bench, runs_dir: Path, loaded: Records, out: Path, images: Path | None) -> list[str]:
+    table = curve(bench, runs_dir, loaded)
     option = bench.curve["option"]
     lines = ["## Label efficiency", "",
              f"{SCORE} against the share of labelled training pairs fine-tuning sees (`{option}`; the shares of one "
