@@ -64,6 +64,12 @@ def _loss(spec: dict[str, Any]) -> str:
     return " + ".join(name if float(weight) == 1.0 else f"{weight:g}*{name}" for name, weight in terms)
 
 
+def _labels(spec: dict[str, Any]) -> str:
+    """The share of the labelled training pairs fine-tuning saw (``--train-fraction``; records without it: all)."""
+    fraction = spec.get("train_fraction")
+    return "100%" if fraction is None else f"{float(fraction) * 100:g}%"
+
+
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
 
 
@@ -100,6 +106,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "backbone": spec.get("backbone"),
             "head": spec.get("head"),
             "loss": _loss(spec),
+            "labels": _labels(spec),
             "dataset": f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/"),
             "seed": spec.get("seed"),
             **{name: metrics.get(name) for name in METRIC_COLUMNS},
@@ -115,6 +122,8 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
     frame = frame.sort_values(["R@1", "run"], ascending=[False, True], na_position="last", kind="stable")
     if frame["hit_rate"].isna().all():
         frame = frame.drop(columns=["hit_rate"])
+    if (frame["labels"] == "100%").all():  # no run fine-tuned on a share of its pairs (--train-fraction)
+        frame = frame.drop(columns=["labels"])
     return frame.reset_index(drop=True)
 
 

@@ -86,3 +86,13 @@ def test_finished_pretraining_runs_are_not_listed(tmp_path):
         (tmp_path / row["run"] / "result.json").write_text(json.dumps(row))
     finished, others = split_finished(to_frame(load_records(tmp_path)))
     assert list(finished["run"]) == ["r"] and list(others["run"]) == ["q"]  # a failed pre-training still shows
+
+
+def test_a_share_of_the_labels_gets_its_own_column(tmp_path):
+    for row in (record("all", 12.0, train_fraction=1.0), record("tenth", 3.0, train_fraction=0.1)):
+        (tmp_path / row["run"]).mkdir()
+        (tmp_path / row["run"] / "result.json").write_text(json.dumps(row))
+    frame = to_frame(load_records(tmp_path)).set_index("run")
+    assert frame.loc["all", "labels"] == "100%" and frame.loc["tenth", "labels"] == "10%"
+    (tmp_path / "tenth" / "result.json").unlink()
+    assert "labels" not in to_frame(load_records(tmp_path)).columns  # every run saw all its pairs
