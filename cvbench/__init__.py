@@ -6,11 +6,18 @@ Public API (stable)::
     cvbench.create(kind, name, **options)   # build any registered plugin
     cvbench.metrics.recall(...)             # exact chunked top-k recall
     cvbench.metrics.uniformity(z, t=2.0)    # eq 3.5
+
+The plugin contract, one class per kind (subclassing is optional)::
+
+    cvbench.Pretrainer, cvbench.Loss, cvbench.Dataset, cvbench.Augmentation,
+    cvbench.Metric (with cvbench.Retrieval, what a metric receives), and the
+    cvbench.Head Protocol
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import metrics
+from .contract import Augmentation, Dataset, Head, Loss, Metric, Pretrainer, Retrieval
 from .registry import create, plugins
 
 try:
@@ -18,4 +25,5 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["create", "metrics", "plugins", "__version__"]
+__all__ = ["Augmentation", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "create", "metrics",
+           "plugins", "__version__"]

@@ -251,6 +251,13 @@ def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a :func:`wrap` (DDP) wrapper, or ``module`` itself."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
 def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """BatchNorm layers synchronised across ranks (CUDA only: PyTorch's SyncBatchNorm has no CPU kernel)."""
     if active() and device.type == "cuda":

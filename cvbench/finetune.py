@@ -2,9 +2,10 @@
 
 The objective is the weighted sum of the ``--loss`` terms (eq 3.10), each
 getting the L2-normalised ground and aerial embeddings of a batch of pairs.
-Adam, as in section 4.2. A loss may opt into three extensions: ``attach(model)``
-(called once), ``needs_images = True`` (also receives the two image batches)
-and ``after_step()`` (called after each optimiser step); see docs/plugins.md.
+Adam, as in section 4.2. A loss may use the three optional parts that
+:class:`cvbench.Loss` declares: ``attach(model)`` (called once),
+``needs_images`` (also receives the two image batches) and ``after_step()``
+(called after each optimiser step).
 
 Under ``torchrun`` each rank holds a share of every batch; the objective
 gathers the embeddings of all ranks with their gradient, so each loss sees the
@@ -14,7 +15,6 @@ images).
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -31,8 +31,8 @@ from .model import TwoBranchNet
 from .registry import create
 from .sampling import ConflictFreeBatchSampler, ShardedBatchSampler, SkipBatches, tiles_per_query
 from .spec import RunSpec
-from .trainstate import Checkpointer, begin_epoch, interrupted, restore_rng, rng_state
-from .training import LossMonitor, step, trainable
+from .trainstate import Checkpointer
+from .training import LossMonitor, Stage, step, train_epochs, trainable
 
 
 class Objective(nn.Module):
@@ -53,8 +53,7 @@ class Objective(nn.Module):
 
     def attach(self, model: TwoBranchNet) -> None:
         for term in self.terms:
-            if hasattr(term, "attach"):
-                term.attach(model)
+            term.attach(model)
 
     def forward(self, z_ground: torch.Tensor, z_aerial: torch.Tensor, ground: torch.Tensor,
                 aerial: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -63,7 +62,7 @@ class Objective(nn.Module):
         parts = {}
         gathered: tuple[torch.Tensor, torch.Tensor] | None = None
         for name, weight, term in zip(self.names, self.weights, self.terms):
-            if getattr(term, "needs_images", False):
+            if term.needs_images:
                 value = term(z_ground, z_aerial, ground, aerial)
             else:
                 if gathered is None:
@@ -75,8 +74,7 @@ class Objective(nn.Module):
 
     def after_step(self) -> None:
         for term in self.terms:
-            if hasattr(term, "after_step"):
-                term.after_step()
+            term.after_step()
 
 
 class FinetuneForward(nn.Module):
@@ -117,7 +115,7 @@ def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: 
     if monitor is not None and monitor.add(where, loss, parts):
         monitor.flush()
     step(optimizer, loss, params, grad_clip)
-    getattr(forward, "module", forward).objective.after_step()
+    distributed.unwrap(forward).objective.after_step()
     return loss
 
 
@@ -147,54 +145,19 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     optimizer = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     channels_last = use_channels_last(device, spec.channels_last)
     monitor = LossMonitor.for_device("fine-tuning", device)
+
+    def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
+        ground, aerial = batch
+        finetune_step(forward, optimizer, params, ground, aerial, device, monitor, where, spec.grad_clip,
+                      channels_last)
+
+    def finish(epoch: int, means: dict[str, float], seconds: float) -> None:
+        means = dict(means)
+        on_epoch_end(epoch, {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
+                             "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds})
+
     resume = checkpointer.resume_point(STAGE) if checkpointer is not None else None
-    first, seconds = 1, 0.0
-    if resume is not None:
-        objective.load_state_dict(resume["objective"])
-        optimizer.load_state_dict(resume["optimizer"])
-        first, seconds = resume["epoch"] + 1, resume["train_seconds"]
-
-    def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
-        return {**run_state(), "stage": STAGE, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
-                "rng": rng_state(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                "monitor": monitor.state(), "train_seconds": seconds}
-
-    if checkpointer is not None and resume is None:
-        checkpointer.save(state(0, 0, generator.get_state()))
-    task = progress.add_task("fine-tune", total=spec.epochs * len(loader), info="") if progress else None
-    done = 0
-    for epoch in range(first, spec.epochs + 1):
-        skip = begin_epoch(resume, epoch, first, generator, monitor)
-        if resume is not None and epoch == first:
-            sampler.discard_plan()  # drawn (for the progress total) before the generator was reset
-        epoch_generator = generator.get_state()
-        batches.skip = skip
-        if progress is not None:  # conflict-free batching makes each epoch's count exact only once drawn
-            progress.update(task, total=done + len(loader) * (spec.epochs - epoch + 1))
-        started = time.perf_counter()
-        model.train()
-        iterator = iter(loader)
-        if skip:  # saved mid-epoch, after this epoch's loader was created
-            restore_rng(resume["rng"])
-        for batch, (ground, aerial) in enumerate(iterator, start=skip + 1):
-            finetune_step(forward, optimizer, params, ground, aerial, device, monitor, (epoch, batch),
-                          spec.grad_clip, channels_last)
-            done += 1
-            if progress is not None:
-                info = f"epoch {epoch}/{spec.epochs} loss {monitor.sums['loss'] / monitor.count:.4f}" \
-                    if monitor.count else f"epoch {epoch}/{spec.epochs}"
-                progress.update(task, advance=1, info=info)
-            if checkpointer is not None and checkpointer.stop.requested(batch, device):
-                seconds += time.perf_counter() - started
-                checkpointer.save(state(epoch - 1, batch, epoch_generator))
-                raise interrupted("fine-tuning", epoch, batch)
-        means = monitor.means()
-        seconds += time.perf_counter() - started
-        stats = {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
-                 "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds}
-        on_epoch_end(epoch, stats)
-        if checkpointer is not None:
-            checkpointer.save(state(epoch, 0, generator.get_state()))
-            if epoch < spec.epochs and checkpointer.stop.requested(0, device):
-                raise interrupted("fine-tuning", epoch)
-    return seconds
+    return train_epochs(Stage(STAGE, "fine-tuning", "fine-tune", spec.epochs, loader, one_step, monitor,
+                              {"objective": objective, "optimizer": optimizer}, device,
+                              prepare=lambda epoch: model.train(), finish=finish),
+                        generator, progress, checkpointer, resume, run_state)

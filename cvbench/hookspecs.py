@@ -1,7 +1,10 @@
-"""The plugin contract: the six hooks a cvbench plugin module may implement, one per kind of plugin.
+"""The plugin contract: the seven hooks a cvbench plugin module may implement, one per kind of plugin.
 
-Every hook receives ``register(name, factory, summary="")``. What each
-factory must build is documented in ``docs/plugins.md``:
+Every hook receives ``register(name, factory, summary="")``. Each kind's
+base class in :mod:`cvbench.contract` (``cvbench.Pretrainer``, ``cvbench.Loss``,
+``cvbench.Dataset``, ``cvbench.Augmentation``, ``cvbench.Metric``, the
+``cvbench.Head`` Protocol) declares what its factory must build, with every
+optional capability and its default; subclassing them is optional:
 
 - pretrainer: ``factory(backbone, feature_dim, **options)`` -> ``nn.Module``
   with ``forward(view1, view2) -> loss``, ``after_step()``,
@@ -10,11 +13,14 @@ factory must build is documented in ``docs/plugins.md``:
   mapping a feature map ``(B, C, H, W)`` to an embedding ``(B, dim)``.
 - loss: ``factory(**options)`` -> ``nn.Module`` mapping
   ``(z_ground (B, D), z_aerial (B, D))`` to a scalar.
-- dataset: ``factory(root, **options)`` -> a :class:`cvbench.data.CrossViewDataset`.
+- dataset: ``factory(root, **options)`` -> an object with ``splits()`` and
+  ``load(split, subset)`` (:class:`cvbench.Dataset` supplies ``load``).
 - augmentation: ``factory(ground_size, aerial_size, **options)`` -> a callable
   ``(panorama uint8 (3, H, W), tile uint8 (3, h, w)) -> (panorama, tile)`` float
   in [0, 1], applied to each fine-tuning pair (``--finetune-aug NAME``).
 - preset: a ``dict`` of run options (``--preset NAME``); explicit options override it.
+- metric: ``factory(**options)`` -> a callable ``(retrieval) -> {name: value}``
+  (``--metric NAME``), see :class:`cvbench.Metric`.
 
 Shared building blocks for methods (MoCo's queue, momentum encoders,
 InfoNCE, split BatchNorm, collectives) are in :mod:`cvbench.nn`, option
@@ -64,3 +70,8 @@ def register_augmentations(register: Register) -> None:
 @hookspec
 def register_presets(register: Register) -> None:
     """Register presets: named dicts of run options, e.g. the thesis' section 4.2 settings."""
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register evaluation metrics: named values from an evaluation's embeddings, positives and metadata."""

@@ -14,8 +14,6 @@ MoCo does); only rank 0 saves the checkpoint.
 
 from __future__ import annotations
 
-import inspect
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,6 +26,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Rando
 
 from . import distributed
 from .checkpoint import save_weights
+from .contract.conform import factory_declares, label_column
 from .data import ImageList
 from .device import autocast, to_device, use_channels_last
 from .errors import SpecError
@@ -36,8 +35,8 @@ from .probe import ProbeViews, instance_retrieval, learned
 from .registry import create, get_registry
 from .spec import RunSpec
 from .sampling import SkipBatches
-from .trainstate import Checkpointer, begin_epoch, interrupted, restore_rng, rng_state
-from .training import LossMonitor, step, trainable
+from .trainstate import Checkpointer
+from .training import LossMonitor, Stage, step, train_epochs, trainable
 
 
 def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
@@ -67,21 +66,21 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     called as ``forward(view1, view2, labels)`` with each image's class index.
     """
     options = dict(spec.pretrain_options)
-    column = options.get("label_column", getattr(get_registry().get("pretrainer", spec.pretrainer).factory,
-                                                  "label_column", None))
+    factory = get_registry().get("pretrainer", spec.pretrainer).factory
+    column = options.get("label_column", label_column(factory))
     labels = None
     if column is not None:
         classes, labels = _labels(meta, column, spec.pretrainer, branch)
         options["classes"] = classes
     count = len(images) if indices is None else len(indices)
     total_steps = spec.pretrain_epochs * steps_per_epoch(count, spec.pretrain_batch_size)
-    if "total_steps" not in options and _declares(spec.pretrainer, "total_steps"):
+    if "total_steps" not in options and factory_declares(factory, "total_steps"):
         options["total_steps"] = total_steps
     pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
-    if getattr(pretrainer, "backbone", None) is not backbone:
+    if pretrainer.backbone is not backbone:
         raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
     pretrainer.to(device).train()
-    if not getattr(pretrainer, "shuffles_batchnorm", False):
+    if not pretrainer.shuffles_batchnorm:
         pretrainer = distributed.sync_batchnorm(pretrainer, device)
     dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
@@ -93,56 +92,34 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9, weight_decay=spec.pretrain_weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(spec.pretrain_milestones), gamma=0.1)
     channels_last = use_channels_last(device, spec.channels_last)
-    monitor = LossMonitor.for_device(f"pre-training the {branch} branch", device)
+    what = f"pre-training the {branch} branch"
+    monitor = LossMonitor.for_device(what, device)
     stage = f"pretrain:{branch}"
     resume = checkpointer.resume_point(stage) if checkpointer is not None else None
     probe_views = ProbeViews.draw(probe_images if probe_images is not None else images, reader, spec.seed,
                                   indices=None if probe_images is not None else indices)
-    first, seconds, losses = 1, 0.0, []
-    if resume is not None:
-        pretrainer.load_state_dict(resume["pretrainer"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        first, seconds, losses = resume["epoch"] + 1, resume["seconds"], list(resume["losses"])
-        probe_before = resume["probe_before"]
-    else:
-        probe_before = instance_retrieval(backbone, probe_views, device)
+    losses: list[float] = list(resume["losses"]) if resume is not None else []
+    probe_before = resume["probe_before"] if resume is not None else instance_retrieval(backbone, probe_views, device)
+    sampler = loader.batch_sampler.batches.sampler
 
-    def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
-        return {**run_state(), "stage": stage, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
-                "rng": rng_state(), "pretrainer": pretrainer.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "monitor": monitor.state(), "seconds": seconds,
-                "losses": list(losses), "probe_before": probe_before}
+    def prepare(epoch: int) -> None:
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
 
-    task = progress.add_task(f"pre-train {branch} ({spec.pretrainer})", total=spec.pretrain_epochs * len(loader),
-                             info="") if progress else None
-    for epoch in range(first, spec.pretrain_epochs + 1):
-        skip = begin_epoch(resume, epoch, first, generator, monitor)
-        epoch_generator = generator.get_state()
-        loader.batch_sampler.skip = skip
-        if hasattr(loader.batch_sampler.batches.sampler, "set_epoch"):
-            loader.batch_sampler.batches.sampler.set_epoch(epoch)
-        started = time.perf_counter()
-        iterator = iter(loader)
-        if skip:
-            restore_rng(resume["rng"])
-        for batch, (view1, view2, *label) in enumerate(iterator, start=skip + 1):
-            pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor,
-                          (epoch, batch), channels_last)
-            if progress is not None:
-                info = f"epoch {epoch} loss {monitor.sums['loss'] / monitor.count:.4f}" if monitor.count else f"epoch {epoch}"
-                progress.update(task, advance=1, info=info)
-            if checkpointer is not None and checkpointer.stop.requested(batch, device):
-                seconds += time.perf_counter() - started
-                checkpointer.save(state(epoch - 1, batch, epoch_generator))
-                raise interrupted(f"pre-training the {branch} branch", epoch, batch)
+    def finish(epoch: int, means: dict[str, float], seconds: float) -> None:
         scheduler.step()
-        losses.append(monitor.means().get("loss", float("nan")))
-        seconds += time.perf_counter() - started
-        if checkpointer is not None:
-            checkpointer.save(state(epoch, 0, generator.get_state()))
-            if checkpointer.stop.requested(0, device):
-                raise interrupted(f"pre-training the {branch} branch", epoch)
+        losses.append(means.get("loss", float("nan")))
+
+    def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
+        view1, view2, *label = batch
+        pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor, where,
+                      channels_last)
+
+    seconds = train_epochs(
+        Stage(stage, what, f"pre-train {branch} ({spec.pretrainer})", spec.pretrain_epochs, loader, one_step, monitor,
+              {"pretrainer": pretrainer, "optimizer": optimizer, "scheduler": scheduler}, device, prepare, finish,
+              lambda: {"losses": list(losses), "probe_before": probe_before}),
+        generator, progress, checkpointer, resume, run_state)
     metadata = {"backbone": spec.backbone, "branch": branch, "pretrainer": spec.pretrainer,
                 "pretrain_data": spec.pretrain_data, "pretrain_from": spec.pretrain_from,
                 "pretrain_epochs": spec.pretrain_epochs, "images": len(dataset)}
@@ -151,7 +128,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     probe = {"before": probe_before, "after": instance_retrieval(backbone, probe_views, device),
              "images": len(probe_views.first), "chance": 100 / len(probe_views.first)}
     return {"loss": losses[-1] if losses else float("nan"), "losses": losses, "steps": total_steps,
-            "seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses)}
+            "train_seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses)}
 
 
 def steps_per_epoch(images: int, batch_size: int) -> int:
@@ -163,15 +140,6 @@ def steps_per_epoch(images: int, batch_size: int) -> int:
     """
     world = distributed.world_size() if distributed.active() else 1
     return (images // world) // (batch_size // world)
-
-
-def _declares(pretrainer: str, keyword: str) -> bool:
-    """Whether the pretrainer's factory names ``keyword`` among its parameters."""
-    try:
-        parameters = inspect.signature(get_registry().get("pretrainer", pretrainer).factory).parameters
-    except (TypeError, ValueError):  # a factory without a signature Python can read
-        return False
-    return keyword in parameters
 
 
 def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device: torch.device) -> DataLoader:
@@ -214,7 +182,7 @@ def pretrain_step(pretrainer: nn.Module, optimizer: torch.optim.Optimizer, param
     if monitor is not None and monitor.add(where, loss):
         monitor.flush()
     step(optimizer, loss, params, grad_clip)
-    getattr(pretrainer, "module", pretrainer).after_step()
+    distributed.unwrap(pretrainer).after_step()
     return loss
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
+from .contract import conform
 from .errors import CvbenchError, PluginConflictError, PluginError, SpecError, UnknownPluginError
 
 BUILTIN_DISTRIBUTION = "cvbench"
@@ -32,9 +33,9 @@ KINDS: dict[str, str] = {
     "dataset": "register_datasets",
     "augmentation": "register_augmentations",
     "preset": "register_presets",
+    "metric": "register_metrics",
 }
 DATA_KINDS = ("preset",)  # registered values are plain data, not factories
-MODULE_KINDS = ("pretrainer", "head", "loss")  # factories that build a torch.nn.Module
 
 
 @dataclass(frozen=True)
@@ -159,25 +160,11 @@ class Registry:
         except (Exception, SystemExit) as exc:  # a plugin's own bug: named, not a traceback from inside it
             raise PluginError(f"{kind} {name!r} ({plugin.origin()}) failed while being built: "
                               f"{type(exc).__name__}: {exc}") from exc
-        expected = _expected(kind, built)
+        expected = conform(kind, built)
         if expected:
             raise PluginError(f"{kind} {name!r} ({plugin.origin()}) built {type(built).__name__} {_short(built)}; "
                               f"expected {expected} (see docs/plugins.md)")
         return built
-
-
-def _expected(kind: str, built: Any) -> str | None:
-    """What a factory of ``kind`` must build, when ``built`` is not that; None when it is."""
-    if kind in MODULE_KINDS:
-        from torch import nn
-
-        return None if isinstance(built, nn.Module) else "a torch.nn.Module"
-    if kind == "dataset":
-        usable = callable(getattr(built, "splits", None)) and callable(getattr(built, "load", None))
-        return None if usable else "an object with splits() and load(split, subset)"
-    if kind == "augmentation":
-        return None if callable(built) else "a callable (panorama, tile) -> (panorama, tile)"
-    return None
 
 
 def _short(value: Any, limit: int = 60) -> str:

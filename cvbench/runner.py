@@ -8,7 +8,6 @@ is created and every stage writes into it.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import time
@@ -22,6 +21,7 @@ import torch
 from rich.progress import Progress
 
 from .checkpoint import check_fit, load_weights, read_metadata
+from .contract.conform import static_image_sizes
 from .backbone import create_backbone
 from .data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
 from . import distributed
@@ -69,12 +69,8 @@ def _dataset_sizes(spec: RunSpec) -> RunSpec:
     A static ``image_sizes`` is read without opening the dataset, so a spec
     resolves (``cvbench bench --dry-run``) on a machine without the data.
     """
-    factory = get_registry().get("dataset", spec.dataset).factory
-    if isinstance(inspect.getattr_static(factory, "image_sizes", None), staticmethod):
-        sizes_of = factory.image_sizes
-    else:
-        sizes_of = getattr(open_dataset(spec)[0], "image_sizes", None)
-    sizes = sizes_of() if sizes_of is not None else None
+    sizes_of = static_image_sizes(get_registry().get("dataset", spec.dataset).factory)
+    sizes = sizes_of() if sizes_of is not None else open_dataset(spec)[0].image_sizes()
     if not sizes:
         raise SpecError(f"dataset {spec.dataset!r} suggests no image sizes, so --ground-size/--aerial-size "
                         "auto cannot be settled: give both as HxW")

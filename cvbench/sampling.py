@@ -77,10 +77,6 @@ class ConflictFreeBatchSampler(Sampler[list[int]]):
         """The exact number of batches of the coming epoch (drawn now, then served by ``__iter__``)."""
         return len(self.planned())
 
-    def discard_plan(self) -> None:
-        """Forget a drawn but unserved epoch (a resumed run resets the generator and draws it again)."""
-        self._planned = None
-
     def planned(self) -> list[list[int]]:
         """The coming epoch's batches, drawn now if not yet drawn; ``__iter__`` then serves these."""
         if self._planned is None:

@@ -1,11 +1,18 @@
-"""What both training stages share: optimiser steps, and loss checks that keep the GPU busy."""
+"""What both training stages share: the epoch loop, optimiser steps, and loss checks that keep the GPU busy."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
 import torch
+from rich.progress import Progress
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .errors import TrainingDivergedError
+from .trainstate import Checkpointer, begin_epoch, interrupted, restore_rng, rng_state
 
 
 class LossMonitor:
@@ -98,3 +105,91 @@ def trainable(*modules: nn.Module) -> list[nn.Parameter]:
                 seen.add(id(param))
                 params.append(param)
     return params
+
+
+@dataclass
+class Stage:
+    """What a training stage hands :func:`train_epochs`: its data, its step and its resumable parts.
+
+    ``loader``'s batch sampler is a :class:`cvbench.sampling.SkipBatches`, so
+    a resumed epoch leaves out the batches already done. ``parts`` are the
+    objects whose ``state_dict`` the saved state holds (the pretrainer or the
+    objective, the optimiser, a scheduler), under their names. ``prepare``
+    runs before each epoch's batches are drawn, ``finish`` after its last
+    step with the epoch's mean losses and the stage's training seconds so
+    far; ``extra`` adds the stage's own values to every saved state.
+    """
+
+    key: str
+    what: str
+    label: str
+    epochs: int
+    loader: DataLoader
+    step: Callable[[Sequence[torch.Tensor], tuple[int, int]], None]
+    monitor: LossMonitor
+    parts: dict[str, Any]
+    device: torch.device
+    prepare: Callable[[int], None] = lambda epoch: None
+    finish: Callable[[int, dict[str, float], float], None] = lambda epoch, means, seconds: None
+    extra: Callable[[], dict[str, Any]] = dict
+
+
+def train_epochs(stage: Stage, generator: torch.Generator, progress: Progress | None,
+                 checkpointer: Checkpointer | None, resume: dict[str, Any] | None,
+                 run_state: Callable[[], dict[str, Any]] = dict) -> float:
+    """The epoch / resume / stop loop both training stages share; returns the seconds spent training.
+
+    With a ``checkpointer`` the state is saved when the stage starts, after
+    every epoch and on SIGINT/SIGTERM (then :class:`RunInterrupted` is
+    raised); ``run_state()`` adds the run's part (model, records). ``resume``
+    (the state the run stopped in, inside this stage) restores the parts and
+    continues at the saved epoch and batch with the same data order and
+    random draws, so a resumed stage ends with the numbers of an
+    uninterrupted one.
+    """
+    first, seconds = 1, 0.0
+    if resume is not None:
+        for name, part in stage.parts.items():
+            part.load_state_dict(resume[name])
+        first, seconds = resume["epoch"] + 1, resume["train_seconds"]
+
+    def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
+        return {**run_state(), "stage": stage.key, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,
+                "rng": rng_state(), **{name: part.state_dict() for name, part in stage.parts.items()},
+                "monitor": stage.monitor.state(), "train_seconds": seconds, **stage.extra()}
+
+    if checkpointer is not None and resume is None:
+        checkpointer.save(state(first - 1, 0, generator.get_state()))
+    task = progress.add_task(stage.label, total=None, info="") if progress is not None else None
+    done = 0
+    batches = stage.loader.batch_sampler
+    for epoch in range(first, stage.epochs + 1):
+        skip = begin_epoch(resume, epoch, first, generator, stage.monitor)
+        epoch_generator = generator.get_state()
+        batches.skip = skip
+        stage.prepare(epoch)
+        if progress is not None:  # conflict-free batching knows an epoch's count only once it is drawn
+            progress.update(task, total=done + len(stage.loader) * (stage.epochs - epoch + 1))
+        started = time.perf_counter()
+        iterator = iter(stage.loader)
+        if skip:  # saved mid-epoch, after this epoch's loader was created
+            restore_rng(resume["rng"])
+        for batch, items in enumerate(iterator, start=skip + 1):
+            stage.step(items, (epoch, batch))
+            done += 1
+            if progress is not None:
+                monitor = stage.monitor
+                loss = f" loss {monitor.sums['loss'] / monitor.count:.4f}" if monitor.count else ""
+                progress.update(task, advance=1, info=f"epoch {epoch}/{stage.epochs}{loss}")
+            if checkpointer is not None and checkpointer.stop.requested(batch, stage.device):
+                seconds += time.perf_counter() - started
+                checkpointer.save(state(epoch - 1, batch, epoch_generator))
+                raise interrupted(stage.what, epoch, batch)
+        means = stage.monitor.means()
+        seconds += time.perf_counter() - started
+        stage.finish(epoch, means, seconds)
+        if checkpointer is not None:
+            checkpointer.save(state(epoch, 0, generator.get_state()))
+            if checkpointer.stop.requested(0, stage.device):
+                raise interrupted(stage.what, epoch)
+    return seconds

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import torch
 
+from cvbench import Augmentation
 from cvbench.augment import mirror_panorama, rotate_pair, to_float
 from cvbench.hookspecs import hookimpl
 
 
-class GeoSync:
+class GeoSync(Augmentation):
     """Random mirror (p = ``flip_p``) then a uniform random quarter turn, on both views."""
 
     def __init__(self, ground_size: tuple[int, int], aerial_size: tuple[int, int],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from cvbench import Augmentation
 from cvbench.augment import mirror_panorama, mocov2_augmentation
 from cvbench.hookspecs import hookimpl
 
@@ -28,7 +29,7 @@ def mirror_pair(pano: torch.Tensor, tile: torch.Tensor) -> tuple[torch.Tensor, t
     return mirror_panorama(pano), torch.flip(tile, dims=[-1])
 
 
-class MoCoV2PairAugmentation:
+class MoCoV2PairAugmentation(Augmentation):
     """One shared flip (p 0.5) for the pair, then each view through its own flip-free MoCov2 recipe."""
 
     flip_p = 0.5

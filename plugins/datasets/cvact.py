@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvbench.data import SUBSETS, CrossViewPairs, FileImages
+from cvbench.contract import Dataset
+from cvbench.data import CrossViewPairs, FileImages
 from cvbench.errors import SpecError
 from cvbench.hookspecs import hookimpl
 from cvbench.layout import Listings, require_layout
@@ -66,7 +67,7 @@ class ActData:
     indices: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-class Cvact:
+class Cvact(Dataset):
     """CVACT with protocols ``val`` (CVACT_val, default) and ``test`` (CVACT_test); see the module docstring.
 
     Option ``distance`` (metres, default 25.0, > 0): the radius within which
@@ -89,12 +90,8 @@ class Cvact:
         """The thesis' (section 4.2) CVACT input sizes: 112x616 panoramas and 256x256 tiles."""
         return dict(IMAGE_SIZES)
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` (``trainSet.trainInd``, shared by both protocols) or ``val`` subset of ``split``."""
-        if split not in SPLITS:
-            raise SpecError(f"the {DATASET} dataset has no split {split!r}; it offers: {', '.join(SPLITS)}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` (``trainSet.trainInd``, one set for both protocols) or ``val`` subset of ``split``."""
         if split == "test":
             require_layout(f"{DATASET} (split test)", self.root, TEST_REQUIRED, LAYOUT, SOURCE)
         folder, key = (SMALL, TRAIN_KEY) if subset == "train" else (EVAL_FOLDERS[split], EVAL_KEYS[split])

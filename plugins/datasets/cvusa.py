@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvbench.data import SUBSETS, CrossViewPairs, FileImages
+from cvbench.contract import Dataset
+from cvbench.data import CrossViewPairs, FileImages
 from cvbench.errors import SpecError
 from cvbench.hookspecs import hookimpl
 from cvbench.layout import Listings, require_layout, text_lines
@@ -40,7 +41,7 @@ used by CVM-Net and SAFA, the one with splits/train-19zl.csv); unpack it and pas
 """
 
 
-class CVUSA:
+class CVUSA(Dataset):
     """CVUSA's one protocol, ``val``: train pairs from ``train-19zl.csv``, evaluation on ``val-19zl.csv``.
 
     Each pair has its own tile, so a subset's gallery is its tiles in file
@@ -55,7 +56,6 @@ class CVUSA:
             raise SpecError(f"the cvusa dataset takes no options, got: {', '.join(sorted(options))}")
         required = [*SPLIT_FILES.values(), *IMAGE_FOLDERS]
         self.root = require_layout("CVUSA", root, required, LAYOUT, SOURCE).absolute()
-        self._loaded: dict[str, CrossViewPairs] = {}
 
     def splits(self) -> list[str]:
         """``["val"]``: the protocol of CVM-Net, SAFA and the thesis."""
@@ -66,17 +66,8 @@ class CVUSA:
         """The thesis' (and SAFA's) input sizes for CVUSA and CVACT: panoramas 112x616, tiles 256x256."""
         return {"ground": (112, 616), "aerial": (256, 256)}
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` or ``val`` subset of ``split`` (parsed once, then kept)."""
-        if split != SPLIT:
-            raise SpecError(f"the cvusa dataset has no split {split!r}; it offers: {SPLIT}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-        if subset not in self._loaded:
-            self._loaded[subset] = self._read(subset)
-        return self._loaded[subset]
-
-    def _read(self, subset: str) -> CrossViewPairs:
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` or ``val`` pairs of the split file, those whose two images exist."""
         path = self.root / SPLIT_FILES[subset]
         pairs = parse_split_file(path)
         kept, missing = present_pairs(self.root, pairs)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvbench.data import SUBSETS, CrossViewPairs, FileImages
+from cvbench.contract import Dataset
+from cvbench.data import CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
 from cvbench.layout import Listings, expand_root, path_is
@@ -71,7 +72,7 @@ class Header:
     protocols: list[str]
 
 
-class Pairs:
+class Pairs(Dataset):
     """Ground/aerial pairs listed in a CSV: many queries may share a tile; extra tiles widen a gallery.
 
     ``root`` is the CSV file or a folder holding ``pairs.csv``. A subset's
@@ -112,13 +113,11 @@ class Pairs:
         """VIGOR's sizes (224x448 panoramas, 224x224 tiles): user data has no thesis default; these suit Street View."""
         return {"ground": (224, 448), "aerial": (224, 224)}
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` rows (any protocol) or the ``val`` side (the rows of ``split``)."""
-        protocols = self.splits()
-        if split not in protocols:
-            raise SpecError(f"the pairs dataset {self.csv} has no split {split!r}; it offers: {', '.join(protocols)}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    def describe(self) -> str:
+        return f"the pairs dataset {self.csv}"
+
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` rows (one set, whatever the protocol) or the ``val`` side (the rows of ``split``)."""
         key = TRAIN if subset == "train" else split
         if key not in self._built:
             rows = [row for row in self.rows() if row.split == key]

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvbench.data import SUBSETS, CrossViewPairs, FileImages
+from cvbench.contract import Dataset
+from cvbench.data import CrossViewPairs, FileImages
 from cvbench.errors import DatasetNotFoundError, SpecError
 from cvbench.hookspecs import hookimpl
 from cvbench.layout import Listings, expand_root, path_is, require_layout, text_lines
@@ -89,7 +90,7 @@ class Gallery:
     lists: list[Path] = field(default_factory=list)  # the satellite_list.txt files read
 
 
-class Vigor:
+class Vigor(Dataset):
     """VIGOR's ground panoramas (queries) against its satellite tiles (references).
 
     Splits: ``cross_area`` (default; train on New York + Seattle, evaluate on
@@ -113,7 +114,6 @@ class Vigor:
         self.root = require_layout("VIGOR", root, self._required(root), LAYOUT, SOURCE)
         self._listings = Listings()
         self._galleries: dict[tuple[str, ...], Gallery] = {}
-        self._pairs: dict[tuple[str, str], CrossViewPairs] = {}
 
     def splits(self) -> list[str]:
         """``["cross_area", "same_area", "cross_area_swapped"]``: the default first."""
@@ -124,16 +124,10 @@ class Vigor:
         """The thesis' section 4.2 input sizes for VIGOR: 224x448 panoramas, 224x224 tiles."""
         return {"ground": (224, 448), "aerial": (224, 224)}
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` or ``val`` subset of ``split``, parsed once and cached."""
-        if split not in PROTOCOLS:
-            raise SpecError(f"the vigor dataset has no split {split!r}; it offers: {', '.join(PROTOCOLS)}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-        if (split, subset) not in self._pairs:
-            cities, stem = PROTOCOLS[split][subset]
-            self._pairs[split, subset] = self._read_pairs(split, subset, cities, stem)
-        return self._pairs[split, subset]
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` or ``val`` subset of ``split``, parsed from the label files."""
+        cities, stem = PROTOCOLS[split][subset]
+        return self._read_pairs(split, subset, cities, stem)
 
     def _required(self, root: Path | str | None) -> list[str]:
         base = expand_root(root, "VIGOR") if root is not None else Path()

@@ -29,12 +29,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cvbench import Loss
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.options import require_float
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(Loss):
     """Symmetric cross-entropy over the in-batch similarity matrix (Sample4Geo).
 
     Shapes:

@@ -25,9 +25,9 @@ module follows the cited loss.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from cvbench import Loss
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.options import require_float
@@ -42,7 +42,7 @@ def pairwise_squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return squared.clamp_min(0.0)
 
 
-class SoftMarginTripletLoss(nn.Module):
+class SoftMarginTripletLoss(Loss):
     """Soft-margin triplet loss of CVM-Net over all in-batch negatives in both directions.
 
     Shapes:

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
+from cvbench import Loss
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.options import require_float
@@ -33,7 +33,7 @@ from cvbench.options import require_float
 REDUCTIONS = ("mean", "sum")
 
 
-class UniformityLoss(nn.Module):
+class UniformityLoss(Loss):
     """Sum of the ground and aerial uniformity of eq 3.9 (log-mean-exp by default).
 
     Shapes:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cvbench import Loss
 from cvbench.errors import CvbenchError
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.nn import KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, infonce, momentum_copy
@@ -36,7 +37,7 @@ def _encode_keys(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return batch_unshuffle(F.normalize(encoder(shuffled).float(), dim=1), unshuffle)
 
 
-class CrossViewMoCo(nn.Module):
+class CrossViewMoCo(Loss):
     """The appendix 6.5 loss: two cross-view MoCo pairs with momentum key encoders and two queues.
 
     After ``attach(model)`` the loss owns ``ground_key_encoder`` (k', a frozen

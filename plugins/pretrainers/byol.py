@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from cvbench import Pretrainer
 from cvbench.augment import Transform, gaussian_blur, resized_crop
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.nn import cosine_momentum, ema_update, momentum_copy
@@ -43,7 +44,7 @@ def byol_augmentation(image_size: tuple[int, int], blur_p: float, solarize_p: fl
     )
 
 
-class BYOL(nn.Module):
+class BYOL(Pretrainer):
     """BYOL around ``backbone`` (images (B, 3, H, W) -> feature maps (B, feature_dim, h, w)).
 
     The target's rate follows ``tau_k = 1 - (1 - tau_base)(cos(pi k / K) + 1) / 2``

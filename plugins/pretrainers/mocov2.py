@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvbench import distributed
+from cvbench import Pretrainer, distributed
 from cvbench.augment import Transform, mocov2_augmentation
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.nn import (KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, has_batchnorm, infonce,
@@ -27,7 +27,7 @@ from cvbench.options import require_float, require_int
 from .projection import mocov2_projector
 
 
-class MoCoV2(nn.Module):
+class MoCoV2(Pretrainer):
     """MoCov2 around ``backbone`` (images (B, 3, H, W) -> feature maps (B, feature_dim, h, w)).
 
     ``forward(view1, view2)`` encodes ``view1`` as queries and ``view2`` as

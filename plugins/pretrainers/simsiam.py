@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cvbench import Pretrainer
 from cvbench.augment import Transform, mocov2_augmentation
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.options import require_int
@@ -20,7 +21,7 @@ from .cosine_losses import negative_cosine
 from .projection import simsiam_predictor, simsiam_projector
 
 
-class SimSiam(nn.Module):
+class SimSiam(Pretrainer):
     """SimSiam around ``backbone`` (images (B, 3, H, W) -> feature maps (B, feature_dim, h, w)).
 
     Widths default to the paper's ResNet-50 values: projector hidden and

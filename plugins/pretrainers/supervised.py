@@ -25,12 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+from cvbench import Pretrainer
 from cvbench.augment import Transform, resized_crop, to_float
 from cvbench.hookspecs import Register, hookimpl
 from cvbench.options import require_float
 
 
-class Supervised(nn.Module):
+class Supervised(Pretrainer):
     """Classify each image's ``label_column`` class from the backbone's pooled features.
 
     ``classes`` (the sorted class names) is given by the engine, read from the

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cvbench.data import SUBSETS, ArrayImages, CrossViewPairs
-from cvbench.errors import SpecError
+from cvbench.contract import Dataset
+from cvbench.data import ArrayImages, CrossViewPairs
 
 from .options import ShapesOptions
 from .render import render_subset
@@ -17,7 +17,7 @@ from .render import render_subset
 SPLIT = "objects"
 
 
-class Shapes:
+class Shapes(Dataset):
     """Labelled pictures of objects and textures, for supervised pre-training away from the target domain.
 
     ImageNet weights give a backbone generic visual features (edges, blobs,
@@ -52,7 +52,6 @@ class Shapes:
 
     def __init__(self, root: Path | str | None = None, **options: Any) -> None:
         self.options = ShapesOptions.parse(options)
-        self._loaded: dict[str, CrossViewPairs] = {}
 
     def splits(self) -> list[str]:
         """``["objects"]``."""
@@ -67,16 +66,9 @@ class Shapes:
         """The class names in use, in label order."""
         return self.options.class_names
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` or ``val`` subset of ``objects``, generated on first use and kept in memory."""
-        if split != SPLIT:
-            raise SpecError(f"the shapes dataset has no split {split!r}; it offers: {SPLIT}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-        if subset not in self._loaded:
-            ground, aerial, labels = render_subset(self.options, subset)
-            meta = pd.DataFrame({"category": np.asarray(self.classes, dtype=object)[labels],
-                                 "item": np.arange(len(labels), dtype=np.int64)})
-            self._loaded[subset] = CrossViewPairs(ArrayImages(ground), ArrayImages(aerial), np.arange(len(labels)),
-                                                  None, meta, meta.copy())
-        return self._loaded[subset]
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` or ``val`` subset of ``objects``, generated in memory (:meth:`load` keeps it)."""
+        ground, aerial, labels = render_subset(self.options, subset)
+        meta = pd.DataFrame({"category": np.asarray(self.classes, dtype=object)[labels],
+                             "item": np.arange(len(labels), dtype=np.int64)})
+        return CrossViewPairs(ArrayImages(ground), ArrayImages(aerial), np.arange(len(labels)), None, meta, meta.copy())

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cvbench.data import SUBSETS, CrossViewPairs
-from cvbench.errors import SpecError
+from cvbench.contract import Dataset
+from cvbench.data import CrossViewPairs
 
 from .cache import SyntheticCache, cache_root
 from .generate import SPLITS, generate, generation_units
 from .options import SyntheticOptions
 
 
-class Synthetic:
+class Synthetic(Dataset):
     """Ground panoramas (queries) matched to satellite tiles (references) of generated cities.
 
     Splits: ``cross_area`` (default; train and val in different cities) and
@@ -51,12 +51,8 @@ class Synthetic:
         """The images as generated (``pano_size``, ``tile_size``): no resizing."""
         return {"ground": tuple(self.options.pano_size), "aerial": (self.options.tile_size, self.options.tile_size)}
 
-    def load(self, split: str, subset: str) -> CrossViewPairs:
-        """The ``train`` or ``val`` subset of ``split``, generated and cached on first use."""
-        if split not in SPLITS:
-            raise SpecError(f"the synthetic dataset has no split {split!r}; it offers: {', '.join(SPLITS)}")
-        if subset not in SUBSETS:
-            raise SpecError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    def read(self, split: str, subset: str) -> CrossViewPairs:
+        """The ``train`` or ``val`` subset of ``split``, generated into the disk cache on first use."""
         if not self.cache.has(split, subset):
             unit = next(u for u in generation_units(split) if subset in u)
             for name, arrays in generate(self.options, split, unit).items():
