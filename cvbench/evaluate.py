@@ -1,22 +1,25 @@
-"""Embedding and evaluation: R@k and uniformity of a two-branch model on a subset."""
+"""Embedding and evaluation: a two-branch model's embeddings of a subset, measured by the selected metric plugins."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from numbers import Real
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
-from . import distributed, metrics
+from . import distributed
+from .contract import Retrieval
+from .contract.metric import SECTIONS
 from .data import CrossViewPairs, ImageList
 from .device import autocast, to_device
+from .errors import CvbenchError, PluginError
 from .loaders import Reader, Views, normalize
 from .model import TwoBranchNet
-
-UNIFORMITY_SAMPLE = 4096
+from .registry import create, get_registry
 
 
 @dataclass
@@ -64,21 +67,56 @@ def embed(model: TwoBranchNet, branch: str, images: ImageList, reader: Reader, d
     return (distributed.gather_rows(local, total) if sharded else local).cpu().numpy()
 
 
+Metrics = list[tuple[str, Callable[[Retrieval], dict[str, float]]]]
+
+
+def build_metrics(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None) -> Metrics:
+    """The metric plugins ``names`` (``--metric``), each built with its ``--metric-option`` values."""
+    options = options or {}
+    return [(name, create("metric", name, **options.get(name, {}))) for name in names]
+
+
+def measure(selected: Metrics, retrieval: Retrieval) -> dict[str, dict[str, float]]:
+    """Every selected metric's values, by record section (``metrics``, ``uniformity``).
+
+    A metric that fails, returns something other than named numbers, or
+    returns a name another metric already gave is an error naming it.
+    """
+    sections: dict[str, dict[str, float]] = {section: {} for section in SECTIONS}
+    given: dict[str, str] = {}
+    for name, metric in selected:
+        plugin = get_registry().get("metric", name)
+        try:
+            values = metric(retrieval)
+        except CvbenchError:
+            raise
+        except Exception as exc:  # a plugin's own bug: named, not a traceback from inside it
+            raise PluginError(f"metric {name!r} ({plugin.origin()}) failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(values, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in values.items()):
+            raise PluginError(f"metric {name!r} ({plugin.origin()}) returned {type(values).__name__}; expected a dict "
+                              "of names to numbers")
+        for key, value in values.items():
+            if key in given:
+                raise PluginError(f"metrics {given[key]!r} and {name!r} both report {key!r}; select one of them")
+            given[key] = name
+            sections[metric.section][key] = float(value)
+    return sections
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Reader],
-             device: torch.device, batch_size: int, query_indices: Sequence[int] | None = None,
-             progress: Progress | None = None, seed: int = 0, workers: int = 0, *,
-             exact_recall: bool = True) -> Evaluation | None:
-    """Rank every chosen query against the whole aerial gallery; measure uniformity.
+             device: torch.device, batch_size: int, selected: Metrics, query_indices: Sequence[int] | None = None,
+             progress: Progress | None = None, seed: int = 0, workers: int = 0) -> Evaluation | None:
+    """Embed every chosen query and the whole aerial gallery, then compute the ``selected`` metrics.
 
-    Under ``torchrun`` the ranks share the embedding and rank 0 alone ranks
-    the gathered matrices (exactly, as on one process); the other ranks get None.
-
-    Uniformity (eq 3.6-3.8) is computed on the queries and their positive
-    tiles, on a seeded sample of at most ``UNIFORMITY_SAMPLE`` pairs.
-
-    ``exact_recall=False`` skips the exact ranking (``metrics`` is then empty),
-    for a caller that ranks the returned embeddings through an approximate
-    index (:func:`cvbench.retrieval.approximate_recall`).
+    Under ``torchrun`` the ranks share the embedding and rank 0 alone
+    measures the gathered matrices (exactly, as on one process); the other
+    ranks get None. Each metric receives a :class:`cvbench.Retrieval`; with
+    none selected only the embeddings come back (a caller that ranks them
+    through an approximate index, :func:`cvbench.retrieval.approximate_recall`).
     """
     queries = np.arange(pairs.num_queries) if query_indices is None else np.asarray(query_indices)
     distributed.broadcast_buffers(model)
@@ -86,13 +124,11 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
     aerial = embed(model, "aerial", pairs.aerial, readers["aerial"], device, batch_size, None, progress, workers)
     if not distributed.is_main():
         return None
-    positives = pairs.positives[queries]
-    semi = pairs.semi_positives[queries] if pairs.semi_positives is not None else None
-    also = pairs.also_correct[queries] if pairs.also_correct is not None else None
-    scores = (metrics.recall(ground, aerial, positives, semi_positives=semi, also_correct=also)
-              if exact_recall else {})
-    sample = np.arange(len(queries))
-    if len(sample) > UNIFORMITY_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(len(sample), UNIFORMITY_SAMPLE, replace=False))
-    uniformity = metrics.uniformity_report(ground[sample], aerial[positives[sample]])
-    return Evaluation(scores, uniformity, len(queries), pairs.num_references, ground, aerial)
+    rows = (lambda meta: meta.iloc[queries].reset_index(drop=True) if len(meta.columns) else meta)
+    retrieval = Retrieval(
+        query=ground, reference=aerial, positives=pairs.positives[queries],
+        semi_positives=pairs.semi_positives[queries] if pairs.semi_positives is not None else None,
+        also_correct=pairs.also_correct[queries] if pairs.also_correct is not None else None,
+        query_meta=rows(pairs.ground_meta), reference_meta=pairs.aerial_meta, seed=seed)
+    sections = measure(selected, retrieval)
+    return Evaluation(sections["metrics"], sections["uniformity"], len(queries), pairs.num_references, ground, aerial)

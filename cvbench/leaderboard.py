@@ -1,7 +1,9 @@
 """The leaderboard: every ``result.json`` under a runs folder, one row per run, ranked by R@1.
 
-Result records are the only source of truth. Finished runs are ranked;
-running, failed and interrupted runs are listed apart and never as results.
+Result records are the only source of truth. The metric columns are the
+metrics the runs recorded (``--metric``), built-in or from a plugin, in the
+order they first appear. Finished runs are ranked; running, failed and
+interrupted runs are listed apart and never as results.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from .errors import CvbenchError
-from .records import RESULT
+from .runfolder import RunFolder
 
-METRIC_COLUMNS = ["R@1", "R@5", "R@10", "R@1%", "hit_rate"]
+RANK_BY = "R@1"  # the thesis' headline number; a board without it ranks by its first metric
 FORMATS = ("table", "markdown", "csv", "json")
 
 
@@ -24,17 +26,7 @@ def load_records(runs_dir: str | Path) -> list[dict[str, Any]]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise CvbenchError(f"runs folder not found: {runs_dir} (runs write there with --runs-dir)")
-    records = []
-    for path in sorted(runs_dir.rglob(RESULT)):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict) or "spec" not in record:
-                raise ValueError("not a cvbench result record")
-        except (OSError, ValueError) as exc:
-            record = {"run": path.parent.name, "status": "unreadable", "error": str(exc), "spec": {}}
-        record.setdefault("run", path.parent.name)
-        records.append(record)
-    return records
+    return [folder.record() for folder in RunFolder.all_under(runs_dir)]
 
 
 def _pretraining(spec: dict[str, Any]) -> str:
@@ -71,6 +63,8 @@ def _labels(spec: dict[str, Any]) -> str:
 
 
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
+SETTINGS = ("run", "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss",
+            "labels", "dataset", "seed", "queries", "wall time (s)", "error")  # every column that is not a metric
 
 
 def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
@@ -91,6 +85,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
     ``cvbench pretrain`` runs are left out: they have checkpoints, not results.
     """
     rows = []
+    names = metric_names(records)
     for record in records:
         if record.get("stage") == "pretrain" and record.get("status") == "finished":
             continue  # a finished `cvbench pretrain` made checkpoints, not retrieval results
@@ -109,7 +104,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "labels": _labels(spec),
             "dataset": f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/"),
             "seed": spec.get("seed"),
-            **{name: metrics.get(name) for name in METRIC_COLUMNS},
+            **{name: metrics.get(name) for name in names},
             **(_uniformity(record) if uniformity else {}),
             "queries": record.get("num_queries"),
             "wall time (s)": (record.get("timings") or {}).get("total_s"),
@@ -119,19 +114,28 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame = frame.sort_values(["R@1", "run"], ascending=[False, True], na_position="last", kind="stable")
-    if frame["hit_rate"].isna().all():
-        frame = frame.drop(columns=["hit_rate"])
+    rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
+    frame = frame.sort_values([*rank_by, "run"], ascending=[False] * len(rank_by) + [True], na_position="last",
+                              kind="stable")
     if (frame["labels"] == "100%").all():  # no run fine-tuned on a share of its pairs (--train-fraction)
         frame = frame.drop(columns=["labels"])
     return frame.reset_index(drop=True)
+
+
+def metric_names(records: list[dict[str, Any]]) -> list[str]:
+    """Every metric name the records hold, in the order of first appearance (a record keeps its metrics' order)."""
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record.get("metrics") or {}))
+    return list(names)
 
 
 def split_finished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(finished runs with metrics, everything else)."""
     if frame.empty:
         return frame, frame
-    done = (frame["status"] == "finished") & frame["R@1"].notna()
+    measured = [column for column in frame.columns if column not in SETTINGS and not column.startswith("U ")]
+    done = (frame["status"] == "finished") & frame[measured].notna().any(axis=1)
     finished = frame[done].drop(columns=["status", "error"]).reset_index(drop=True)
     others = frame[~done][["run", "status", "pretrainer", "head", "dataset", "error"]].reset_index(drop=True)
     return finished, others

@@ -1,24 +1,41 @@
 """The run spec: every option of a run, with the same names in the CLI, in
 benchmark TOML rows and in ``result.json``.
 
+Each option is declared once, as a :class:`RunSpec` field made by
+:func:`option`: its type, default, help text, help group and CLI shape
+(:mod:`cvbench.spec_text`) live together in the field, and the ``run``,
+``pretrain`` and ``train`` commands generate their options from the fields
+(:mod:`cvbench.cli.spec_options`).
+
 A spec is resolved in three layers: the fields the user set explicitly, then
 the chosen preset (registered by a plugin package), then the fallbacks below.
 Validation of everything that can be checked without compute happens in
-:func:`validate`, so a bad option fails before any work starts.
+:func:`validate`, so a bad option fails before any work starts. Values from
+TOML or JSON are type-checked by :mod:`cvbench.spec_types`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
+import functools
 import re
+import typing
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import SpecError
 from .layout import expand_user, path_is
+from .spec_text import (AUTO_SIZE, EPOCH_LIST, FLAG, LOSSES, NAMED_OPTIONS, NAMES, OPTIONS, SIZE, VALUE,
+                        parse_loss, parse_options, parse_size, parse_value)
+from .spec_text import show as _show
+from .spec_types import typed
+
+__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MAX_SEED",
+           "NO_AUGMENTATION", "NO_PRETRAINER", "OPTIONAL", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "STARTS",
+           "branch_init", "closest", "expand", "hints", "is_file", "option", "parse_loss", "parse_options",
+           "parse_size", "parse_value", "pretrains", "resolve", "validate"]
 
 BRANCHES = ("ground", "aerial")
 PRETRAIN_BRANCHES = ("aerial", "ground", "both")
@@ -26,63 +43,109 @@ PRETRAIN_DATA = ("train", "val", "all")
 STARTS = ("random", "imagenet")
 NO_PRETRAINER = "none"
 NO_AUGMENTATION = "none"
-AUTO_SIZE = "auto"
 BAD_IMAGES = ("fail", "skip")
 CHANNELS_LAST = ("auto", "on", "off")
+
+# The groups of options, in the order `cvbench run --help` shows them as panels (their titles).
+RUN, DATA, MODEL, PRETRAINING, FINETUNING, EVALUATION, MACHINE = GROUPS = (
+    "Run", "Data", "Model", "Pre-training", "Fine-tuning", "Evaluation", "Machine and output")
+
+
+def option(group: str, help: str, default: Any = None, *, shape: str = VALUE, cli: str | None = None,
+           factory: Callable[[], Any] | None = None, example: str | None = None, expect: str | None = None) -> Any:
+    """A :class:`RunSpec` field declared with everything the CLI and the checks need, in its metadata.
+
+    ``group`` is its help panel (one of :data:`GROUPS`), ``help`` its help
+    text, ``shape`` how it is typed on the command line (a
+    :mod:`cvbench.spec_text` shape), ``cli`` the CLI parameter when it is not
+    the field name (``data_option`` for ``data_options``: ``--data-option``),
+    ``example`` the ``NAME.KEY=VALUE`` example of a named-options error and
+    ``expect`` what a TOML list should be, for the type error.
+    """
+    metadata = {"group": group, "help": help, "shape": shape, "cli": cli or None, "example": example,
+                "expect": expect}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class RunSpec:
     """All options of one run. ``None`` means "from the preset"."""
 
-    preset: str = "default"
-    dataset: str | None = None
-    data_root: str | None = None
-    data_options: dict[str, Any] = field(default_factory=dict)
-    split: str | None = None
-    bad_images: str | None = None
-    max_train_pairs: int | None = None
-    train_fraction: float | None = None
-    max_val_queries: int | None = None
-    max_pretrain_images: int | None = None
-    backbone: str | None = None
-    backbone_stage: int | None = None
-    ground_size: tuple[int, int] | str | None = None
-    aerial_size: tuple[int, int] | str | None = None
-    polar: bool = False
-    head: str | None = None
-    head_options: dict[str, Any] = field(default_factory=dict)
-    dim: int | None = None
-    loss: list[tuple[str, float]] | None = None
-    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pretrainer: str | None = None
-    pretrain_branches: str | None = None
-    pretrain_data: str | None = None
-    pretrain_from: str | None = None
-    pretrain_epochs: int | None = None
-    pretrain_batch_size: int | None = None
-    pretrain_lr: float | None = None
-    pretrain_weight_decay: float | None = None
-    pretrain_milestones: tuple[int, ...] | None = None
-    pretrain_options: dict[str, Any] = field(default_factory=dict)
-    base_init: str | None = None
-    ground_init: str | None = None
-    aerial_init: str | None = None
-    imagenet_weights: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    finetune_aug: str | None = None
-    finetune_aug_options: dict[str, Any] = field(default_factory=dict)
-    grad_clip: float | None = None
-    eval_every: int | None = None
-    eval_batch_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    channels_last: str = "auto"
-    compile: bool = False
+    preset: str = option(RUN, "Preset of defaults: see `cvbench plugins` (smoke, default, paper, ...).", "default")
+    dataset: str | None = option(DATA, "Dataset plugin; the preset's by default (see `cvbench plugins`).")
+    data_root: str | None = option(DATA, "Folder of a dataset on disk.")
+    data_options: dict[str, Any] = option(DATA, "Dataset option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                          cli="data_option", factory=dict)
+    split: str | None = option(DATA, "Protocol of the dataset (e.g. cross_area); its first by default.")
+    bad_images: str | None = option(DATA, "A corrupt image: fail (stop, naming it; the default) or skip (check every "
+                                    "image first, leave out its pairs, report them).")
+    max_train_pairs: int | None = option(DATA, "Use at most this many training pairs.")
+    train_fraction: float | None = option(DATA, "Fine-tune on this share (0-1] of the training pairs, a seeded nested "
+                                          "subset: the label-efficiency curve's x (default 1).")
+    max_val_queries: int | None = option(DATA, "Evaluate at most this many queries (all references).")
+    max_pretrain_images: int | None = option(DATA, "Pre-train on at most this many images of each subset "
+                                             "--pretrain-data names (default all; `all` sees train's and val's).")
+    backbone: str | None = option(MODEL, "Any timm model name (vgg16, resnet50, convnext_tiny, ...).")
+    backbone_stage: int | None = option(MODEL, "Feature stage the head aggregates (timm out_indices; -1 = last).")
+    ground_size: tuple[int, int] | str | None = option(DATA, "Ground image size HxW, e.g. 224x448, or auto (the "
+                                                       "dataset's own, thesis section 4.2).", shape=SIZE)
+    aerial_size: tuple[int, int] | str | None = option(DATA, "Aerial image size HxW, e.g. 224x224, or auto (the "
+                                                       "dataset's own).", shape=SIZE)
+    polar: bool = option(DATA, "SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size "
+                         "is then the polar image size.", False, shape=FLAG)
+    head: str | None = option(MODEL, "Aggregation head plugin (see `cvbench plugins`).")
+    head_options: dict[str, Any] = option(MODEL, "Head option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                          cli="head_option", factory=dict)
+    dim: int | None = option(MODEL, "Embedding dimension.")
+    loss: list[tuple[str, float]] | None = option(FINETUNING, "Loss NAME[:WEIGHT], repeatable; the objective is the "
+                                                  "weighted sum.", shape=LOSSES)
+    loss_options: dict[str, dict[str, Any]] = option(FINETUNING, "Loss option NAME.KEY=VALUE (repeatable).",
+                                                     shape=NAMED_OPTIONS, cli="loss_option", factory=dict,
+                                                     example="LOSS.gamma=10")
+    pretrainer: str | None = option(PRETRAINING, "Self-supervised pretrainer plugin, or none.")
+    pretrain_branches: str | None = option(PRETRAINING, "Which branch to pre-train: aerial, ground or both.")
+    pretrain_data: str | None = option(PRETRAINING, "Pre-train on the train, val or all images of the split.")
+    pretrain_from: str | None = option(PRETRAINING, "Pre-training starts from random or imagenet weights.")
+    pretrain_epochs: int | None = option(PRETRAINING, "Pre-training epochs.")
+    pretrain_batch_size: int | None = option(PRETRAINING, "Pre-training batch size.")
+    pretrain_lr: float | None = option(PRETRAINING, "Pre-training SGD learning rate.")
+    pretrain_weight_decay: float | None = option(PRETRAINING, "Pre-training SGD weight decay.")
+    pretrain_milestones: tuple[int, ...] | None = option(PRETRAINING, "Epochs where the pre-training lr drops x0.1, "
+                                                         "e.g. 120,160.", shape=EPOCH_LIST,
+                                                         expect="a list of epochs such as [120, 160]")
+    pretrain_options: dict[str, Any] = option(PRETRAINING, "Pretrainer option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                              cli="pretrain_option", factory=dict)
+    base_init: str | None = option(MODEL, "Initialisation of branches not pre-trained: random or imagenet.")
+    ground_init: str | None = option(MODEL, "Ground branch: auto, random, imagenet, pretrained or a .safetensors "
+                                     "backbone.")
+    aerial_init: str | None = option(MODEL, "Aerial branch: auto, random, imagenet, pretrained or a .safetensors "
+                                     "backbone.")
+    imagenet_weights: str | None = option(MODEL, "File with the backbone's ImageNet weights (offline machines).")
+    epochs: int | None = option(FINETUNING, "Fine-tuning epochs.")
+    batch_size: int | None = option(FINETUNING, "Fine-tuning batch size.")
+    lr: float | None = option(FINETUNING, "Fine-tuning Adam learning rate.")
+    weight_decay: float | None = option(FINETUNING, "Fine-tuning weight decay.")
+    finetune_aug: str | None = option(FINETUNING, "Fine-tuning pair augmentation plugin, or none.")
+    finetune_aug_options: dict[str, Any] = option(FINETUNING, "Augmentation option KEY=VALUE (repeatable).",
+                                                  shape=OPTIONS, cli="finetune_aug_option", factory=dict)
+    grad_clip: float | None = option(FINETUNING, "Clip the gradient norm to this value.")
+    eval_every: int | None = option(EVALUATION, "Evaluate every N fine-tuning epochs.")
+    eval_batch_size: int | None = option(EVALUATION, "Batch size when embedding for evaluation.")
+    metrics: tuple[str, ...] | None = option(EVALUATION, "Metric plugin NAME evaluation computes, repeatable "
+                                             "(default: recall and uniformity).", shape=NAMES, cli="metric",
+                                             expect="a list of metric names such as [\"recall\", \"uniformity\"]")
+    metric_options: dict[str, dict[str, Any]] = option(EVALUATION, "Metric option NAME.KEY=VALUE (repeatable).",
+                                                       shape=NAMED_OPTIONS, cli="metric_option", factory=dict,
+                                                       example="uniformity.t=2")
+    seed: int = option(RUN, "Seed of everything; same seed, same device, same numbers.", 0)
+    device: str = option(MACHINE, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "auto")
+    workers: int = option(MACHINE, "DataLoader worker processes.", 0)
+    channels_last: str = option(MACHINE, "NHWC memory format for the convolutions: auto (on CUDA only), on or off.",
+                                "auto")
+    compile: bool = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps on GPU).",
+                           False, shape=FLAG)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -98,7 +161,15 @@ class RunSpec:
             hint = f" (did you mean {close!r}?)" if close else ""
             raise SpecError(f"unknown option(s) {', '.join(map(_show, unknown))}{hint}; valid options are: "
                             f"{', '.join(sorted(fields))}")
-        return cls(**{name: _typed(name, value, fields[name].type) for name, value in values.items()})
+        types = hints()
+        return cls(**{name: typed(name, value, types[name], fields[name].metadata["shape"],
+                                  fields[name].metadata["expect"]) for name, value in values.items()})
+
+
+@functools.cache
+def hints() -> dict[str, Any]:
+    """Each :class:`RunSpec` field's type, resolved from its annotation (``int | None``, ``dict[str, Any]``, ...)."""
+    return typing.get_type_hints(RunSpec)
 
 
 FALLBACKS: dict[str, Any] = {
@@ -117,6 +188,7 @@ FALLBACKS: dict[str, Any] = {
     "eval_every": 1,
     "eval_batch_size": 256,
     "train_fraction": 1.0,
+    "metrics": ("recall", "uniformity"),
 }
 
 
@@ -153,14 +225,8 @@ def validate(spec: RunSpec) -> None:
     """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
     _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
     _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
-    for name in ("pretrain_from", "base_init"):
-        for branch in BRANCHES:
-            start_checkpoint(getattr(spec, name), branch, name)
     for branch in BRANCHES:
-        init = getattr(spec, f"{branch}_init")
-        if init not in ("auto", "pretrained"):
-            start_checkpoint(init, branch, f"{branch}_init")
-        if init == "pretrained" and not pretrains(spec, branch):
+        if getattr(spec, f"{branch}_init") == "pretrained" and not pretrains(spec, branch):
             raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
                             f"set --pretrainer and --pretrain-branches {branch} (or both)")
     for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
@@ -186,6 +252,7 @@ def validate(spec: RunSpec) -> None:
             raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
+    _metric_names(spec.metrics)
     _choice("channels_last", spec.channels_last, CHANNELS_LAST)
     if not 0 <= spec.seed <= MAX_SEED:
         raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
@@ -197,7 +264,6 @@ def validate(spec: RunSpec) -> None:
         raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
 
 
-CHECKPOINT_SUFFIX = ".safetensors"
 MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
 
 
@@ -209,30 +275,6 @@ def expand(text: str, option: str) -> Path:
 def is_file(path: Path) -> bool:
     """``path.is_file()``, False where the system cannot even look the name up (too long, say)."""
     return path_is(Path.is_file, path)
-
-
-def start_checkpoint(start: str, branch: str, option: str = "base_init") -> Path | None:
-    """The backbone checkpoint a start value names for ``branch``; None for ``random`` / ``imagenet``.
-
-    A start is ``random``, ``imagenet``, a ``.safetensors`` backbone file (both
-    branches) or a folder with ``pretrained_<branch>.safetensors`` (a
-    ``cvbench pretrain`` run folder, or its ``checkpoints/``): the offline
-    ImageNet stand-in of the benchmark grids is such a folder.
-    """
-    if start in STARTS:
-        return None
-    path = expand(start, option)
-    if path.suffix == CHECKPOINT_SUFFIX:
-        if not is_file(path):
-            raise SpecError(f"--{option.replace('_', '-')} {_show(start)}: no such checkpoint file")
-        return path
-    for candidate in (path / f"pretrained_{branch}{CHECKPOINT_SUFFIX}",
-                      path / "checkpoints" / f"pretrained_{branch}{CHECKPOINT_SUFFIX}"):
-        if is_file(candidate):
-            return candidate
-    raise SpecError(f"--{option.replace('_', '-')} {_show(start)}: expected {', '.join(STARTS)}, a {CHECKPOINT_SUFFIX} "
-                    f"backbone checkpoint, or a folder holding pretrained_{branch}{CHECKPOINT_SUFFIX} "
-                    "(a `cvbench pretrain` run folder)")
 
 
 def pretrains(spec: RunSpec, branch: str) -> bool:
@@ -248,117 +290,6 @@ def branch_init(spec: RunSpec, branch: str) -> str:
     return init
 
 
-def parse_size(text: str | tuple | list) -> tuple[int, int] | str:
-    """``"32x128"`` or ``"64"`` (square) -> ``(height, width)``; ``"auto"`` (the dataset's own) stays."""
-    if isinstance(text, str) and text.strip().lower() == AUTO_SIZE:
-        return AUTO_SIZE
-    if isinstance(text, (tuple, list)):
-        if len(text) != 2 or not all(_whole(side) for side in text):
-            raise SpecError(f"image size {_show(text)}: expected [height, width], two whole numbers such as "
-                            "[32, 128]")
-        return (text[0], text[1])
-    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9}))?\s*", text) if isinstance(text, str) else None
-    if not match:
-        raise SpecError(f"image size {_show(text)}: expected HxW such as 32x128, one number for a square, "
-                        "or auto for the dataset's own")
-    height = int(match.group(1))
-    return (height, int(match.group(2) or height))
-
-
-def parse_loss(text: str) -> tuple[str, float]:
-    """``"uniformity:0.001"`` -> ``("uniformity", 0.001)``; the weight defaults to 1."""
-    name, _, weight = str(text).partition(":")
-    if not name.strip():
-        raise SpecError(f"--loss {_show(text)}: expected NAME or NAME:WEIGHT")
-    try:
-        value = float(weight) if weight else 1.0
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise SpecError(f"--loss {_show(text)}: the weight after ':' must be a finite number")
-    return name.strip(), value
-
-
-def parse_options(pairs: list[str], flag: str) -> dict[str, Any]:
-    """``["queue_size=4096", "momentum=0.99"]`` -> typed dict (int, float, bool, None or str)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"{flag} {pair!r}: expected KEY=VALUE")
-        options[key.strip()] = parse_value(value.strip())
-    return options
-
-
-def parse_value(text: str) -> Any:
-    """Read a CLI value as the most specific of int, float, bool, none or str."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-_KINDS = {"str": (str, "a string"), "int": (int, "a whole number"), "float": ((int, float), "a number"),
-          "bool": (bool, "true or false")}
-
-
-def _typed(name: str, value: Any, annotation: str) -> Any:
-    """``value`` checked against the option's type (its annotation), lists normalised; SpecError naming it."""
-    if value is None and annotation.endswith("| None"):
-        return None
-    base = annotation.split(" | ")[0]
-    where = f"option {name} = {_show(value)}"
-    if name in ("ground_size", "aerial_size"):
-        try:
-            return parse_size(value)
-        except SpecError as exc:
-            raise SpecError(f"option {name}: {exc}") from None
-    if name == "loss":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not items:
-            raise SpecError(f"{where}: expected a list of losses such as [\"soft_triplet\", \"uniformity:0.001\"]")
-        return [parse_loss(item) if isinstance(item, str) else _weighted_loss(item) for item in items]
-    if name == "pretrain_milestones":
-        if not isinstance(value, (list, tuple)) or not all(_whole(v) for v in value):
-            raise SpecError(f"{where}: expected a list of epochs such as [120, 160]")
-        return tuple(value)
-    if base.startswith("dict["):
-        inner = base.startswith("dict[str, dict[")
-        if not isinstance(value, dict) or not all(isinstance(k, str) and (not inner or isinstance(v, dict))
-                                                  for k, v in value.items()):
-            what = "a table of NAME = { KEY = VALUE }" if inner else "a table of KEY = VALUE"
-            raise SpecError(f"{where}: expected {what}")
-        return value
-    if base not in _KINDS:
-        return value
-    kind, what = _KINDS[base]
-    if not isinstance(value, kind) or (isinstance(value, bool) and base != "bool"):
-        raise SpecError(f"{where}: expected {what}")
-    return value
-
-
-def _weighted_loss(item: Any) -> tuple[str, float]:
-    """A ``[name, weight]`` pair (as ``result.json`` stores a loss), checked like ``NAME:WEIGHT``."""
-    name, weight = "", math.nan
-    if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) \
-            and isinstance(item[1], (int, float)) and not isinstance(item[1], bool):
-        name = item[0].strip()
-        try:
-            weight = float(item[1])
-        except OverflowError:  # an int beyond float range
-            pass
-    if not name or not math.isfinite(weight):
-        raise SpecError(f"--loss {_show(item)}: expected NAME, NAME:WEIGHT or [NAME, WEIGHT] with a finite weight")
-    return name, weight
-
-
 def closest(name: str, names: list[str]) -> str | None:
     """The valid name a mistyped ``name`` most likely meant (the same but for case, else the nearest), or None."""
     same = [candidate for candidate in names if candidate.lower() == name.lower()]
@@ -366,22 +297,21 @@ def closest(name: str, names: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut short: an error message names a hostile value without reprinting all of it."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
-
-
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SpecError(f"--{name.replace('_', '-')} {_show(value)}: expected one of {', '.join(choices)}")
+
+
+def _metric_names(names: tuple[str, ...]) -> None:
+    """``--metric``: at least one name, each a non-blank string, none twice (the plugins are checked elsewhere)."""
+    if not names:
+        raise SpecError("at least one --metric is needed (e.g. --metric recall)")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(f"--metric {_show(name)}: expected the name of a metric plugin")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SpecError(f"--metric {', '.join(map(_show, twice))} given more than once: each metric is computed once")
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,10 +12,12 @@ from PIL import Image
 from conftest import run_cli
 from cvbench.analysis.run_analysis import AnalysisOptions, analyze_run, compare_runs
 from cvbench.errors import CvbenchError
-from cvbench.evaluate import UNIFORMITY_SAMPLE, embed
+from cvbench.evaluate import embed
+from cvbench_plugins.metrics.uniformity import Uniformity
 from cvbench.loaders import readers
 from cvbench.registry import create
-from cvbench.runner import load_run_model, run
+from cvbench.assemble import load_run_model
+from cvbench.runner import run
 from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
 
@@ -67,7 +69,7 @@ def test_recorded_uniformity_is_eq_3_5_of_the_final_embeddings(toy, runs):
     record = json.loads((run_dir / "result.json").read_text())
     spec, model = load_run_model(run_dir)
     pairs = create("dataset", "toy", None).load("toy", "val")
-    assert pairs.num_queries < UNIFORMITY_SAMPLE  # every query is in the measured sample
+    assert pairs.num_queries < Uniformity().sample  # every query is in the measured sample
     views = readers(spec)
     cpu = torch.device("cpu")
     ground = embed(model.eval(), "ground", pairs.ground, views["ground"], cpu, 16).astype(np.float64)

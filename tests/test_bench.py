@@ -12,7 +12,8 @@ from conftest import run_cli
 import numpy as np
 from scipy import stats
 
-from cvbench.bench import load_bench, plan, run_bench
+from cvbench.bench import plan, run_bench
+from cvbench.benchfile import load_bench
 from cvbench.benchreport import assess, curve, summarise
 from cvbench.errors import CvbenchError
 from toy_dataset import ToyPlugin

@@ -11,7 +11,9 @@ from conftest import run_cli
 from cvbench.datacheck import check_dataset
 from cvbench.errors import CvbenchError
 from cvbench.registry import create
-from cvbench.runner import Data, pretraining_set, resolve_spec, run
+from cvbench.assemble import resolve_spec
+from cvbench.runner import run
+from cvbench.subsets import Data, pretraining_set
 from cvbench.spec import RunSpec
 from vigor_layout import make_vigor, panorama_name, tile_name
 

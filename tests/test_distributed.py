@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +23,7 @@ from cvbench import distributed
 from cvbench.finetune import FinetuneForward, Objective
 from cvbench.model import Branch, TwoBranchNet
 from cvbench.registry import create
-from cvbench.runner import evaluate_run
+from cvbench.reevaluate import evaluate_run
 from cvbench.training import trainable
 
 BATCH, FEATURES, DIM = 8, 12, 6

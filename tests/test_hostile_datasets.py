@@ -29,7 +29,7 @@ from cvbench.errors import CvbenchError, DatasetFormatError
 from cvbench.layout import text_lines
 from cvbench.loaders import Reader, Views, load_image
 from cvbench.problems import DatasetWarning
-from cvbench.runner import load_data
+from cvbench.subsets import load_data
 from cvbench.spec import RunSpec
 from cvbench_plugins.datasets.cvact import Cvact
 from cvbench_plugins.datasets.cvusa import CVUSA

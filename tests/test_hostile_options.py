@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 
 import cvbench.cli.stages
 from cvbench.cli import main
-from cvbench.cli.spec_options import OPTIONS
+from cvbench.cli.spec_options import cli_options
 from cvbench.errors import CvbenchError, DatasetNotFoundError, SpecError
 from cvbench.problems import DatasetWarning
 from cvbench.registry import create
-from cvbench.runner import open_dataset, resolve_spec
+from cvbench.assemble import resolve_spec
+from cvbench.subsets import open_dataset
 from cvbench.spec import RunSpec, parse_loss, parse_options, parse_size, parse_value
 from cvact_layout import make_cvact
 from cvusa_layout import make_cvusa
@@ -31,7 +32,7 @@ from hostile import FAST, FEW, TOKENS, make_pairs, token
 from vigor_layout import make_vigor
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
-FLAGS = ["--" + name.replace("_", "-") for name, _, _ in OPTIONS] + ["--runs-dir", "--quiet", "-q"]
+FLAGS = [option.flag for option in cli_options()] + ["--runs-dir", "--quiet", "-q"]
 VALUES = ["smoke", "default", "paper", "synthetic", "vigor", "cvact", "pairs", "32x128", "auto", "8x8", "0x0",
           "99999999999999999999x1", "soft_triplet", "soft_triplet:nan", "uniformity:1e999", "safa:-1", "none",
           "random", "imagenet", "~nobody_here/x", "x.safetensors", "cpu", "cuda:99", "-1", "0", "1", "2", "1e308",

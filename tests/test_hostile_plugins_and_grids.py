@@ -20,7 +20,8 @@ from torch import nn
 
 import cvbench.registry
 from conftest import make_distribution
-from cvbench.bench import BENCH_KEYS, FINDING_KEYS, REPORT_KEYS, ROW_KEYS, RUN_OPTIONS, SECTIONS, load_bench, plan
+from cvbench.bench import plan
+from cvbench.benchfile import BENCH_KEYS, FINDING_KEYS, REPORT_KEYS, ROW_KEYS, RUN_OPTIONS, SECTIONS, load_bench
 from cvbench.cli import main
 from cvbench.errors import CvbenchError, UnknownPluginError
 from hostile import FAST, TOKENS

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cvbench import metrics
+from cvbench import exact_scores, metrics
 
 # ------------------------------------------------------------------ brute force
 
@@ -126,8 +126,8 @@ def test_near_ties_match_exact_arithmetic(seed: int, monkeypatch: pytest.MonkeyP
     query, reference = near_ties(rng, 12, 64, 6)
     positives = rng.integers(0, len(reference), size=12)
     fsum_calls = []
-    original = metrics._fsum_sign
-    monkeypatch.setattr(metrics, "_fsum_sign", lambda *a: fsum_calls.append(1) or original(*a))
+    original = exact_scores._fsum_sign
+    monkeypatch.setattr(exact_scores, "_fsum_sign", lambda *a: fsum_calls.append(1) or original(*a))
     truth = exact_ranks(query, reference, positives)
     for chunk_size in (1, 5, 12):
         np.testing.assert_array_equal(metrics.ranks(query, reference, positives, chunk_size=chunk_size), truth)
@@ -141,8 +141,8 @@ def test_differences_below_float64_resolution_are_decided_exactly(monkeypatch: p
     query = np.ones((3, 3), np.float32)
     positives = np.array([1, 0, 3])
     signs = []
-    original = metrics._fsum_sign
-    monkeypatch.setattr(metrics, "_fsum_sign", lambda *a: signs.append(original(*a)) or signs[-1])
+    original = exact_scores._fsum_sign
+    monkeypatch.setattr(exact_scores, "_fsum_sign", lambda *a: signs.append(original(*a)) or signs[-1])
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives), [1, 0, 1])
     np.testing.assert_array_equal(exact_ranks(query, reference, positives), [1, 0, 1])
     assert {-1, 0, 1} <= set(signs)
@@ -155,8 +155,8 @@ def test_near_collapsed_embeddings_are_rescored_in_float64(monkeypatch: pytest.M
     reference = (centre + 1e-5 * rng.standard_normal((60, 16))).astype(np.float32)
     positives = rng.integers(0, 60, size=10)
     rescored = []
-    original = metrics._scores_float64
-    monkeypatch.setattr(metrics, "_scores_float64", lambda *a: rescored.append(1) or original(*a))
+    original = exact_scores.scores_float64
+    monkeypatch.setattr(exact_scores, "scores_float64", lambda *a: rescored.append(1) or original(*a))
     truth = exact_ranks(query, reference, positives)
     assert len(set(truth.tolist())) > 3
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives, chunk_size=4), truth)

@@ -11,7 +11,9 @@ import torch
 from cvbench.checkpoint import load_weights
 from cvbench.errors import SpecError, TrainingDivergedError
 from cvbench.hookspecs import hookimpl
-from cvbench.runner import build_model, evaluate_run, resolve_spec, run
+from cvbench.assemble import build_model, resolve_spec
+from cvbench.reevaluate import evaluate_run
+from cvbench.runner import run
 from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
 

@@ -15,7 +15,9 @@ from cvbench.errors import SpecError
 from cvbench.hookspecs import hookimpl
 from cvbench.loaders import Reader
 from cvbench.probe import ProbeViews, instance_retrieval, learned
-from cvbench.runner import labelled_share, load_data, open_dataset, pretraining_set, resolve_spec, run
+from cvbench.assemble import resolve_spec
+from cvbench.runner import run
+from cvbench.subsets import labelled_share, load_data, open_dataset, pretraining_set
 from cvbench.spec import RunSpec
 from cvbench_plugins.pretrainers.byol import BYOL
 from toy_dataset import ToyPlugin

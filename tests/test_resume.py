@@ -21,6 +21,7 @@ import torch
 
 from conftest import make_distribution, run_cli
 from cvbench import runner
+from cvbench.assemble import build_model, resolve_spec
 from cvbench.errors import CvbenchError
 from cvbench.spec import RunSpec
 from cvbench.trainstate import STATE, RunInterrupted, load_state
@@ -172,7 +173,7 @@ def test_a_state_that_does_not_fit_the_run_names_the_offending_keys(tmp_path):
     run_dir = runner.run(spec, tmp_path, quiet=True)
     record = json.loads((run_dir / "result.json").read_text())
     (run_dir / "result.json").write_text(json.dumps({**record, "status": "interrupted"}))
-    model = runner.build_model(runner.resolve_spec(RunSpec(preset="smoke", dim=512)))
+    model = build_model(resolve_spec(RunSpec(preset="smoke", dim=512)))
     torch.save({"version": 1, "stage": "finetune", "epoch": 0, "batch": 0, "spec": {"dim": 512},
                 "model": model.state_dict(), "fields": {}, "rows": []}, run_dir / "checkpoints" / STATE)
     with pytest.raises(CvbenchError, match=r"(?s)does not fit the two-branch model.*made with.*512.*shape: "):

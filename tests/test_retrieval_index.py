@@ -15,7 +15,8 @@ import pytest
 from cvbench import metrics, retrieval
 from cvbench.cli import main
 from cvbench.retrieval import IndexSpec, approximate_recall, parse_index_options
-from cvbench.runner import evaluate_run, run
+from cvbench.reevaluate import evaluate_run
+from cvbench.runner import run
 from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cvbench.cli.spec_options import OPTIONS, spec_from_cli
+from cvbench.cli.spec_options import cli_options, spec_from_cli
 from cvbench.errors import SpecError
-from cvbench.runner import resolve_spec
+from cvbench.assemble import resolve_spec
 from cvbench.spec import RunSpec, branch_init, parse_loss, parse_size
 
 
 def cli(**values):
-    base = {name: option.default for name, _, option in OPTIONS}
+    base = {option.parameter: option.option.default for option in cli_options()}
     base.update(values)
     return spec_from_cli(base)
 

@@ -12,8 +12,10 @@ from cvbench.checkpoint import save_weights
 from cvbench.errors import SpecError
 from cvbench.pretrain import _labels
 from cvbench.registry import create
-from cvbench.runner import build_model, resolve_spec, run
-from cvbench.spec import RunSpec, start_checkpoint
+from cvbench.assemble import build_model, resolve_spec
+from cvbench.runner import run
+from cvbench.runfolder import start_checkpoint
+from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),

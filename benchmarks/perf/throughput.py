@@ -41,7 +41,7 @@ from cvbench.finetune import FinetuneForward, Objective, finetune_step
 from cvbench.loaders import normalize
 from cvbench.pretrain import pretrain_step
 from cvbench.registry import create
-from cvbench.runner import build_model, resolve_spec
+from cvbench.assemble import build_model, resolve_spec
 from cvbench.spec import RunSpec, parse_size
 from cvbench.training import LossMonitor, trainable
 

@@ -26,10 +26,10 @@ from ..evaluate import embed
 from ..loaders import Reader, normalize, readers
 from ..model import TwoBranchNet
 from ..progress import log, make_progress
-from ..records import CHECKPOINTS, METRICS
-from ..runner import (INITIAL_CHECKPOINT, MODEL_CHECKPOINT, load_data, load_run_model, open_dataset,
-                      read_run_spec)
+from ..assemble import load_run_model
+from ..runfolder import CHECKPOINTS, INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
 from ..spec import RunSpec
+from ..subsets import load_data, open_dataset
 from .curves import training_curves_figure
 from .embeddings import PointSet, embedding_figure, uniformity_caption
 from .feature_maps import feature_map_figure
@@ -138,14 +138,15 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "
 
 def available_states(run_dir: Path) -> list[str]:
     """The model states a run folder has checkpoints for ("before", "after"), naming what is missing."""
-    if not (run_dir / CHECKPOINTS / MODEL_CHECKPOINT).is_file():
+    folder = RunFolder(run_dir)
+    if not folder.checkpoint(MODEL_CHECKPOINT).is_file():
         raise CvbenchError(f"{run_dir} is not a finished cvbench run: no {CHECKPOINTS}/{MODEL_CHECKPOINT}")
-    return [state for state, name in STATES.items() if (run_dir / CHECKPOINTS / name).is_file()]
+    return [state for state, name in STATES.items() if folder.checkpoint(name).is_file()]
 
 
 def load_validation(run_dir: Path, options: AnalysisOptions, progress: Progress | None) -> Validation:
     """The run's validation subset (as its evaluation saw it) and a seeded sample of its queries."""
-    spec = read_run_spec(run_dir)
+    spec = RunFolder(run_dir).checkpoint_spec()
     dataset, split = open_dataset(spec)
     data = load_data(spec, dataset, split, progress)
     queries = data.val_queries
@@ -288,7 +289,4 @@ def feature_rows(models: dict[str, TwoBranchNet], validation: Validation, option
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
     """A run's ``metrics.csv`` (one row per epoch)."""
-    path = run_dir / METRICS
-    if not path.is_file():
-        raise CvbenchError(f"{run_dir} has no {METRICS}: not a cvbench run folder")
-    return pd.read_csv(path)
+    return RunFolder(run_dir).read_metrics()

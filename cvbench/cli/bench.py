@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..bench import default_runs_dir, describe, load_bench, plan, run_bench
+from ..bench import default_runs_dir, describe, plan, run_bench
+from ..benchfile import load_bench
 from ..benchreport import write_report
 from ..errors import CvbenchError
 

@@ -13,19 +13,22 @@ from rich.text import Text
 
 from ..errors import SpecError
 from ..progress import STDERR
-from ..runner import evaluate_run, resume_run, run
-from ..spec import RunSpec
+from ..reevaluate import evaluate_run
+from ..runner import resume_run, run
+from ..spec import MACHINE, RunSpec
 from .spec_options import spec_from_cli, split_values, with_spec_options
 
 P = inspect.Parameter
 COMMON = [
-    P("runs_dir", P.KEYWORD_ONLY, default=typer.Option("runs", help="Folder that receives one folder per run."),
+    P("runs_dir", P.KEYWORD_ONLY, default=typer.Option("runs", help="Folder that receives one folder per run.",
+                                                           rich_help_panel=MACHINE),
       annotation=Path),
-    P("quiet", P.KEYWORD_ONLY, default=typer.Option(False, "--quiet", "-q", help="No progress bars (for scripts)."),
+    P("quiet", P.KEYWORD_ONLY, default=typer.Option(False, "--quiet", "-q", help="No progress bars (for scripts).",
+                                                         rich_help_panel=MACHINE),
       annotation=bool),
     P("resume", P.KEYWORD_ONLY, default=typer.Option(
         None, help="Continue an interrupted run in its folder, with its own options (only --device and --workers "
-                   "may change)."), annotation=Optional[Path]),
+                   "may change).", rich_help_panel=MACHINE), annotation=Optional[Path]),
 ]
 RESUMABLE = {"device", "workers"}
 

@@ -15,5 +15,5 @@ class Augmentation:
     """
 
     def __call__(self, panorama: torch.Tensor, tile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 ``(3, H, W)`` panorama and tile -> both as float in [0, 1], resized to the branch sizes."""
+        """uint8 ``(3, H, W)`` panorama and tile, already at the branch sizes -> both as float in [0, 1]."""
         raise NotImplementedError

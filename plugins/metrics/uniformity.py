@@ -1,0 +1,41 @@
+"""How uniformly the embeddings spread on the hypersphere (thesis eq 3.6-3.8), before and after fine-tuning.
+
+Recorded in ``result.json``'s ``"uniformity"`` section, not among the
+retrieval metrics: lower (more negative) is more uniform.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvbench import Metric, Retrieval, metrics
+from cvbench.hookspecs import Register, hookimpl
+from cvbench.options import require_float, require_int
+
+
+class Uniformity(Metric):
+    """``ground``, ``satellite`` and ``all`` uniformity of the queries and their positive tiles.
+
+    On a seeded sample of at most ``sample`` queries (the run's seed), since
+    the measure is quadratic in the number of embeddings; ``t`` is the
+    temperature of eq 3.5.
+    """
+
+    section = "uniformity"
+
+    def __init__(self, t: float = 2.0, sample: int = 4096) -> None:
+        self.t = require_float("uniformity", "t", t, low=0.0, low_open=True)
+        self.sample = require_int("uniformity", "sample", sample, minimum=2)
+
+    def __call__(self, retrieval: Retrieval) -> dict[str, float]:
+        chosen = np.arange(len(retrieval.query))
+        if len(chosen) > self.sample:
+            chosen = np.sort(np.random.default_rng(retrieval.seed).choice(len(chosen), self.sample, replace=False))
+        return metrics.uniformity_report(retrieval.query[chosen], retrieval.reference[retrieval.positives[chosen]],
+                                         t=self.t)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    """Register ``uniformity`` with cvbench."""
+    register("uniformity", Uniformity, summary="uniformity of ground, satellite and all embeddings (eq 3.6-3.8)")
