@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import faiss
 import numpy as np
 
-from .metrics import ArrayLike, _as_index_vector, as_unit_rows
+from .retrieval_inputs import ArrayLike, as_index_vector, as_unit_rows
 
 __all__ = [
     "INDEX_KINDS", "IndexSpec", "approximate_recall", "build_index", "configure_search", "parse_index_options", "topk",
@@ -318,7 +318,7 @@ def approximate_recall(
         )
     queries, references = _units(query, reference)
     count, size = queries.shape[0], references.shape[0]
-    targets = _as_index_vector(positives, "positives", count, size).numpy()
+    targets = as_index_vector(positives, "positives", count, size).numpy()
     ks = [_check_count(k, "each k in ks") for k in ks]
     sample = _check_count(sample, "sample")
     chunk = _check_count(chunk_size, "chunk_size")

@@ -53,10 +53,10 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     """Run one measurement in this (fresh) process and return its timings and peak memory."""
     import torch
 
-    from cvbench import metrics
+    from cvbench import exact_ranking, metrics
 
     query, reference, positives = _make_inputs(args.queries, args.references, args.dim, args.seed)
-    chunk = args.chunk_size or metrics._default_chunk(args.references)
+    chunk = args.chunk_size or exact_ranking.default_chunk(args.references)
     q = torch.from_numpy(query)
     r = torch.from_numpy(reference)
     torch.mm(q[:2], r[:2].t())  # start MKL's thread pool before taking the baseline
