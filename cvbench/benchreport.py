@@ -10,7 +10,6 @@ not improve, or its loss did not fall) is flagged wherever it is compared.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bench import REPORTED, VERDICTS, Bench, Job, describe, finished_runs, plan
-from .records import RESULT
+from .bench import Job, describe, finished_runs, plan
+from .benchfile import REPORTED, VERDICTS, Bench
+from .leaderboard import metric_names
+from .runfolder import RunFolder
 from .statistics import holm, paired_difference, verdict
 
 SCORE = "R@1"
@@ -38,7 +39,7 @@ def records(bench: Bench, runs_dir: Path) -> Records:
     found: dict[str, dict[int, dict[str, Any]]] = {row.name: {} for row in bench.rows}
     for job in jobs:
         if job.done is not None:
-            found[job.row][job.seed] = json.loads((job.done / RESULT).read_text())
+            found[job.row][job.seed] = RunFolder(job.done).read_result()
     return stages, jobs, found
 
 
@@ -53,7 +54,7 @@ def summarise(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd
         settings = f"invalid: {job.error}" if job.error is not None else describe(job.spec, job.refs)
         entry: dict[str, Any] = {"row": row.name, "mirrors": row.mirrors, "settings": settings,
                                  "seeds": f"{len(runs)}/{len(row.seeds)}", "pre-training": flags.get(row.name, "")}
-        for metric in (*REPORTED, "hit_rate"):
+        for metric in report_metrics(bench, found):
             values = [r["metrics"][metric] for r in runs if metric in r.get("metrics", {})]
             entry[f"{metric} mean"] = _mean(values)
             entry[f"{metric} std"] = _std(values)
@@ -62,6 +63,13 @@ def summarise(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd
             entry[f"reported {metric}"] = row.reported.get(metric, math.nan)
         rows.append(entry)
     return pd.DataFrame(rows)
+
+
+def report_metrics(bench: Bench, found: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """The report's metric columns: ``[report] metrics``, else every metric the grid's runs recorded, in order."""
+    if bench.metrics is not None:
+        return list(bench.metrics)
+    return metric_names([record for by_seed in found.values() for record in by_seed.values()])
 
 
 def assess(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd.DataFrame:
@@ -89,7 +97,7 @@ def evidence(stages: dict[str, Job], found: dict[str, dict[int, dict[str, Any]]]
     runs: list[tuple[str, list[dict[str, Any]]]] = []
     for name, job in stages.items():
         if job.done is not None:
-            runs.append((f"@{name}", [json.loads((job.done / RESULT).read_text())]))
+            runs.append((f"@{name}", [RunFolder(job.done).read_result()]))
     runs += [(row, list(by_seed.values())) for row, by_seed in found.items()]
     table = []
     for name, records_ in runs:
@@ -209,11 +217,11 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
     table = pd.DataFrame({
         "row": summary["row"], "mirrors": summary["mirrors"], "settings": summary["settings"],
         "seeds": summary["seeds"],
-        **{metric: [_pm(m, s) for m, s in zip(summary[f"{metric} mean"], summary[f"{metric} std"])]
-           for metric in REPORTED},
     })
-    if summary["hit_rate mean"].notna().any():
-        table["hit rate"] = [_pm(m, s) for m, s in zip(summary["hit_rate mean"], summary["hit_rate std"])]
+    for metric in report_metrics(bench, found):
+        if f"{metric} mean" in summary and summary[f"{metric} mean"].notna().any():
+            table[metric.replace("_", " ")] = [_pm(m, s) for m, s in zip(summary[f"{metric} mean"],
+                                                                           summary[f"{metric} std"])]
     table["U all"] = [_number(v) for v in summary["U all mean"]]
     if summary[[f"reported {m}" for m in REPORTED]].notna().any().any():
         for metric in REPORTED:
@@ -302,7 +310,7 @@ def _totals(runs_dir: Path) -> tuple[list[float], set[str]]:
     """Wall time of every finished run below ``runs_dir`` (stages included) and the devices they ran on."""
     seconds, devices = [], set()
     for _, folder in finished_runs(runs_dir):
-        record = json.loads((folder / RESULT).read_text())
+        record = RunFolder(folder).read_result()
         seconds.append(float((record.get("timings") or {}).get("total_s", 0.0)))
         devices.add(str(record.get("device", "")))
     return seconds, devices
