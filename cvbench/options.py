@@ -10,6 +10,7 @@ fall outside every interval with an open or finite end.
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import Sequence
 
 from cvbench.errors import SpecError
 
@@ -43,3 +44,17 @@ def require_float(
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise SpecError(f"{method}: option {name} must be a number in {interval}, got {value!r}")
     return float(value)
+
+
+def require_choice(method: str, name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices``; the error lists them."""
+    if not isinstance(value, str) or value not in choices:
+        raise SpecError(f"{method}: option {name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def require_bool(method: str, name: str, value: object) -> bool:
+    """``value`` when it is ``True`` or ``False`` (``--*-option KEY=true`` reads as a bool)."""
+    if not isinstance(value, bool):
+        raise SpecError(f"{method}: option {name} must be true or false, got {value!r}")
+    return value

@@ -31,7 +31,7 @@ from torch import nn
 
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_int
+from cvbench.options import require_choice, require_int
 
 INITS = ("safa", "pytorch")
 
@@ -88,8 +88,7 @@ class SAFAHead(nn.Module):
                 "maps H*W -> H*W/2 -> H*W and needs H*W >= 2 positions; use larger images or a backbone "
                 "that down-samples less"
             )
-        if init not in INITS:
-            raise SpecError(f"safa: option init must be one of {', '.join(INITS)}, got {init!r}")
+        require_choice("safa", "init", init, INITS)
         self.in_channels = in_channels
         self.feature_hw = (int(feature_hw[0]), int(feature_hw[1]))
         self.num_embeddings = num_embeddings

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from cvbench import Loss
 from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_float
+from cvbench.options import require_bool, require_float
 
 
 class InfoNCELoss(Loss):
@@ -73,8 +73,7 @@ class InfoNCELoss(Loss):
         """
         super().__init__()
         temperature = require_float("infonce", "temperature", temperature, low=0.0, low_open=True, high_open=True)
-        if not isinstance(learnable_temperature, bool):
-            raise SpecError(f"infonce: option learnable_temperature must be true or false, got {learnable_temperature!r}")
+        require_bool("infonce", "learnable_temperature", learnable_temperature)
         max_scale = require_float("infonce", "max_scale", max_scale, low=0.0, low_open=True, high_open=True)
         if 1.0 / temperature > max_scale:
             raise SpecError(

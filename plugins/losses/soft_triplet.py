@@ -28,9 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from cvbench import Loss
-from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_float
+from cvbench.options import require_choice, require_float
 
 DISTANCES = ("euclidean", "sqeuclidean")
 REDUCTIONS = ("mean", "sum")
@@ -75,10 +74,8 @@ class SoftMarginTripletLoss(Loss):
         """
         super().__init__()
         gamma = require_float("soft_triplet", "gamma", gamma, low=0.0, low_open=True, high_open=True)
-        if distance not in DISTANCES:
-            raise SpecError(f"soft_triplet: option distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
-        if reduction not in REDUCTIONS:
-            raise SpecError(f"soft_triplet: option reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        require_choice("soft_triplet", "distance", distance, DISTANCES)
+        require_choice("soft_triplet", "reduction", reduction, REDUCTIONS)
         self.gamma = float(gamma)
         self.distance = distance
         self.reduction = reduction

@@ -26,9 +26,8 @@ import math
 import torch
 
 from cvbench import Loss
-from cvbench.errors import SpecError
 from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_float
+from cvbench.options import require_choice, require_float
 
 REDUCTIONS = ("mean", "sum")
 
@@ -60,8 +59,7 @@ class UniformityLoss(Loss):
         """
         super().__init__()
         t = require_float("uniformity", "t", t, low=0.0, low_open=True, high_open=True)
-        if reduction not in REDUCTIONS:
-            raise SpecError(f"uniformity: option reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        require_choice("uniformity", "reduction", reduction, REDUCTIONS)
         self.t = float(t)
         self.reduction = reduction
 
