@@ -5,7 +5,7 @@
 # (aerial branch, all tiles, from random weights, seed 0) for 40 epochs
 # (1240 steps), then 10 epochs at three other learning rates and once without
 # split BatchNorm, and prints the loss of every epoch and the label-free probe
-# (cvbench/probe.py) before and after. About 10 minutes on 2 CPU cores.
+# (cvbench/evaluation/probe.py) before and after. About 10 minutes on 2 CPU cores.
 #
 #   bash benchmarks/synthetic_mocov2_budget.sh [RUNS_DIR]
 #

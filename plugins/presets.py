@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
 
 COMMON = {
     "dataset": "synthetic",

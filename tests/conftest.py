@@ -58,7 +58,7 @@ def smoke_run(dataset: str, root: Path, runs_dir: Path, *extra: str) -> dict:
 @pytest.fixture
 def registry():
     """The process registry, reloaded so a test's additions never leak into another test."""
-    from cvbench.registry import get_registry, reset_registry
+    from cvbench.contract.registry import get_registry, reset_registry
 
     reset_registry()
     yield get_registry()

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cvbench.data import SUBSETS
-from cvbench.datacheck import check_dataset
+from cvbench.data.check import check_dataset
+from cvbench.data.problems import DatasetWarning
 from cvbench.errors import CvbenchError
-from cvbench.problems import DatasetWarning
 
 # Small example counts keep every hostile test file well under 20 s on 2 CPU cores, and a fixed
 # derivation of the examples keeps the suite's verdict the same on every run (CI included);

@@ -7,19 +7,19 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_cli
-from cvbench.analysis.run_analysis import AnalysisOptions, analyze_run, compare_runs
-from cvbench.errors import CvbenchError
-from cvbench.evaluate import embed
 from cvbench_plugins.metrics.uniformity import Uniformity
-from cvbench.loaders import readers
-from cvbench.registry import create
-from cvbench.assemble import load_run_model
-from cvbench.runner import run
-from cvbench.spec import RunSpec
+from PIL import Image
 from toy_dataset import ToyPlugin
+
+from cvbench.analysis.run_analysis import AnalysisOptions, analyze_run, compare_runs
+from cvbench.contract.registry import create
+from cvbench.data.loaders import readers
+from cvbench.errors import CvbenchError
+from cvbench.evaluation.evaluate import embed
+from cvbench.runs.assemble import load_run_model
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
             dim=256, batch_size=8, epochs=2, head="siamese_vgg", eval_batch_size=16)
@@ -29,7 +29,7 @@ OPTIONS = AnalysisOptions(sample=40, queries=2, images=2, neighbourhood=20)
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two finished toy runs that differ in learning rate, made once for this module."""
-    from cvbench.registry import get_registry, reset_registry
+    from cvbench.contract.registry import get_registry, reset_registry
 
     reset_registry()
     get_registry().add(ToyPlugin(), source="toy-analysis")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import cvbench
-from cvbench.augment import mirror_panorama, rotate_pair
+from cvbench.data.augment import mirror_panorama, rotate_pair
 
 
 def marked_pair(width: int = 16, tile: int = 8):
@@ -95,9 +95,8 @@ def test_mocov2_pair_augmentation_flips_both_views_together(registry):
 
 
 def test_only_the_pair_shares_a_flip_pre_training_views_keep_their_own():
-    from torchvision.transforms import v2
-
     from cvbench_plugins.augmentations.mocov2 import MoCoV2PairAugmentation, mocov2_augmentation
+    from torchvision.transforms import v2
 
     def flips(transform):
         return sum(isinstance(step, v2.RandomHorizontalFlip) for step in transform.transforms)
@@ -109,7 +108,7 @@ def test_only_the_pair_shares_a_flip_pre_training_views_keep_their_own():
 
 
 def test_polar_transform_unwraps_around_the_centre():
-    from cvbench.polar import polar_transform
+    from cvbench.data.polar import polar_transform
 
     tile = torch.zeros(3, 33, 33, dtype=torch.uint8)
     tile[:, 0:4, 15:18] = 255  # a mark at the north rim

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-from torchvision.transforms import v2
-
-from cvbench.augment import gaussian_blur
 from cvbench_plugins.augmentations.mocov2 import MoCoV2PairAugmentation, mocov2_augmentation
 from cvbench_plugins.pretrainers.byol import byol_augmentation
 from cvbench_plugins.pretrainers.simsiam import SimSiam
+from torch import nn
+from torchvision.transforms import v2
+
+from cvbench.data.augment import gaussian_blur
 
 
 def blur_of(transform: v2.Compose) -> v2.GaussianBlur:
@@ -73,7 +73,7 @@ def test_mocov2_and_simsiam_recipes_scale_their_blur() -> None:
 
 def test_crops_of_a_panorama_vary_and_keep_its_shape():
     """torchvision's square-relative aspect range leaves a 32x128 panorama one fixed centre crop; ours varies."""
-    from cvbench.augment import resized_crop
+    from cvbench.data.augment import resized_crop
 
     image = torch.zeros(3, 32, 128)
     boxes, default_boxes = set(), []

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from cvbench.backbone import create_backbone
 from cvbench.errors import CvbenchError, SpecError
+from cvbench.nn.backbone import create_backbone
 
 
 def test_feature_map_shape_and_stage():
@@ -40,7 +40,7 @@ def test_missing_weights_say_what_to_download(tmp_path):
     with pytest.raises(CvbenchError, match="no such file"):
         create_backbone("resnet10t", init="imagenet", imagenet_weights=str(tmp_path / "none.pth"))
     # Offline with an empty cache, in a fresh interpreter (the hub reads HF_HUB_OFFLINE at import).
-    code = ("from cvbench.backbone import create_backbone\n"
+    code = ("from cvbench.nn.backbone import create_backbone\n"
             "from cvbench.errors import CvbenchError\n"
             "try:\n    create_backbone('resnet10t', init='imagenet')\n"
             "except CvbenchError as exc:\n    print(exc)\n")

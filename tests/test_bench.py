@@ -6,17 +6,16 @@ import json
 import math
 from pathlib import Path
 
-import pytest
-
-from conftest import run_cli
 import numpy as np
+import pytest
+from conftest import run_cli
 from scipy import stats
-
-from cvbench.bench import plan, run_bench
-from cvbench.benchfile import load_bench
-from cvbench.benchreport import assess, curve, summarise
-from cvbench.errors import CvbenchError
 from toy_dataset import ToyPlugin
+
+from cvbench.bench.report import assess, curve, summarise
+from cvbench.bench.scheduler import plan, run_bench
+from cvbench.bench.schema import load_bench
+from cvbench.errors import CvbenchError
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

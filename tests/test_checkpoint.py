@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from cvbench.atomic import write_json
-from cvbench.checkpoint import load_weights, read_metadata, save_weights
 from cvbench.errors import CheckpointError
+from cvbench.training.checkpoint import load_weights, read_metadata, save_weights
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path):

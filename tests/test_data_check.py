@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from cvbench.datacheck import check_dataset
-from cvbench.errors import CvbenchError
-from cvbench.registry import create
-from cvbench.assemble import resolve_spec
-from cvbench.runner import run
-from cvbench.subsets import Data, pretraining_set
-from cvbench.spec import RunSpec
 from vigor_layout import make_vigor, panorama_name, tile_name
+
+from cvbench.contract.registry import create
+from cvbench.data.check import check_dataset
+from cvbench.errors import CvbenchError
+from cvbench.runs.assemble import resolve_spec
+from cvbench.runs.runner import run
+from cvbench.runs.subsets import Data, pretraining_set
+from cvbench.spec import RunSpec
 
 WIDE = {"COLUMNS": "1000"}  # rich wraps at the terminal width; long tmp paths would be split
 

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from cvbench.data import ArrayImages, ConcatImages, CrossViewPairs, FileImages, IndexedImages, read_image
+from cvbench.data.imagecheck import check_files, check_image, drop_unreadable
+from cvbench.data.layout import folder_names, require_layout, text_lines
+from cvbench.data.loaders import load_image
+from cvbench.data.problems import DatasetWarning, Problem, collect_problems, report_problem, report_skipped
 from cvbench.errors import CvbenchError, DatasetFormatError, DatasetNotFoundError
-from cvbench.imagecheck import check_files, check_image, drop_unreadable
-from cvbench.layout import folder_names, require_layout, text_lines
-from cvbench.loaders import load_image
-from cvbench.problems import DatasetWarning, Problem, collect_problems, report_problem, report_skipped
 
 
 def write_image(path: Path, size=(64, 32), mode="RGB", value=120, format=None) -> Path:

@@ -6,15 +6,15 @@ import os
 
 import numpy as np
 import pytest
-
-import cvbench
-import cvbench.layout
-from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
-from cvbench.metrics import recall
-from cvbench.problems import DatasetWarning, collect_problems
-from cvbench_plugins.datasets.cvact import Cvact
 from conftest import smoke_run
 from cvact_layout import REMOVE, column, make_cvact
+from cvbench.metrics import recall
+from cvbench_plugins.datasets.cvact import Cvact
+
+import cvbench
+import cvbench.data.layout
+from cvbench.data.problems import DatasetWarning, collect_problems
+from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
 
 # Five valSetAll points around A: B 10 m east, C 24.9 m north, D 25.1 m west, E 100 m east.
 A = (690000.0, 6090000.0)
@@ -134,7 +134,7 @@ def test_each_folder_is_listed_once(root, monkeypatch):
         listed.append(folder)
         return set(os.listdir(folder))
 
-    monkeypatch.setattr(cvbench.layout, "folder_names", listing)
+    monkeypatch.setattr(cvbench.data.layout, "folder_names", listing)
     dataset = Cvact(root)
     for split in ("val", "test"):
         for subset in ("train", "val"):

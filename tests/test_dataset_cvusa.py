@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-import cvbench.layout
-
 from conftest import smoke_run
-from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
-from cvbench.problems import DatasetWarning, collect_problems
-from cvbench.registry import create
 from cvbench_plugins.datasets.cvusa import CVUSA
 from cvusa_layout import TRAIN_IDS, VAL_IDS, cvusa_line, make_cvusa
+
+import cvbench.data.layout
+from cvbench.contract.registry import create
+from cvbench.data.problems import DatasetWarning, collect_problems
+from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
 
 
 @pytest.fixture
@@ -43,7 +41,7 @@ def test_one_val_protocol_with_one_tile_per_pair_in_file_order(root):
 
 def test_each_image_folder_is_listed_once_and_subsets_are_parsed_once(root, monkeypatch):
     listed = []
-    monkeypatch.setattr(cvbench.layout, "folder_names", lambda folder: listed.append(folder) or
+    monkeypatch.setattr(cvbench.data.layout, "folder_names", lambda folder: listed.append(folder) or
                         {p.name for p in folder.iterdir()})
     dataset = CVUSA(root)
     first = dataset.load("val", "train")

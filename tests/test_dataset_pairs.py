@@ -9,16 +9,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import smoke_run
+from cvbench_plugins.datasets.pairs import Pairs
 from PIL import Image
 
-from conftest import smoke_run
+from cvbench.contract.registry import create
 from cvbench.data import ArrayImages, CrossViewPairs
-from cvbench.datacheck import check_dataset
+from cvbench.data.check import check_dataset
+from cvbench.data.preview import export_pairs
+from cvbench.data.problems import DatasetWarning, collect_problems
 from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
-from cvbench.preview import export_pairs
-from cvbench.problems import DatasetWarning, collect_problems
-from cvbench.registry import create
-from cvbench_plugins.datasets.pairs import Pairs
 
 HEADER = ("ground", "aerial", "x", "y", "split", "city")
 # Hand-made city: tile A is shared by two train queries and a val query; C by two val queries and an

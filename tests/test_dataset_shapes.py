@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-
-from cvbench.errors import SpecError
-from cvbench.registry import create
-from cvbench.runner import run
-from cvbench.spec import RunSpec
 from cvbench_plugins.datasets.shapes import Shapes
 from cvbench_plugins.datasets.shapes.draw import CLASS_NAMES
+from safetensors.torch import load_file
+
+from cvbench.contract.registry import create
+from cvbench.errors import SpecError
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
 
 TOY = dict(train_images=60, val_images=30, ground_size=(16, 64), aerial_size=(32, 32))
 

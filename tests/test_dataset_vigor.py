@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
-
-import cvbench
 from conftest import smoke_run
-from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
-from cvbench.problems import DatasetWarning, collect_problems
 from cvbench_plugins.datasets.vigor import Vigor, panorama_location, satellite_location
 from vigor_layout import make_vigor, panorama_name, tile_name
+
+import cvbench
+from cvbench.data.problems import DatasetWarning, collect_problems
+from cvbench.errors import DatasetFormatError, DatasetNotFoundError, SpecError
 
 URL = "https://github.com/Jeff-Zilence/VIGOR"
 # Panorama j's semi-positives are tiles j+1, j+2, j+3 (mod 4) of its city.

@@ -19,12 +19,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from cvbench import distributed
-from cvbench.finetune import FinetuneForward, Objective
-from cvbench.model import Branch, TwoBranchNet
-from cvbench.registry import create
-from cvbench.reevaluate import evaluate_run
-from cvbench.training import trainable
+from cvbench.nn import distributed
+from cvbench.contract.registry import create
+from cvbench.nn.model import Branch, TwoBranchNet
+from cvbench.runs.reevaluate import evaluate_run
+from cvbench.training.finetune import FinetuneForward, Objective
+from cvbench.training.loop import trainable
 
 BATCH, FEATURES, DIM = 8, 12, 6
 

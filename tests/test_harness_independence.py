@@ -53,7 +53,7 @@ def test_the_imports_scanner_resolves_relative_imports():
 
 
 def test_plugins_import_no_other_plugin_package():
-    """Built-in plugins share code only through the harness (``cvbench.nn``, ``cvbench.options``, ...), as a third
+    """Built-in plugins share code only through the harness (``cvbench.nn``, ``cvbench.contract.options``, ...), as a third
     party's package must: a kind's package (pretrainers, losses, ...) imports no other kind's."""
     sources = sorted(PLUGINS.rglob("*.py"))
     assert len(sources) > 20

@@ -7,13 +7,13 @@ from importlib.metadata import entry_points
 
 import pytest
 import torch
-from torch import nn
-
-from cvbench.errors import SpecError
-from cvbench.registry import Registry
 from cvbench_plugins.heads import safa, siamese_vgg
 from cvbench_plugins.heads.safa import SAFAHead, build_safa
 from cvbench_plugins.heads.siamese_vgg import SiameseVGGHead, build_siamese_vgg
+from torch import nn
+
+from cvbench.contract.registry import Registry
+from cvbench.errors import SpecError
 
 
 def n_params(module: nn.Module) -> int:

@@ -17,28 +17,40 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from torch.utils.data import DataLoader
-
-import cvbench.cli.stages
-from cvbench.cli import main
-from cvbench.data import FileImages
-from cvbench.errors import CvbenchError, DatasetFormatError
-from cvbench.layout import text_lines
-from cvbench.loaders import Reader, Views, load_image
-from cvbench.problems import DatasetWarning
-from cvbench.subsets import load_data
-from cvbench.spec import RunSpec
+from cvact_layout import make_cvact
 from cvbench_plugins.datasets.cvact import Cvact
 from cvbench_plugins.datasets.cvusa import CVUSA
 from cvbench_plugins.datasets.pairs import Pairs
 from cvbench_plugins.datasets.vigor import Vigor
-from cvact_layout import make_cvact
 from cvusa_layout import make_cvusa
-from hostile import FAST, FEW, PAIRS_HEADER, UNICODE_SPACES, assert_names, line_count, make_pairs, counts, hostile_text, loads_or_names, tolerated_text
+from hostile import (
+    FAST,
+    FEW,
+    PAIRS_HEADER,
+    UNICODE_SPACES,
+    assert_names,
+    counts,
+    hostile_text,
+    line_count,
+    loads_or_names,
+    make_pairs,
+    tolerated_text,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from torch.utils.data import DataLoader
 from vigor_layout import CITIES, make_vigor, panorama_name, tile_name
+
+import cvbench.cli.stages
+from cvbench.cli import main
+from cvbench.data import FileImages
+from cvbench.data.layout import text_lines
+from cvbench.data.loaders import Reader, Views, load_image
+from cvbench.data.problems import DatasetWarning
+from cvbench.errors import CvbenchError, DatasetFormatError
+from cvbench.runs.subsets import load_data
+from cvbench.spec import RunSpec
 
 VIGOR_FILES = ["satellite_list", "pano_label_balanced", "same_area_balanced_train", "same_area_balanced_test"]
 

@@ -14,22 +14,22 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from cvact_layout import make_cvact
+from cvusa_layout import make_cvusa
+from hostile import FAST, FEW, TOKENS, make_pairs, token
 from hypothesis import event, find, given, settings
 from hypothesis import strategies as st
+from vigor_layout import make_vigor
 
 import cvbench.cli.stages
 from cvbench.cli import main
 from cvbench.cli.spec_options import cli_options
+from cvbench.contract.registry import create
+from cvbench.data.problems import DatasetWarning
 from cvbench.errors import CvbenchError, DatasetNotFoundError, SpecError
-from cvbench.problems import DatasetWarning
-from cvbench.registry import create
-from cvbench.assemble import resolve_spec
-from cvbench.subsets import open_dataset
+from cvbench.runs.assemble import resolve_spec
+from cvbench.runs.subsets import open_dataset
 from cvbench.spec import RunSpec, parse_loss, parse_options, parse_size, parse_value
-from cvact_layout import make_cvact
-from cvusa_layout import make_cvusa
-from hostile import FAST, FEW, TOKENS, make_pairs, token
-from vigor_layout import make_vigor
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
 FLAGS = [option.flag for option in cli_options()] + ["--runs-dir", "--quiet", "-q"]

@@ -14,17 +14,17 @@ import json
 import math
 
 import pytest
+from conftest import make_distribution
+from hostile import FAST, TOKENS
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
 
-import cvbench.registry
-from conftest import make_distribution
-from cvbench.bench import plan
-from cvbench.benchfile import BENCH_KEYS, FINDING_KEYS, REPORT_KEYS, ROW_KEYS, RUN_OPTIONS, SECTIONS, load_bench
+import cvbench.contract.registry
+from cvbench.bench.scheduler import plan
+from cvbench.bench.schema import BENCH_KEYS, FINDING_KEYS, REPORT_KEYS, ROW_KEYS, RUN_OPTIONS, SECTIONS, load_bench
 from cvbench.cli import main
 from cvbench.errors import CvbenchError, UnknownPluginError
-from hostile import FAST, TOKENS
 
 # ----------------------------------------------------------------- plugins
 
@@ -44,7 +44,7 @@ def plugin_source(where: str, kind: str, name: str, error: str, message: str, re
     "returns") whose factory builds ``returns``."""
     fail = f"raise {error}({message!r})"
     return "\n".join([
-        "from cvbench.hookspecs import hookimpl",
+        "from cvbench.contract.hookspecs import hookimpl",
         "class Boom(Exception):",
         "    pass",
         fail if where == "import" else "",
@@ -73,10 +73,10 @@ def test_a_failing_plugin_is_named_with_its_kind_package_entry_point_and_error(
     site = make_distribution(tmp_path / f"site{number}", dist, module,
                              plugin_source(where, kind, name, error, message, returns), {entry: module})
     monkeypatch.syspath_prepend(str(site))
-    cvbench.registry.reset_registry()
+    cvbench.contract.registry.reset_registry()
     try:
         with pytest.raises(CvbenchError) as info:
-            cvbench.registry.create(kind, name, *ARGUMENTS[kind])
+            cvbench.contract.registry.create(kind, name, *ARGUMENTS[kind])
         text = str(info.value)
         assert repr(name) in text and kind in text and repr(dist) in text and entry in text, text
         if where == "returns":
@@ -93,7 +93,7 @@ def test_a_failing_plugin_is_named_with_its_kind_package_entry_point_and_error(
         if where in ("import", "hook"):
             assert "failed to load" in listing and module in " ".join(listing.split())
     finally:
-        cvbench.registry.reset_registry()
+        cvbench.contract.registry.reset_registry()
 
 
 # ----------------------------------------------------------------- grids

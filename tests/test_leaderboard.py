@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cvbench.errors import CvbenchError
-from cvbench.leaderboard import load_records, render, split_finished, to_frame
+from cvbench.runs.leaderboard import load_records, render, split_finished, to_frame
 
 
 def record(run, r1, status="finished", **spec):

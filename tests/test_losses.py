@@ -7,14 +7,14 @@ from importlib.metadata import entry_points
 
 import pytest
 import torch
-from torch.nn import functional as F
-
-from cvbench.errors import SpecError
-from cvbench.registry import Registry
 from cvbench_plugins.losses import infonce, soft_triplet, uniformity
 from cvbench_plugins.losses.infonce import InfoNCELoss
 from cvbench_plugins.losses.soft_triplet import SoftMarginTripletLoss
 from cvbench_plugins.losses.uniformity import UniformityLoss
+from torch.nn import functional as F
+
+from cvbench.contract.registry import Registry
+from cvbench.errors import SpecError
 
 
 def unit_pairs(n: int = 4, d: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

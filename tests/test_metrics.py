@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cvbench import exact_scores, metrics
+from cvbench import metrics
+from cvbench.evaluation import exact_scores
 
 # ------------------------------------------------------------------ brute force
 

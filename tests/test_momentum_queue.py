@@ -10,8 +10,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cvbench.distributed import active
-from cvbench.nn import KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, cosine_momentum, ema_update, momentum_copy
+from cvbench.nn import (
+    KeyQueue,
+    batch_shuffle,
+    batch_unshuffle,
+    concat_all_gather,
+    cosine_momentum,
+    ema_update,
+    momentum_copy,
+)
+from cvbench.nn.distributed import active
 
 
 def _linear(weight: list[float], bias: float) -> nn.Linear:

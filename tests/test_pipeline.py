@@ -7,15 +7,15 @@ import json
 import pandas as pd
 import pytest
 import torch
-
-from cvbench.checkpoint import load_weights
-from cvbench.errors import SpecError, TrainingDivergedError
-from cvbench.hookspecs import hookimpl
-from cvbench.assemble import build_model, resolve_spec
-from cvbench.reevaluate import evaluate_run
-from cvbench.runner import run
-from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
+
+from cvbench.contract.hookspecs import hookimpl
+from cvbench.errors import SpecError, TrainingDivergedError
+from cvbench.runs.assemble import build_model, resolve_spec
+from cvbench.runs.reevaluate import evaluate_run
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
+from cvbench.training.checkpoint import load_weights
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
             dim=256, batch_size=8, epochs=2, pretrain_batch_size=8, head="siamese_vgg")
@@ -119,7 +119,7 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_batch(toy, tmp_path):
 
 
 def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch_state(toy, tmp_path):
-    from cvbench.trainstate import STATE, load_state
+    from cvbench.training.resume import STATE, load_state
 
     toy.add(NaNPlugin(), source="nan-tests")
     spec = RunSpec(**{**FAST, "epochs": 3, "loss": [("nan", 1.0)], "loss_options": {"nan": {"good": 6}}})

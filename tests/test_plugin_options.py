@@ -1,4 +1,4 @@
-"""cvbench.options: the one option-checking helper every plugin uses."""
+"""cvbench.contract.options: the one option-checking helper every plugin uses."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from cvbench.contract.options import require_float, require_int
 from cvbench.errors import SpecError
-from cvbench.options import require_float, require_int
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3.0), (0.5, 0.5), (1, 1.0)])

@@ -8,19 +8,19 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from cvbench.data import ArrayImages
-from cvbench.errors import SpecError
-from cvbench.hookspecs import hookimpl
-from cvbench.loaders import Reader
-from cvbench.probe import ProbeViews, instance_retrieval, learned
-from cvbench.assemble import resolve_spec
-from cvbench.runner import run
-from cvbench.subsets import labelled_share, load_data, open_dataset, pretraining_set
-from cvbench.spec import RunSpec
 from cvbench_plugins.pretrainers.byol import BYOL
+from torch import nn
 from toy_dataset import ToyPlugin
+
+from cvbench.contract.hookspecs import hookimpl
+from cvbench.data import ArrayImages
+from cvbench.data.loaders import Reader
+from cvbench.errors import SpecError
+from cvbench.evaluation.probe import ProbeViews, instance_retrieval, learned
+from cvbench.runs.assemble import resolve_spec
+from cvbench.runs.runner import run
+from cvbench.runs.subsets import labelled_share, load_data, open_dataset, pretraining_set
+from cvbench.spec import RunSpec
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
             dim=64, batch_size=8, epochs=1, pretrain_batch_size=8, head="siamese_vgg")
@@ -94,7 +94,7 @@ def test_the_probe_scores_top1_instance_retrieval_by_hand():
 
 
 def _normalised(batch: torch.Tensor) -> torch.Tensor:
-    from cvbench.loaders import normalize
+    from cvbench.data.loaders import normalize
 
     return normalize(batch)
 

@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 import cvbench
-from cvbench import hookspecs
+from cvbench.contract import hookspecs
 from cvbench.errors import SpecError
 from cvbench_plugins.pretrainers import byol, mocov2, simsiam
 from cvbench_plugins.pretrainers.byol import BYOL, byol_augmentation

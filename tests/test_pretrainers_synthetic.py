@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import cvbench
-from cvbench.backbone import create_backbone
-from cvbench.loaders import Reader, TwoViews, Views, normalize
+from cvbench.data.loaders import Reader, TwoViews, Views, normalize
+from cvbench.nn.backbone import create_backbone
 
 
 def spread(features: torch.Tensor) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import cvbench
+from cvbench.contract.hookspecs import hookimpl
 from cvbench.errors import PluginConflictError, SpecError, UnknownPluginError
-from cvbench.hookspecs import hookimpl
 
 BUILTINS = {
     "pretrainer": {"mocov2", "byol", "simsiam"},

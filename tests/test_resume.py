@@ -18,19 +18,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_distribution, run_cli
-from cvbench import runner
-from cvbench.assemble import build_model, resolve_spec
+
+from cvbench.runs import runner
 from cvbench.errors import CvbenchError
+from cvbench.runs.assemble import build_model, resolve_spec
 from cvbench.spec import RunSpec
-from cvbench.trainstate import STATE, RunInterrupted, load_state
+from cvbench.training.resume import STATE, RunInterrupted, load_state
 
 KILLER = '''
 import os, signal
 from pathlib import Path
 from torch import nn
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
 
 
 class Killer(nn.Module):
@@ -123,7 +123,7 @@ def test_sigterm_mid_epoch_saves_and_resume_continues_from_that_batch(site, unin
 
 def test_sigterm_in_pre_training_resumes_with_the_queue_and_momentum_encoder(monkeypatch, tmp_path):
     """In process: the SIGTERM arrives at the 3rd pre-training step (epoch 1 of 2, batch 3 of 4)."""
-    from cvbench import pretrain
+    from cvbench.training import pretrain
 
     spec = RunSpec(preset="smoke", pretrainer="mocov2", pretrain_epochs=2, epochs=1, device="cpu")
     reference = runner.run(spec, tmp_path / "reference", quiet=True)

@@ -1,4 +1,4 @@
-"""Tests for cvbench.retrieval.topk against a numpy argsort brute force."""
+"""Tests for cvbench.evaluation.retrieval.topk against a numpy argsort brute force."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvbench import retrieval
+from cvbench.evaluation import retrieval
 
 
 def brute_force(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

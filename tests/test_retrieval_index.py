@@ -1,4 +1,4 @@
-"""Tests for the index choice of cvbench.retrieval (exact, HNSW, IVF) and approximate_recall.
+"""Tests for the index choice of cvbench.evaluation.retrieval (exact, HNSW, IVF) and approximate_recall.
 
 Truths are independent of faiss: a float64 numpy brute force, cvbench.metrics.recall
 (exact ranks), and the fact that IVF scanning every list is an exhaustive search.
@@ -11,14 +11,15 @@ import warnings
 
 import numpy as np
 import pytest
-
-from cvbench import metrics, retrieval
-from cvbench.cli import main
-from cvbench.retrieval import IndexSpec, approximate_recall, parse_index_options
-from cvbench.reevaluate import evaluate_run
-from cvbench.runner import run
-from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
+
+from cvbench import metrics
+from cvbench.evaluation import retrieval
+from cvbench.cli import main
+from cvbench.evaluation.retrieval import IndexSpec, approximate_recall, parse_index_options
+from cvbench.runs.reevaluate import evaluate_run
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
             dim=256, batch_size=8, epochs=1, pretrain_batch_size=8, head="siamese_vgg")

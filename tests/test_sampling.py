@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cvbench.sampling import ConflictFreeBatchSampler, tiles_per_query
+from cvbench.data.sampling import ConflictFreeBatchSampler, tiles_per_query
 
 
 def test_tiles_per_query_drops_padding():

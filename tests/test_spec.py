@@ -6,7 +6,7 @@ import pytest
 
 from cvbench.cli.spec_options import cli_options, spec_from_cli
 from cvbench.errors import SpecError
-from cvbench.assemble import resolve_spec
+from cvbench.runs.assemble import resolve_spec
 from cvbench.spec import RunSpec, branch_init, parse_loss, parse_size
 
 

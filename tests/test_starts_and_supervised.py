@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 import torch
 from torch import nn
-
-from cvbench.checkpoint import save_weights
-from cvbench.errors import SpecError
-from cvbench.pretrain import _labels
-from cvbench.registry import create
-from cvbench.assemble import build_model, resolve_spec
-from cvbench.runner import run
-from cvbench.runfolder import start_checkpoint
-from cvbench.spec import RunSpec
 from toy_dataset import ToyPlugin
+
+from cvbench.contract.registry import create
+from cvbench.errors import SpecError
+from cvbench.runs.assemble import build_model, resolve_spec
+from cvbench.runs.folder import start_checkpoint
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
+from cvbench.training.checkpoint import save_weights
+from cvbench.training.pretrain import _labels
 
 FAST = dict(preset="smoke", dataset="toy", backbone="resnet10t", ground_size=(16, 64), aerial_size=(32, 32),
             dim=64, batch_size=8, epochs=1, head="siamese_vgg", pretrain_batch_size=8, pretrain_epochs=1)

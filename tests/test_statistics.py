@@ -1,4 +1,4 @@
-"""Tests for cvbench.statistics against independent computations and seeded simulations.
+"""Tests for cvbench.evaluation.statistics against independent computations and seeded simulations.
 
 The paired-t numbers are recomputed by hand here (numpy for mean and std,
 scipy.stats.t for the quantile and the tail) and also checked against
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cvbench.statistics import VERDICTS, PairedDifference, holm, paired_difference, verdict
+from cvbench.evaluation.statistics import VERDICTS, PairedDifference, holm, paired_difference, verdict
 
 # ------------------------------------------------------------------ independent computations
 

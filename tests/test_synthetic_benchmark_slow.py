@@ -11,12 +11,12 @@ import json
 
 import numpy as np
 import pytest
-
 from cvbench.metrics import recall
-from cvbench.runner import run
-from cvbench.spec import RunSpec
 from cvbench_plugins.datasets.synthetic import Synthetic
 from test_synthetic_baseline import colour_histograms
+
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
 
 pytestmark = pytest.mark.slow
 

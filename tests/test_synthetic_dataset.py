@@ -169,7 +169,7 @@ def test_unknown_orientation_rolls_each_panorama_by_its_recorded_yaw(small, root
 def test_the_plugin_registers_the_dataset_with_cvbench():
     import pluggy
 
-    from cvbench import hookspecs
+    from cvbench.contract import hookspecs
     import cvbench_plugins.datasets.synthetic as plugin
 
     manager = pluggy.PluginManager(hookspecs.PROJECT)

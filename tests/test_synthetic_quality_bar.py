@@ -15,12 +15,12 @@ import json
 
 import numpy as np
 import pytest
-
 from cvbench.metrics import recall
-from cvbench.registry import create
-from cvbench.runner import run
-from cvbench.spec import RunSpec
 from test_synthetic_baseline import colour_histograms
+
+from cvbench.contract.registry import create
+from cvbench.runs.runner import run
+from cvbench.spec import RunSpec
 
 WORLD = {"train_pairs": 1000, "val_pairs": 200, "num_train_cities": 3, "num_val_cities": 1}
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from cvbench.device import prepare_module, to_device, use_channels_last
 from cvbench.errors import TrainingDivergedError
-from cvbench.training import LossMonitor
+from cvbench.nn.device import prepare_module, to_device, use_channels_last
+from cvbench.training.loop import LossMonitor
 
 
 def test_means_over_deferred_reads_equal_the_arithmetic_means():
@@ -48,7 +48,7 @@ def test_channels_last_is_on_for_cuda_only_unless_forced():
 
 
 def test_grad_clip_bounds_the_update_and_keeps_its_direction():
-    from cvbench.training import step
+    from cvbench.training.loop import step
 
     weight = torch.nn.Parameter(torch.tensor([3.0, -4.0]))
     optimizer = torch.optim.SGD([weight], lr=1.0)

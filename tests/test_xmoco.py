@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cvbench
-from cvbench import hookspecs
+from cvbench.contract import hookspecs
 from cvbench.errors import CvbenchError, SpecError
 from cvbench_plugins.losses import xmoco
 from cvbench_plugins.losses.xmoco import CrossViewMoCo

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import ArrayImages, CrossViewPairs
-from cvbench.hookspecs import hookimpl
 
 
 class Toy:

@@ -8,7 +8,7 @@ each ``--nprobe``, reports the time to build the index and to search it for
 the top k (inputs are normalised once, outside the timings), the agreement of
 the approximate top-1 with the exact top-1 and the overlap of the top k (the
 recall of the index itself, as ``index_recall`` in
-:func:`cvbench.retrieval.approximate_recall`), and R@1 / R@k of the true match
+:func:`cvbench.evaluation.retrieval.approximate_recall`), and R@1 / R@k of the true match
 under each. IVF builds its lists once and is searched at each nprobe.
 
 Usage::
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from cvbench.metrics import as_unit_rows
-from cvbench.retrieval import IndexSpec, build_index, configure_search
+
+from cvbench.evaluation.retrieval import IndexSpec, build_index, configure_search
 
 
 def embeddings(queries: int, references: int, dim: int, noise: float, seed: int):

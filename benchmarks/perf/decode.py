@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from cvbench.data import FileImages
-from cvbench.loaders import load_image
+from cvbench.data.loaders import load_image
 
 CASES = {
     "cvact_panorama": ((832, 1664), (112, 616)),

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cvbench.registry import create
+from cvbench.contract.registry import create
 
 
 def main() -> None:

@@ -24,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from decode import photo_like
 from torch.utils.data import DataLoader
 
 from cvbench.data import FileImages
-from cvbench.loaders import Reader, Views, load_image
-
-from decode import photo_like
+from cvbench.data.loaders import Reader, Views, load_image
 
 CASES = {  # name: (file shape (H, W), format, thesis input size (H, W))
     "cvact_panorama": ((832, 1664), "JPEG", (112, 616)),

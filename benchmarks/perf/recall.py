@@ -53,7 +53,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     """Run one measurement in this (fresh) process and return its timings and peak memory."""
     import torch
 
-    from cvbench import exact_ranking, metrics
+    from cvbench import metrics
+    from cvbench.evaluation import exact_ranking
 
     query, reference, positives = _make_inputs(args.queries, args.references, args.dim, args.seed)
     chunk = args.chunk_size or exact_ranking.default_chunk(args.references)

@@ -3,11 +3,11 @@
 Both loops run in this process on the same model, batch and tensors (seeded
 random images, already in memory: data loading is measured elsewhere):
 
-* ``finetune``: :func:`cvbench.finetune.finetune_step` (ImageNet
+* ``finetune``: :func:`cvbench.training.finetune.finetune_step` (ImageNet
   normalisation, the objective of eq 3.10, the NaN check, the optimiser step)
   against a bare loop doing the same forward, soft-margin triplet loss,
   backward and Adam step;
-* ``mocov2``: :func:`cvbench.pretrain.pretrain_step` around the MoCov2
+* ``mocov2``: :func:`cvbench.training.pretrain.pretrain_step` around the MoCov2
   pretrainer against a bare loop calling the same module and SGD step.
 
 On CUDA both loops run under the same bf16 autocast and memory format
@@ -36,14 +36,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from cvbench.device import autocast, describe, prepare_module, select_device, use_channels_last
-from cvbench.finetune import FinetuneForward, Objective, finetune_step
-from cvbench.loaders import normalize
-from cvbench.pretrain import pretrain_step
-from cvbench.registry import create
-from cvbench.assemble import build_model, resolve_spec
+from cvbench.contract.registry import create
+from cvbench.data.loaders import normalize
+from cvbench.nn.device import autocast, describe, prepare_module, select_device, use_channels_last
+from cvbench.runs.assemble import build_model, resolve_spec
 from cvbench.spec import RunSpec, parse_size
-from cvbench.training import LossMonitor, trainable
+from cvbench.training.finetune import FinetuneForward, Objective, finetune_step
+from cvbench.training.loop import LossMonitor, trainable
+from cvbench.training.pretrain import pretrain_step
 
 
 def timed(function: Callable[[], object], steps: int, device: torch.device) -> float:

@@ -18,18 +18,18 @@ import pandas as pd
 import torch
 from rich.progress import Progress
 
-from .. import metrics
 from ..data import CrossViewPairs
-from ..device import select_device
+from ..data.loaders import Reader, normalize, readers
 from ..errors import CvbenchError
-from ..evaluate import embed
-from ..loaders import Reader, normalize, readers
-from ..model import TwoBranchNet
+from ..evaluation import metrics
+from ..evaluation.evaluate import embed
+from ..nn.device import select_device
+from ..nn.model import TwoBranchNet
 from ..progress import log, make_progress
-from ..assemble import load_run_model
-from ..runfolder import CHECKPOINTS, INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
+from ..runs.assemble import load_run_model
+from ..runs.folder import CHECKPOINTS, INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
+from ..runs.subsets import load_data, open_dataset
 from ..spec import RunSpec
-from ..subsets import load_data, open_dataset
 from .curves import training_curves_figure
 from .embeddings import PointSet, embedding_figure, uniformity_caption
 from .feature_maps import feature_map_figure

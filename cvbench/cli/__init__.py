@@ -13,8 +13,8 @@ import warnings
 import typer
 from rich.text import Text
 
+from ..data.problems import DatasetWarning
 from ..errors import CvbenchError, error_message
-from ..problems import DatasetWarning
 from ..progress import STDERR
 from . import analyze as analyze_commands
 from . import bench as bench_commands

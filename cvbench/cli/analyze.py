@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
         """Embedding figures (t-SNE, S^1, vMF density), localization heatmaps, feature maps, training curves."""
-        from ..analysis.run_analysis import AnalysisOptions, analyze_run, compare_runs  # matplotlib, sklearn: slow
+        from ..analysis.run_analysis import AnalysisOptions, analyze_run, compare_runs
 
         for name, value in (("sample", sample), ("queries", queries), ("images", images), ("neighbourhood", neighbourhood)):
             if value < 1:

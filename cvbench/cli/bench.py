@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..bench import default_runs_dir, describe, plan, run_bench
-from ..benchfile import load_bench
-from ..benchreport import write_report
+from ..bench.report import write_report
+from ..bench.scheduler import default_runs_dir, describe, plan, run_bench
+from ..bench.schema import load_bench
 from ..errors import CvbenchError
 
 

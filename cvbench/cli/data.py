@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..contract.registry import create
 from ..data import SUBSETS, load_subset
-from ..datacheck import CheckReport, check_dataset
+from ..data.check import CheckReport, check_dataset
+from ..data.preview import export_pairs, preview_sheet
 from ..progress import make_progress
-from ..preview import export_pairs, preview_sheet
-from ..registry import create
 from ..spec import parse_options
 
 app = typer.Typer(help="Inspect, preview and export datasets.", no_args_is_help=True)

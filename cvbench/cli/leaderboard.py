@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .. import atomic
 from ..errors import CvbenchError
-from ..leaderboard import FORMATS, load_records, render, split_finished, to_frame
+from ..runs.leaderboard import FORMATS, load_records, render, split_finished, to_frame
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..registry import KINDS, get_registry
+from ..contract.registry import KINDS, get_registry
 
 
 def register(app: typer.Typer) -> None:

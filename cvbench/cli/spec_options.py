@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from ..spec import RunSpec, hints
-from ..spec_text import EPOCH_LIST, FLAG, LOSSES, NAMED_OPTIONS, NAMES, OPTIONS, REPEATABLE, SIZE, VALUE, from_cli
+from ..spec.parse import EPOCH_LIST, FLAG, LOSSES, NAMED_OPTIONS, NAMES, OPTIONS, REPEATABLE, SIZE, VALUE, from_cli
 
 P = inspect.Parameter
 # What the help shows as each shape's value.

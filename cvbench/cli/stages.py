@@ -13,8 +13,8 @@ from rich.text import Text
 
 from ..errors import SpecError
 from ..progress import STDERR
-from ..reevaluate import evaluate_run
-from ..runner import resume_run, run
+from ..runs.reevaluate import evaluate_run
+from ..runs.runner import resume_run, run
 from ..spec import MACHINE, RunSpec
 from .spec_options import spec_from_cli, split_values, with_spec_options
 
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Evaluate a finished run's model again and print the metrics as JSON."""
-        from ..retrieval import parse_index_options
+        from ..evaluation.retrieval import parse_index_options
 
         try:
             options = parse_index_options(index_option or [])

@@ -12,11 +12,11 @@ Plugins import these from the harness, never from one another::
 - :func:`split_forward`, :func:`has_batchnorm`: split BatchNorm, one process
   emulating per-GPU BatchNorm.
 - :func:`concat_all_gather`, :func:`batch_shuffle`, :func:`batch_unshuffle`:
-  MoCo's collectives under ``torchrun`` (from :mod:`cvbench.distributed`);
+  MoCo's collectives under ``torchrun`` (from :mod:`cvbench.nn.distributed`);
   the identity on one process.
 """
 
-from ..distributed import batch_shuffle, batch_unshuffle, concat_all_gather
+from .distributed import batch_shuffle, batch_unshuffle, concat_all_gather
 from .infonce import infonce
 from .momentum import cosine_momentum, ema_update, momentum_copy
 from .queue import KeyQueue

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from cvbench import Augmentation
-from cvbench.augment import mirror_panorama, rotate_pair, to_float
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
+from cvbench.data.augment import mirror_panorama, rotate_pair, to_float
 
 
 class GeoSync(Augmentation):

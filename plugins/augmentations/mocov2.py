@@ -1,7 +1,7 @@
 """MoCov2's augmentation (thesis appendix 6.2) of fine-tuning pairs, exp 31 and 32.
 
 The single-view recipe, which the pretrainers use too, is
-:func:`cvbench.augment.mocov2_augmentation`.
+:func:`cvbench.data.augment.mocov2_augmentation`.
 
 Exp 31 fine-tunes with the full recipe; exp 32 drops the random crop, which
 destroys the alignment of a panorama with its tile (``mocov2-nocrop``). In a
@@ -10,7 +10,7 @@ the crop, where enabled, are drawn independently for each view, but the
 horizontal flip is one coin for the pair: flipping only one view would turn
 the panorama's east into the tile's west, teaching the network a geometry
 that contradicts every other pair. A flipped pair mirrors the world
-east-west: the panorama by :func:`cvbench.augment.mirror_panorama`, the tile
+east-west: the panorama by :func:`cvbench.data.augment.mirror_panorama`, the tile
 left-right. Pre-training views are single-branch, so there each view keeps
 its own flip.
 """
@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 
 from cvbench import Augmentation
-from cvbench.augment import mirror_panorama, mocov2_augmentation
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
+from cvbench.data.augment import mirror_panorama, mocov2_augmentation
 
 
 def mirror_pair(pano: torch.Tensor, tile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from cvbench.contract import Dataset
+from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
+from cvbench.data.layout import Listings, require_layout, text_lines
+from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import SpecError
-from cvbench.hookspecs import hookimpl
-from cvbench.layout import Listings, require_layout, text_lines
-from cvbench.problems import Problem, report_problem, report_skipped
 
 SPLIT = "val"
 SPLIT_FILES = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}

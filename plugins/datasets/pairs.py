@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from cvbench.contract import Dataset
+from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
+from cvbench.data.layout import Listings, expand_root, path_is
+from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import DatasetNotFoundError, SpecError
-from cvbench.hookspecs import hookimpl
-from cvbench.layout import Listings, expand_root, path_is
-from cvbench.problems import Problem, report_problem, report_skipped
 
 CSV_NAME = "pairs.csv"
 TRAIN = "train"

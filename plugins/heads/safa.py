@@ -26,12 +26,13 @@ Parameters use the SAFA code's layout, so its checkpoints port by copying:
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
 
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_choice, require_int
 from cvbench.errors import SpecError
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_choice, require_int
 
 INITS = ("safa", "pytorch")
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_int
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_int
 
 
 class SiameseVGGHead(nn.Module):

@@ -30,9 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from cvbench import Loss
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_bool, require_float
 from cvbench.errors import SpecError
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_bool, require_float
 
 
 class InfoNCELoss(Loss):

@@ -28,8 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from cvbench import Loss
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_choice, require_float
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_choice, require_float
 
 DISTANCES = ("euclidean", "sqeuclidean")
 REDUCTIONS = ("mean", "sum")

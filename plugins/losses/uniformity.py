@@ -26,8 +26,8 @@ import math
 import torch
 
 from cvbench import Loss
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_choice, require_float
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_choice, require_float
 
 REDUCTIONS = ("mean", "sum")
 

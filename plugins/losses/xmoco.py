@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvbench import Loss
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_float, require_int
 from cvbench.errors import CvbenchError
-from cvbench.hookspecs import Register, hookimpl
 from cvbench.nn import KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, infonce, momentum_copy
-from cvbench.options import require_float, require_int
 
 
 @torch.no_grad()

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from cvbench import Metric, Retrieval, metrics
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_int
 from cvbench.errors import SpecError
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_int
 
 
 class Recall(Metric):

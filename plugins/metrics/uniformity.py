@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from cvbench import Metric, Retrieval, metrics
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_float, require_int
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_float, require_int
 
 
 class Uniformity(Metric):

@@ -13,10 +13,10 @@ from torch import nn
 from torchvision.transforms import v2
 
 from cvbench import Pretrainer
-from cvbench.augment import Transform, gaussian_blur, resized_crop
-from cvbench.hookspecs import Register, hookimpl
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_float, require_int
+from cvbench.data.augment import Transform, gaussian_blur, resized_crop
 from cvbench.nn import cosine_momentum, ema_update, momentum_copy
-from cvbench.options import require_float, require_int
 
 from .cosine_losses import normalized_mse
 from .projection import byol_mlp, byol_projector

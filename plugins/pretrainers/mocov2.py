@@ -18,11 +18,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvbench import Pretrainer, distributed
-from cvbench.augment import Transform, mocov2_augmentation
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.nn import (KeyQueue, batch_shuffle, batch_unshuffle, concat_all_gather, ema_update, has_batchnorm, infonce,
-                        momentum_copy, split_forward)
-from cvbench.options import require_float, require_int
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_float, require_int
+from cvbench.data.augment import Transform, mocov2_augmentation
+from cvbench.nn import (
+    KeyQueue,
+    batch_shuffle,
+    batch_unshuffle,
+    concat_all_gather,
+    ema_update,
+    has_batchnorm,
+    infonce,
+    momentum_copy,
+    split_forward,
+)
 
 from .projection import mocov2_projector
 

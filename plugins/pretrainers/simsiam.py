@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from cvbench import Pretrainer
-from cvbench.augment import Transform, mocov2_augmentation
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_int
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_int
+from cvbench.data.augment import Transform, mocov2_augmentation
 
 from .cosine_losses import negative_cosine
 from .projection import simsiam_predictor, simsiam_projector

@@ -26,9 +26,9 @@ from torch import nn
 from torchvision.transforms import v2
 
 from cvbench import Pretrainer
-from cvbench.augment import Transform, resized_crop, to_float
-from cvbench.hookspecs import Register, hookimpl
-from cvbench.options import require_float
+from cvbench.contract.hookspecs import Register, hookimpl
+from cvbench.contract.options import require_float
+from cvbench.data.augment import Transform, resized_crop, to_float
 
 
 class Supervised(Pretrainer):

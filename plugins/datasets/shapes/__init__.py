@@ -5,7 +5,7 @@ See ``docs/datasets.md`` and :class:`.dataset.Shapes`.
 
 from __future__ import annotations
 
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
 
 from .dataset import Shapes
 

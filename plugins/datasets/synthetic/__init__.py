@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvbench.hookspecs import hookimpl
+from cvbench.contract.hookspecs import hookimpl
 
 from .dataset import Synthetic
 

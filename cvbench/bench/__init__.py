@@ -1,0 +1,6 @@
+"""Grids of runs (``cvbench bench``): the grid file, the scheduler, and the report of its findings.
+
+- :mod:`.schema`: the TOML grid file, checked key by key.
+- :mod:`.scheduler`: plan the grid's runs, skip the finished, run the rest.
+- :mod:`.report`: paired findings over seeds, pre-training evidence, curves.
+"""

@@ -1,0 +1,82 @@
+"""``cvbench data check``: validate a dataset folder without training.
+
+Loads every subset of every protocol while collecting problems (label lines
+that do not parse, files that are missing) instead of stopping at the first,
+then decodes every image file once. The report has the counts per subset and
+each problem with its file and, for label files, its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from rich.progress import Progress
+
+from ..errors import CvbenchError, SpecError
+from .pairs import SUBSETS, CrossViewDataset, load_subset
+from .imagecheck import check_files, image_paths
+from .problems import Problem, collect_problems
+
+
+@dataclass(frozen=True)
+class SubsetCount:
+    """Size of one subset of one protocol."""
+
+    split: str
+    subset: str
+    queries: int
+    references: int
+    semi_positives: bool
+    cities: tuple[str, ...]
+
+
+@dataclass
+class CheckReport:
+    """What ``data check`` found: counts per subset, and problems (fatal ones are errors)."""
+
+    counts: list[SubsetCount] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    images_checked: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.fatal]
+
+
+def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None, images: bool = True,
+                  progress: Progress | None = None) -> CheckReport:
+    """Load ``splits`` (all by default) collecting every problem, then decode every image once."""
+    report = CheckReport()
+    files: list[Path] = []
+    offered = list(dataset.splits())
+    unknown = [split for split in splits or () if split not in offered]
+    if unknown:
+        raise SpecError(f"--split {', '.join(unknown)}: not a split of this dataset; it offers: {', '.join(offered)}")
+    for split in splits or offered:
+        for subset in SUBSETS:
+            with collect_problems() as found:
+                try:
+                    pairs = load_subset(dataset, split, subset)
+                except CvbenchError as exc:  # what a dataset cannot go on after (a missing folder)
+                    found.append(Problem(f"{split}/{subset}", str(exc)))
+                    pairs = None
+            report.problems += found
+            if pairs is None:
+                continue
+            cities = tuple(sorted(map(str, pairs.ground_meta["city"].unique()))) if "city" in pairs.ground_meta else ()
+            report.counts.append(SubsetCount(split, subset, pairs.num_queries, pairs.num_references,
+                                             pairs.semi_positives is not None, cities))
+            for view in (pairs.ground, pairs.aerial):
+                files += image_paths(view) or []
+    if images:
+        results = check_files(files, progress=progress)
+        report.images_checked = len(results)
+        report.problems += [problem for problem in results.values() if problem is not None]
+    report.problems = list(dict.fromkeys(report.problems))  # protocols sharing a file report it once
+    return report

@@ -1,0 +1,139 @@
+"""torch Datasets over :class:`cvbench.data.CrossViewPairs` for the three stages.
+
+Images leave the dataset as uint8 arrays; here they become ``(3, H, W)``
+tensors at the branch's size, then go through the stage's augmentation,
+which returns floats in [0, 1]. ImageNet normalisation happens on the device
+(:func:`normalize`), batched.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .images import ImageList, read_image
+from .augment import to_float
+from .polar import polar_transform
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Tensor:
+    """``images[index]`` as a uint8 ``(3, H, W)`` tensor resized to ``size``."""
+    array = read_image(images, int(index), size)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"image {index} has shape {array.shape}; expected (H, W, 3)")
+    tensor = torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).permute(2, 0, 1)  # a writable copy
+    if tuple(tensor.shape[-2:]) != tuple(size):
+        tensor = v2.functional.resize(tensor, list(size), antialias=True)
+    return tensor
+
+
+class Reader:
+    """Reads one view's images at the branch's input size, optionally polar-transformed (aerial)."""
+
+    def __init__(self, size: tuple[int, int], polar: bool = False) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.polar = polar
+
+    def __call__(self, images: ImageList, index: int) -> torch.Tensor:
+        if not self.polar:
+            return load_image(images, index, self.size)
+        tile = images[int(index)]
+        return polar_transform(torch.from_numpy(np.array(tile, dtype=np.uint8, order="C")).permute(2, 0, 1), self.size)
+
+
+_MEAN_STD: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of a float batch ``(B, 3, H, W)`` in [0, 1].
+
+    The constants are copied to each device once: a host-to-device copy per
+    batch would make every training step wait for the GPU.
+    """
+    key = (batch.device, batch.dtype)
+    if key not in _MEAN_STD:
+        _MEAN_STD[key] = (torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1),
+                          torch.tensor(IMAGENET_STD, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1))
+    mean, std = _MEAN_STD[key]
+    return (batch - mean) / std
+
+
+class Views(Dataset):
+    """One view's images (a subset by ``indices``), for embedding: item -> float ``(3, H, W)``."""
+
+    def __init__(self, images: ImageList, reader: Reader, indices: Sequence[int] | None = None) -> None:
+        self.images = images
+        self.reader = reader
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.convert = to_float()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> torch.Tensor:
+        return self.convert(self.reader(self.images, self.indices[item]))
+
+
+class TwoViews(Dataset):
+    """Pre-training: each image through the pretrainer's two augmentations (and its label, if given)."""
+
+    def __init__(self, images: ImageList, reader: Reader, transforms: tuple[Callable, Callable],
+                 indices: Sequence[int] | None = None, labels: np.ndarray | None = None) -> None:
+        self.images = images
+        self.reader = reader
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.first, self.second = transforms
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+        image = self.reader(self.images, self.indices[item])
+        if self.labels is None:
+            return self.first(image), self.second(image)
+        return self.first(image), self.second(image), int(self.labels[self.indices[item]])
+
+
+class Pairs(Dataset):
+    """Fine-tuning: query ``i``'s panorama with its positive tile, through a pair augmentation."""
+
+    def __init__(self, ground: ImageList, aerial: ImageList, positives: np.ndarray, indices: Sequence[int],
+                 readers: dict[str, Reader], transform: PairTransform | None = None) -> None:
+        self.ground, self.aerial = ground, aerial
+        self.positives = np.asarray(positives)
+        self.indices = np.asarray(indices)
+        self.readers = readers
+        convert = to_float()
+        self.transform = transform or (lambda pano, tile: (convert(pano), convert(tile)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        query = int(self.indices[item])
+        pano = self.readers["ground"](self.ground, query)
+        tile = self.readers["aerial"](self.aerial, int(self.positives[query]))
+        return self.transform(pano, tile)
+
+
+class ViewSizes(Protocol):
+    """What :func:`readers` needs of a run's spec (a :class:`cvbench.spec.RunSpec` has it)."""
+
+    ground_size: Sequence[int]
+    aerial_size: Sequence[int]
+    polar: bool
+
+
+def readers(spec: ViewSizes) -> dict[str, Reader]:
+    """The two branches' readers for a run: its image sizes, and the polar transform if asked."""
+    return {"ground": Reader(spec.ground_size), "aerial": Reader(spec.aerial_size, polar=spec.polar)}

@@ -1,0 +1,83 @@
+"""Pictures and files of a dataset for people: a preview sheet and an export to image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path, write_png
+from .pairs import CrossViewPairs
+
+
+def preview_sheet(pairs: CrossViewPairs, queries: Sequence[int], out: str | Path, title: str = "") -> Path:
+    """One row per query: its panorama, then its positive tile, with the city and position."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(queries)
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 1.6 * rows + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [4, 1]})
+    for row, query in enumerate(queries):
+        tile_index = int(pairs.positives[query])
+        axes[row, 0].imshow(pairs.ground[int(query)])
+        axes[row, 1].imshow(pairs.aerial[tile_index])
+        label = f"query {query}"
+        if "city" in pairs.ground_meta:
+            label += f" · {pairs.ground_meta['city'].iloc[int(query)]}"
+        axes[row, 0].set_title(label + " · panorama (N at left edge, E at 1/4)", fontsize=8, loc="left")
+        axes[row, 1].set_title(f"tile {tile_index} (north up)", fontsize=8)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return write_png(fig, out, dpi=100)
+
+
+def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
+    """Write every image as PNG and ``pairs.csv`` (ground, aerial, x, y, split, city) beside them.
+
+    A tile that no query points at gets a row of its own with an empty
+    ``ground`` cell, so the ``pairs`` dataset reads back the whole gallery.
+    """
+    out = Path(out)
+    rows = []
+    for subset, pairs in subsets.items():
+        (out / subset / "ground").mkdir(parents=True, exist_ok=True)
+        (out / subset / "aerial").mkdir(parents=True, exist_ok=True)
+        for tile in range(pairs.num_references):
+            _save_png(pairs.aerial[tile], out / subset / "aerial" / f"{tile:06d}.png")
+        for query in range(pairs.num_queries):
+            _save_png(pairs.ground[query], out / subset / "ground" / f"{query:06d}.png")
+            meta = pairs.ground_meta.iloc[query] if len(pairs.ground_meta) else {}
+            rows.append({
+                "ground": f"{subset}/ground/{query:06d}.png",
+                "aerial": f"{subset}/aerial/{int(pairs.positives[query]):06d}.png",
+                "x": meta.get("x", np.nan), "y": meta.get("y", np.nan),
+                "split": subset, "city": meta.get("city", ""),
+            })
+        for tile in sorted(set(range(pairs.num_references)) - set(pairs.positives.tolist())):
+            meta = pairs.aerial_meta.iloc[tile] if len(pairs.aerial_meta) else {}
+            rows.append({
+                "ground": "", "aerial": f"{subset}/aerial/{tile:06d}.png",
+                "x": meta.get("x", np.nan), "y": meta.get("y", np.nan),
+                "split": subset, "city": meta.get("city", ""),
+            })
+    index = out / "pairs.csv"
+    with atomic_path(index) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    return index
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    """One image as PNG, atomically (an interrupted export never leaves a truncated file)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")

@@ -1,0 +1,104 @@
+"""A run's network and its settled spec: presets applied, options and plugin names checked, branches built.
+
+Everything here fails before compute: a bad option, an unknown plugin, a
+head that does not fit the backbone. :func:`build_model` initialises each
+branch as the thesis' Table 3.1 asks; :func:`load_run_model` rebuilds a
+finished run's network from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..contract.conform import static_image_sizes
+from ..contract.registry import create, get_registry
+from ..errors import SpecError
+from ..nn.backbone import create_backbone
+from ..nn.model import Branch, TwoBranchNet
+from ..spec import (
+    AUTO_SIZE,
+    BRANCHES,
+    NO_AUGMENTATION,
+    NO_PRETRAINER,
+    RunSpec,
+    branch_init,
+    parse_size,
+    resolve,
+    validate,
+)
+from ..training.checkpoint import load_weights
+from .folder import MODEL_CHECKPOINT, RunFolder, check_starts, start_checkpoint
+from .subsets import open_dataset
+
+
+def resolve_spec(spec: RunSpec) -> RunSpec:
+    """Apply the preset, validate every option and check every plugin name, before any work."""
+    resolved = resolve(spec, create("preset", spec.preset))
+    registry = get_registry()
+    registry.get("dataset", resolved.dataset)
+    if AUTO_SIZE in (resolved.ground_size, resolved.aerial_size):
+        resolved = _dataset_sizes(resolved)
+    validate(resolved)
+    check_starts(resolved)
+    registry.get("head", resolved.head)
+    for name, _ in resolved.loss:
+        registry.get("loss", name)
+    if resolved.pretrainer != NO_PRETRAINER:
+        registry.get("pretrainer", resolved.pretrainer)
+    if resolved.finetune_aug != NO_AUGMENTATION:
+        registry.get("augmentation", resolved.finetune_aug)
+    for name in resolved.metrics:
+        registry.get("metric", name)
+    return resolved
+
+
+def _dataset_sizes(spec: RunSpec) -> RunSpec:
+    """Replace ``auto`` image sizes by the dataset's own (``image_sizes()``, thesis section 4.2).
+
+    A static ``image_sizes`` is read without opening the dataset, so a spec
+    resolves (``cvbench bench --dry-run``) on a machine without the data.
+    """
+    sizes_of = static_image_sizes(get_registry().get("dataset", spec.dataset).factory)
+    sizes = sizes_of() if sizes_of is not None else open_dataset(spec)[0].image_sizes()
+    if not sizes:
+        raise SpecError(f"dataset {spec.dataset!r} suggests no image sizes, so --ground-size/--aerial-size "
+                        "auto cannot be settled: give both as HxW")
+    values = spec.to_dict()
+    for branch in BRANCHES:
+        if values[f"{branch}_size"] == AUTO_SIZE:
+            values[f"{branch}_size"] = parse_size(sizes[branch])
+    return RunSpec.from_dict(values)
+
+
+def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> TwoBranchNet:
+    """The two-branch network with each branch initialised as Table 3.1 asks.
+
+    A branch to be pre-trained starts from ``pretrain_from``, the others from
+    their init; a start that names a checkpoint (file, or folder with one per
+    branch) is loaded strictly; ``random`` / ``imagenet`` as named.
+    """
+    branches = {}
+    for branch in BRANCHES:
+        init = branch_init(spec, branch)
+        start = spec.pretrain_from if init == "pretrained" else init
+        backbone = create_backbone(spec.backbone, "imagenet" if start == "imagenet" else "random",
+                                   spec.imagenet_weights, spec.backbone_stage)
+        checkpoint = start_checkpoint(start, branch, "pretrain_from" if init == "pretrained" else f"{branch}_init")
+        if checkpoint is not None:
+            load_weights(backbone, checkpoint, what=f"{spec.backbone} backbone of the {branch} branch")
+        size = spec.ground_size if branch == "ground" else spec.aerial_size
+        feature_hw = backbone.feature_hw(tuple(size))
+        head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
+        branches[branch] = Branch(backbone, head)
+    return TwoBranchNet(branches["ground"], branches["aerial"])
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> tuple[RunSpec, TwoBranchNet]:
+    """A run's spec and its two-branch model with the weights of ``checkpoints/<checkpoint>``, on the CPU."""
+    folder = RunFolder(run_dir)
+    spec = folder.checkpoint_spec(checkpoint)
+    # the checkpoint replaces every weight: build without loading anything else
+    model = build_model(dataclasses.replace(spec, ground_init="random", aerial_init="random"))
+    load_weights(model, folder.checkpoint(checkpoint), what=f"two-branch model of {folder.name}")
+    return spec, model

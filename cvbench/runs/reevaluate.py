@@ -1,0 +1,74 @@
+"""``cvbench eval``: a finished run's model evaluated again, on its split or another, exactly or through an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..data.loaders import readers
+from ..errors import SpecError
+from ..evaluation.evaluate import Evaluation, build_metrics, evaluate
+from ..evaluation.retrieval import IndexSpec, approximate_recall, topk
+from ..nn.device import seed_everything, select_device
+from ..progress import make_progress
+from .assemble import load_run_model
+from .folder import RunFolder
+from .subsets import Data, load_data, open_dataset
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
+                 device_name: str | None = None, predictions: int = 0, index: str = "exact",
+                 index_options: dict | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run's model on the val subset of its split (or ``split``).
+
+    With ``predictions=k``, also writes ``predictions_<split>.csv``: each query's
+    true tile and its k best references with their cosine scores (faiss top-k).
+    ``index="hnsw"`` or ``"ivf"`` (options in ``index_options``) replaces the exact
+    metrics by :func:`cvbench.evaluation.retrieval.approximate_recall` and adds its "index"
+    report; the exact ranking (every selected metric of the ``metrics`` section) is then skipped (see
+    docs/metrics.md).
+    """
+    try:  # bad options fail before the embedding
+        approximate = IndexSpec(index, index_options or {})
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    folder = RunFolder(run_dir)
+    spec, model = load_run_model(folder.path)
+    if device_name:
+        spec.device = device_name
+    if split:
+        spec.split = split
+    device = select_device(spec.device)
+    seed_everything(spec.seed)
+    dataset, split = open_dataset(spec)
+    with make_progress(quiet) as progress:
+        data = load_data(spec, dataset, split, progress)
+        model.to(device)
+        selected = build_metrics(spec.metrics, spec.metric_options)
+        if approximate.kind != "exact":  # the index's recall replaces the exact retrieval metrics
+            selected = [(name, metric) for name, metric in selected if metric.section != "metrics"]
+        result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size, selected,
+                          data.val_queries, progress, spec.seed, spec.workers)
+    summary = {"run": folder.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
+               "num_queries": result.num_queries, "num_references": result.num_references}
+    if approximate.kind != "exact":
+        summary.update(approximate_recall(result.ground, result.aerial, data.val.positives[data.val_queries],
+                                          index=approximate, seed=spec.seed))
+    if predictions:
+        summary["predictions"] = str(write_predictions(folder.predictions(split), result, data, predictions))
+    return summary
+
+
+def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Path:
+    """Each evaluated query's true tile and its top-k references (faiss), written atomically."""
+    scores, indices = topk(result.ground, result.aerial, min(k, len(result.aerial)))
+    frame = pd.DataFrame({"query": data.val_queries, "positive": data.val.positives[data.val_queries]})
+    for rank in range(indices.shape[1]):
+        frame[f"top{rank + 1}"] = indices[:, rank]
+        frame[f"score{rank + 1}"] = scores[:, rank]
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path

@@ -1,0 +1,335 @@
+"""The run spec: every option of a run, with the same names in the CLI, in
+benchmark TOML rows and in ``result.json``.
+
+Each option is declared once, as a :class:`RunSpec` field made by
+:func:`option`: its type, default, help text, help group and CLI shape
+(:mod:`cvbench.spec.parse`) live together in the field, and the ``run``,
+``pretrain`` and ``train`` commands generate their options from the fields
+(:mod:`cvbench.cli.spec_options`).
+
+A spec is resolved in three layers: the fields the user set explicitly, then
+the chosen preset (registered by a plugin package), then the fallbacks below.
+Validation of everything that can be checked without compute happens in
+:func:`validate`, so a bad option fails before any work starts. Values from
+TOML or JSON are type-checked by :mod:`cvbench.spec.typecheck`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data.layout import expand_user, path_is
+from ..errors import SpecError
+from .parse import (
+    AUTO_SIZE,
+    EPOCH_LIST,
+    FLAG,
+    LOSSES,
+    NAMED_OPTIONS,
+    NAMES,
+    OPTIONS,
+    SIZE,
+    VALUE,
+    parse_loss,
+    parse_options,
+    parse_size,
+    parse_value,
+)
+from .parse import show as _show
+from .typecheck import typed
+
+__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MACHINE", "MAX_SEED",
+           "NO_AUGMENTATION", "NO_PRETRAINER", "OPTIONAL", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "STARTS",
+           "branch_init", "closest", "expand", "hints", "is_file", "option", "parse_loss", "parse_options",
+           "parse_size", "parse_value", "pretrains", "resolve", "validate"]
+
+BRANCHES = ("ground", "aerial")
+PRETRAIN_BRANCHES = ("aerial", "ground", "both")
+PRETRAIN_DATA = ("train", "val", "all")
+STARTS = ("random", "imagenet")
+NO_PRETRAINER = "none"
+NO_AUGMENTATION = "none"
+BAD_IMAGES = ("fail", "skip")
+CHANNELS_LAST = ("auto", "on", "off")
+
+# The groups of options, in the order `cvbench run --help` shows them as panels (their titles).
+RUN, DATA, MODEL, PRETRAINING, FINETUNING, EVALUATION, MACHINE = GROUPS = (
+    "Run", "Data", "Model", "Pre-training", "Fine-tuning", "Evaluation", "Machine and output")
+
+
+def option(group: str, help: str, default: Any = None, *, shape: str = VALUE, cli: str | None = None,
+           factory: Callable[[], Any] | None = None, example: str | None = None, expect: str | None = None) -> Any:
+    """A :class:`RunSpec` field declared with everything the CLI and the checks need, in its metadata.
+
+    ``group`` is its help panel (one of :data:`GROUPS`), ``help`` its help
+    text, ``shape`` how it is typed on the command line (a
+    :mod:`cvbench.spec.parse` shape), ``cli`` the CLI parameter when it is not
+    the field name (``data_option`` for ``data_options``: ``--data-option``),
+    ``example`` the ``NAME.KEY=VALUE`` example of a named-options error and
+    ``expect`` what a TOML list should be, for the type error.
+    """
+    metadata = {"group": group, "help": help, "shape": shape, "cli": cli or None, "example": example,
+                "expect": expect}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class RunSpec:
+    """All options of one run. ``None`` means "from the preset"."""
+
+    preset: str = option(RUN, "Preset of defaults: see `cvbench plugins` (smoke, default, paper, ...).", "default")
+    dataset: str | None = option(DATA, "Dataset plugin; the preset's by default (see `cvbench plugins`).")
+    data_root: str | None = option(DATA, "Folder of a dataset on disk.")
+    data_options: dict[str, Any] = option(DATA, "Dataset option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                          cli="data_option", factory=dict)
+    split: str | None = option(DATA, "Protocol of the dataset (e.g. cross_area); its first by default.")
+    bad_images: str | None = option(DATA, "A corrupt image: fail (stop, naming it; the default) or skip (check every "
+                                    "image first, leave out its pairs, report them).")
+    max_train_pairs: int | None = option(DATA, "Use at most this many training pairs.")
+    train_fraction: float | None = option(DATA, "Fine-tune on this share (0-1] of the training pairs, a seeded nested "
+                                          "subset: the label-efficiency curve's x (default 1).")
+    max_val_queries: int | None = option(DATA, "Evaluate at most this many queries (all references).")
+    max_pretrain_images: int | None = option(DATA, "Pre-train on at most this many images of each subset "
+                                             "--pretrain-data names (default all; `all` sees train's and val's).")
+    backbone: str | None = option(MODEL, "Any timm model name (vgg16, resnet50, convnext_tiny, ...).")
+    backbone_stage: int | None = option(MODEL, "Feature stage the head aggregates (timm out_indices; -1 = last).")
+    ground_size: tuple[int, int] | str | None = option(DATA, "Ground image size HxW, e.g. 224x448, or auto (the "
+                                                       "dataset's own, thesis section 4.2).", shape=SIZE)
+    aerial_size: tuple[int, int] | str | None = option(DATA, "Aerial image size HxW, e.g. 224x224, or auto (the "
+                                                       "dataset's own).", shape=SIZE)
+    polar: bool = option(DATA, "SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size "
+                         "is then the polar image size.", False, shape=FLAG)
+    head: str | None = option(MODEL, "Aggregation head plugin (see `cvbench plugins`).")
+    head_options: dict[str, Any] = option(MODEL, "Head option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                          cli="head_option", factory=dict)
+    dim: int | None = option(MODEL, "Embedding dimension.")
+    loss: list[tuple[str, float]] | None = option(FINETUNING, "Loss NAME[:WEIGHT], repeatable; the objective is the "
+                                                  "weighted sum.", shape=LOSSES)
+    loss_options: dict[str, dict[str, Any]] = option(FINETUNING, "Loss option NAME.KEY=VALUE (repeatable).",
+                                                     shape=NAMED_OPTIONS, cli="loss_option", factory=dict,
+                                                     example="LOSS.gamma=10")
+    pretrainer: str | None = option(PRETRAINING, "Self-supervised pretrainer plugin, or none.")
+    pretrain_branches: str | None = option(PRETRAINING, "Which branch to pre-train: aerial, ground or both.")
+    pretrain_data: str | None = option(PRETRAINING, "Pre-train on the train, val or all images of the split.")
+    pretrain_from: str | None = option(PRETRAINING, "Pre-training starts from random or imagenet weights.")
+    pretrain_epochs: int | None = option(PRETRAINING, "Pre-training epochs.")
+    pretrain_batch_size: int | None = option(PRETRAINING, "Pre-training batch size.")
+    pretrain_lr: float | None = option(PRETRAINING, "Pre-training SGD learning rate.")
+    pretrain_weight_decay: float | None = option(PRETRAINING, "Pre-training SGD weight decay.")
+    pretrain_milestones: tuple[int, ...] | None = option(PRETRAINING, "Epochs where the pre-training lr drops x0.1, "
+                                                         "e.g. 120,160.", shape=EPOCH_LIST,
+                                                         expect="a list of epochs such as [120, 160]")
+    pretrain_options: dict[str, Any] = option(PRETRAINING, "Pretrainer option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                              cli="pretrain_option", factory=dict)
+    base_init: str | None = option(MODEL, "Initialisation of branches not pre-trained: random or imagenet.")
+    ground_init: str | None = option(MODEL, "Ground branch: auto, random, imagenet, pretrained or a .safetensors "
+                                     "backbone.")
+    aerial_init: str | None = option(MODEL, "Aerial branch: auto, random, imagenet, pretrained or a .safetensors "
+                                     "backbone.")
+    imagenet_weights: str | None = option(MODEL, "File with the backbone's ImageNet weights (offline machines).")
+    epochs: int | None = option(FINETUNING, "Fine-tuning epochs.")
+    batch_size: int | None = option(FINETUNING, "Fine-tuning batch size.")
+    lr: float | None = option(FINETUNING, "Fine-tuning Adam learning rate.")
+    weight_decay: float | None = option(FINETUNING, "Fine-tuning weight decay.")
+    finetune_aug: str | None = option(FINETUNING, "Fine-tuning pair augmentation plugin, or none.")
+    finetune_aug_options: dict[str, Any] = option(FINETUNING, "Augmentation option KEY=VALUE (repeatable).",
+                                                  shape=OPTIONS, cli="finetune_aug_option", factory=dict)
+    grad_clip: float | None = option(FINETUNING, "Clip the gradient norm to this value.")
+    eval_every: int | None = option(EVALUATION, "Evaluate every N fine-tuning epochs.")
+    eval_batch_size: int | None = option(EVALUATION, "Batch size when embedding for evaluation.")
+    metrics: tuple[str, ...] | None = option(EVALUATION, "Metric plugin NAME evaluation computes, repeatable "
+                                             "(default: recall and uniformity).", shape=NAMES, cli="metric",
+                                             expect="a list of metric names such as [\"recall\", \"uniformity\"]")
+    metric_options: dict[str, dict[str, Any]] = option(EVALUATION, "Metric option NAME.KEY=VALUE (repeatable).",
+                                                       shape=NAMED_OPTIONS, cli="metric_option", factory=dict,
+                                                       example="uniformity.t=2")
+    seed: int = option(RUN, "Seed of everything; same seed, same device, same numbers.", 0)
+    device: str = option(MACHINE, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "auto")
+    workers: int = option(MACHINE, "DataLoader worker processes.", 0)
+    channels_last: str = option(MACHINE, "NHWC memory format for the convolutions: auto (on CUDA only), on or off.",
+                                "auto")
+    compile: bool = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps on GPU).",
+                           False, shape=FLAG)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
+        """Build a spec from a dict, naming any key that is not an option."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields), key=str)
+        if unknown:
+            close = closest(str(unknown[0]), list(fields))
+            hint = f" (did you mean {close!r}?)" if close else ""
+            raise SpecError(f"unknown option(s) {', '.join(map(_show, unknown))}{hint}; valid options are: "
+                            f"{', '.join(sorted(fields))}")
+        types = hints()
+        return cls(**{name: typed(name, value, types[name], fields[name].metadata["shape"],
+                                  fields[name].metadata["expect"]) for name, value in values.items()})
+
+
+@functools.cache
+def hints() -> dict[str, Any]:
+    """Each :class:`RunSpec` field's type, resolved from its annotation (``int | None``, ``dict[str, Any]``, ...)."""
+    return typing.get_type_hints(RunSpec)
+
+
+FALLBACKS: dict[str, Any] = {
+    "backbone_stage": -1,
+    "pretrainer": NO_PRETRAINER,
+    "pretrain_branches": "aerial",
+    "pretrain_data": "all",
+    "bad_images": "fail",
+    "pretrain_weight_decay": 1e-4,
+    "pretrain_milestones": (),
+    "base_init": "random",
+    "ground_init": "auto",
+    "aerial_init": "auto",
+    "weight_decay": 1e-4,
+    "finetune_aug": NO_AUGMENTATION,
+    "eval_every": 1,
+    "eval_batch_size": 256,
+    "train_fraction": 1.0,
+    "metrics": ("recall", "uniformity"),
+}
+
+
+def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
+    """Fill every ``None`` field from the preset, then from :data:`FALLBACKS`."""
+    names = {f.name for f in dataclasses.fields(RunSpec)}
+    unknown = sorted(set(preset_values) - names)
+    if unknown:
+        raise SpecError(f"preset {spec.preset!r} sets unknown option(s): {', '.join(unknown)}")
+    values = dataclasses.asdict(spec)
+    for name, value in values.items():
+        if value is None:
+            if name in preset_values:
+                values[name] = preset_values[name]
+            elif name in FALLBACKS:
+                values[name] = FALLBACKS[name]
+        elif isinstance(value, dict) and isinstance(preset_values.get(name), dict):
+            values[name] = {**preset_values[name], **value}
+    resolved = RunSpec.from_dict(values)
+    if resolved.pretrain_from is None:
+        resolved.pretrain_from = resolved.base_init
+    missing = [f.name for f in dataclasses.fields(RunSpec)
+               if getattr(resolved, f.name) is None and f.name not in OPTIONAL]
+    if missing:
+        raise SpecError(f"preset {spec.preset!r} leaves these options unset: {', '.join(missing)}")
+    return resolved
+
+
+OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "imagenet_weights",
+            "grad_clip"}
+
+
+def validate(spec: RunSpec) -> None:
+    """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
+    _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
+    _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
+    for branch in BRANCHES:
+        if getattr(spec, f"{branch}_init") == "pretrained" and not pretrains(spec, branch):
+            raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
+                            f"set --pretrainer and --pretrain-branches {branch} (or both)")
+    for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
+        if int(getattr(spec, name)) < 1:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(spec, name)}")
+    if spec.batch_size < 2:
+        raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
+    if spec.pretrain_epochs < 0:
+        raise SpecError(f"--pretrain-epochs must be 0 or more, got {spec.pretrain_epochs}")
+    for name in ("max_train_pairs", "max_val_queries", "max_pretrain_images"):
+        value = getattr(spec, name)
+        if value is not None and value < 2:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+    if not 0 < spec.train_fraction <= 1:  # also rejects NaN
+        raise SpecError(f"--train-fraction must be above 0 and at most 1 (the share of the training pairs "
+                        f"fine-tuning uses), got {spec.train_fraction}")
+    _choice("bad_images", spec.bad_images, BAD_IMAGES)
+    for name in ("ground_size", "aerial_size"):
+        size = getattr(spec, name)
+        if size == AUTO_SIZE:
+            continue
+        if len(size) != 2 or min(size) < 8:
+            raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
+    if not spec.loss:
+        raise SpecError("at least one --loss is needed")
+    _metric_names(spec.metrics)
+    _choice("channels_last", spec.channels_last, CHANNELS_LAST)
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
+    if spec.workers < 0:
+        raise SpecError(f"--workers {spec.workers}: expected 0 (load in the main process) or more")
+    if spec.data_root is not None:
+        expand(spec.data_root, "data_root")
+    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
+        raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+
+
+def expand(text: str, option: str) -> Path:
+    """``text`` as a path with ``~`` expanded; SpecError naming the option when ``~user`` names no user."""
+    return expand_user(text, SpecError, f"--{option.replace('_', '-')} {_show(text)}")
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the system cannot even look the name up (too long, say)."""
+    return path_is(Path.is_file, path)
+
+
+def pretrains(spec: RunSpec, branch: str) -> bool:
+    """Whether this run pre-trains the given branch."""
+    return spec.pretrainer != NO_PRETRAINER and spec.pretrain_branches in (branch, "both")
+
+
+def branch_init(spec: RunSpec, branch: str) -> str:
+    """The effective initialisation of a branch: ``auto`` becomes ``pretrained`` or the base init."""
+    init = getattr(spec, f"{branch}_init")
+    if init == "auto":
+        return "pretrained" if pretrains(spec, branch) else spec.base_init
+    return init
+
+
+def closest(name: str, names: list[str]) -> str | None:
+    """The valid name a mistyped ``name`` most likely meant (the same but for case, else the nearest), or None."""
+    same = [candidate for candidate in names if candidate.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(f"--{name.replace('_', '-')} {_show(value)}: expected one of {', '.join(choices)}")
+
+
+def _metric_names(names: tuple[str, ...]) -> None:
+    """``--metric``: at least one name, each a non-blank string, none twice (the plugins are checked elsewhere)."""
+    if not names:
+        raise SpecError("at least one --metric is needed (e.g. --metric recall)")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(f"--metric {_show(name)}: expected the name of a metric plugin")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SpecError(f"--metric {', '.join(map(_show, twice))} given more than once: each metric is computed once")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
