@@ -94,15 +94,15 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
                                               else None)
         recorder = RunRecorder(folder, spec, stage, write=distributed.is_main())
         saved = None
-        state = RunState.fresh(spec, model, recorder, split)
+        state = RunState(spec, model, recorder, split)
     else:
         folder, record, saved = resume
         recorder = RunRecorder(folder, spec, stage, write=distributed.is_main(), resumed=(record, saved["rows"]))
         state = RunState.resumed(spec, model, recorder, saved)
     checkpointer = Checkpointer(folder.state_file, saved, write=distributed.is_main())
-    state.fields["device"] = describe(device)
+    state.device = describe(device)
     if distributed.active():
-        state.fields["processes"] = distributed.world_size()
+        state.processes = distributed.world_size()
     try:
         with make_progress(quiet) as progress, checkpointer.stop.installed():
             parts = [part for b in BRANCHES for part in (model.branch(b).backbone, model.branch(b).head)]
@@ -114,11 +114,11 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
             for branch in BRANCHES:
                 if pretrains(spec, branch) and not checkpointer.stage_done(f"pretrain:{branch}"):
                     images, meta, indices = pretraining_set(spec, data, branch)
-                    state.fields["pretraining"][branch] = pretrain_backbone(
+                    state.pretraining[branch] = pretrain_backbone(
                         spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator,
                         progress, folder.pretrained(branch), indices, meta, checkpointer, state.snapshot,
                         probe_images=data.val.ground if branch == "ground" else data.val.aerial)
-            if "pretrain_s" not in state.fields.get("timings", {}):
+            if "pretrain_s" not in state.timings:
                 state.add_timing("pretrain_s", state.elapsed())
             if finetune_stage:
                 _finetune_and_evaluate(state, data, device, generator, progress, quiet, checkpointer)
@@ -166,8 +166,7 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
                           data.val_queries, progress, spec.seed, spec.workers)
         state.eval_seconds += time.perf_counter() - started
         if result is not None:
-            state.evaluations[epoch] = {"metrics": result.metrics, "uniformity": result.uniformity,
-                                        "num_queries": result.num_queries, "num_references": result.num_references}
+            state.add_evaluation(epoch, result.metrics, result.uniformity, result.num_queries, result.num_references)
         return result
 
     def row(epoch: int, stats: dict[str, float], result: Evaluation | None) -> dict[str, Any]:
@@ -195,10 +194,7 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
     state.add_timing("eval_s", state.eval_seconds)
     if not distributed.is_main():
         return
-    final = state.evaluations[max(state.evaluations)]
-    state.fields.update(metrics=final["metrics"], num_queries=final["num_queries"],
-                        num_references=final["num_references"],
-                        uniformity={"before": state.evaluations[0]["uniformity"], "after": final["uniformity"]})
+    state.finish_finetuning()
 
 
 def _summary(record: dict[str, Any]) -> str:
