@@ -20,9 +20,12 @@ listed before it: ``errors``, ``atomic``, ``progress`` (shared basics),
 ``training``, ``runs``, ``bench``, ``analysis``, ``cli``.
 """
 
-import importlib
+import importlib.abc
+import importlib.util
 import sys
+from importlib.machinery import ModuleSpec
 from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 
 from .contract import Augmentation, Dataset, Head, Loss, Metric, Pretrainer, Retrieval
 from .contract.registry import create, plugins
@@ -46,8 +49,28 @@ MOVED_MODULES = {
 """Import paths plugins were documented with before the harness was grouped into packages (0.1), and where
 each module lives now. The old paths stay importable, as the same module objects, so such plugins keep working."""
 
-for _old, _new in MOVED_MODULES.items():
-    sys.modules[f"{__name__}.{_old}"] = globals()[_old] = importlib.import_module(f".{_new}", __name__)
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``cvbench.<old>`` of :data:`MOVED_MODULES` as the module it moved to, when it is first imported.
+
+    Lazily, so ``import cvbench`` does not pay for modules nobody asks for
+    under their old name (``cvbench.augment`` would import torchvision).
+    """
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        old = fullname.removeprefix(f"{__name__}.")
+        return importlib.util.spec_from_loader(fullname, self) if old in MOVED_MODULES else None
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        module = importlib.import_module(f".{MOVED_MODULES[spec.name.removeprefix(f'{__name__}.')]}", __name__)
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = module.__spec__.loader_state  # the import system gave the module the alias's spec
+
+
+sys.meta_path.append(_MovedModuleFinder())
 
 __all__ = ["Augmentation", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "create", "metrics",
            "plugins", "__version__"]

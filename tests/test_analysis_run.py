@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import cli
 from cvbench_plugins.metrics.uniformity import Uniformity
 from PIL import Image
 from toy_dataset import ToyPlugin
@@ -118,7 +118,7 @@ def test_compare_puts_runs_side_by_side(toy, runs, tmp_path):
 
 def test_analyze_cli_errors(tmp_path):
     wide = {"COLUMNS": "1000"}  # rich wraps at the terminal width
-    result = run_cli("analyze", str(tmp_path), env=wide)
+    result = cli("analyze", str(tmp_path), env=wide)
     assert result.returncode == 2 and "not a finished cvbench run" in result.stderr
-    result = run_cli("analyze", str(tmp_path), str(tmp_path), env=wide)
+    result = cli("analyze", str(tmp_path), str(tmp_path), env=wide)
     assert result.returncode == 2 and "--compare" in result.stderr

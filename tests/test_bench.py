@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cli
 from scipy import stats
 from toy_dataset import ToyPlugin
 
@@ -47,7 +47,7 @@ def test_every_thesis_experiment_resolves_without_the_data(name, rows, first, la
 
 
 def test_dry_run_lists_the_synthetic_study(tmp_path):
-    result = run_cli("bench", str(BENCHMARKS / "thesis_synthetic.toml"), "--dry-run", "--runs-dir", str(tmp_path),
+    result = cli("bench", str(BENCHMARKS / "thesis_synthetic.toml"), "--dry-run", "--runs-dir", str(tmp_path),
                      env={"COLUMNS": "300"})
     assert result.returncode == 0, result.stderr
     assert "@standin" in result.stdout and "105 runs (21 rows), 105 to run" in result.stdout

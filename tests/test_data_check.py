@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import cli
 from vigor_layout import make_vigor, panorama_name, tile_name
 
 from cvbench.contract.registry import create
@@ -38,7 +38,7 @@ def damage(root: Path) -> dict[str, str]:
 def test_data_check_reports_each_problem_with_file_and_line(tmp_path):
     root = make_vigor(tmp_path / "VIGOR")
     culprits = damage(root)
-    result = run_cli("data", "check", "--dataset", "vigor", "--data-root", str(root), "--quiet", env=WIDE)
+    result = cli("data", "check", "--dataset", "vigor", "--data-root", str(root), "--quiet", env=WIDE)
     assert result.returncode == 1, result.stderr
     out = result.stdout
     assert f"{culprits['pano']}: unreadable image" in out
@@ -52,7 +52,7 @@ def test_data_check_reports_each_problem_with_file_and_line(tmp_path):
     for child in (missing_city / "Seattle" / "panorama").iterdir():
         child.unlink()
     (missing_city / "Seattle" / "panorama").rmdir()
-    result = run_cli("data", "check", "--dataset", "vigor", "--data-root", str(missing_city), "--quiet", env=WIDE)
+    result = cli("data", "check", "--dataset", "vigor", "--data-root", str(missing_city), "--quiet", env=WIDE)
     assert result.returncode == 2
     err = result.stderr
     assert f"missing: {missing_city / 'Seattle' / 'panorama'}" in err
@@ -71,7 +71,7 @@ def test_data_check_on_a_clean_copy_passes_and_decodes_each_file_once(tmp_path):
 
 def test_unknown_split_is_named(tmp_path):
     root = make_vigor(tmp_path / "VIGOR")
-    result = run_cli("data", "check", "--dataset", "vigor", "--data-root", str(root), "--split", "nowhere")
+    result = cli("data", "check", "--dataset", "vigor", "--data-root", str(root), "--split", "nowhere")
     assert result.returncode == 2 and "cross_area" in result.stderr
 
 

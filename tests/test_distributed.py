@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SMALL_WORLD_ARGS
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -101,7 +102,7 @@ def test_torchrun_two_processes_write_one_complete_record_that_one_process_repro
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cvbench",
          "run", "--preset", "smoke", "--pretrainer", "mocov2", "--pretrain-batch-size", "32", "--epochs", "2",
-         "--runs-dir", str(runs), "--quiet"],
+         "--runs-dir", str(runs), "--quiet", *SMALL_WORLD_ARGS],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = list(runs.iterdir())  # rank 1 wrote no folder of its own

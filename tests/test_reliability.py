@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import run_cli
+from conftest import SMALL_WORLD_ARGS, cli
 
 WRITER = """
 import sys
@@ -37,7 +37,8 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_file(tmp_path):
 def test_two_runs_at_once_in_one_runs_folder_both_finish_in_their_own_folders(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "CVBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}  # both generate the world
-    args = [sys.executable, "-m", "cvbench", "run", "--preset", "smoke", "--runs-dir", str(runs), "--quiet"]
+    args = [sys.executable, "-m", "cvbench", "run", "--preset", "smoke", "--runs-dir", str(runs), "--quiet",
+            *SMALL_WORLD_ARGS]
     first, second = (subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2))
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.wait(timeout=300) == 0, second.stderr.read()
@@ -46,5 +47,5 @@ def test_two_runs_at_once_in_one_runs_folder_both_finish_in_their_own_folders(tm
     records = [json.loads((folder / "result.json").read_text()) for folder in folders]
     assert [r["status"] for r in records] == ["finished", "finished"]
     assert records[0]["metrics"] == records[1]["metrics"]  # same seed, same numbers, no interference
-    listing = run_cli("leaderboard", str(runs), "--format", "csv")
+    listing = cli("leaderboard", str(runs), "--format", "csv")
     assert listing.returncode == 0 and len(listing.stdout.strip().splitlines()) == 3

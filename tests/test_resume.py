@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import make_distribution, run_cli
+from conftest import SMALL_WORLD, SMALL_WORLD_ARGS, cli, make_distribution, run_cli
 
 from cvbench.runs import runner
 from cvbench.errors import CvbenchError
@@ -55,7 +55,7 @@ def register_losses(register):
 
 EPOCHS, BATCHES_PER_EPOCH = 2, 4  # smoke: 128 pairs in batches of 32
 RUN = ("run", "--preset", "smoke", "--epochs", str(EPOCHS), "--eval-every", str(EPOCHS), "--pretrainer", "mocov2",
-       "--pretrain-epochs", "2", "--loss", "soft_triplet", "--loss", "killer:0", "--quiet")
+       "--pretrain-epochs", "2", "--loss", "soft_triplet", "--loss", "killer:0", "--quiet", *SMALL_WORLD_ARGS)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,8 @@ def test_sigterm_in_pre_training_resumes_with_the_queue_and_momentum_encoder(mon
     """In process: the SIGTERM arrives at the 3rd pre-training step (epoch 1 of 2, batch 3 of 4)."""
     from cvbench.training import pretrain
 
-    spec = RunSpec(preset="smoke", pretrainer="mocov2", pretrain_epochs=2, epochs=1, device="cpu")
+    spec = RunSpec(preset="smoke", pretrainer="mocov2", pretrain_epochs=2, epochs=1, device="cpu",
+                   data_options=SMALL_WORLD)
     reference = runner.run(spec, tmp_path / "reference", quiet=True)
     original, calls = pretrain.pretrain_step, []
 
@@ -152,7 +153,7 @@ def test_sigterm_in_pre_training_resumes_with_the_queue_and_momentum_encoder(mon
 def test_resume_refuses_finished_runs_new_options_and_folders_without_state(uninterrupted, tmp_path):
     with pytest.raises(CvbenchError, match="already finished"):
         runner.resume_run(uninterrupted, quiet=True)
-    result = run_cli("run", "--resume", str(uninterrupted), "--epochs", "5")
+    result = cli("run", "--resume", str(uninterrupted), "--epochs", "5")
     assert result.returncode == 2 and "drop --epochs" in " ".join(result.stderr.split())
     empty = tmp_path / "run"
     (empty / "checkpoints").mkdir(parents=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_distribution, run_cli
+from conftest import cli, make_distribution, run_cli
 
 METRIC_PACKAGE = """
 import numpy as np
@@ -38,6 +38,7 @@ seeds = [0]
 [defaults]
 preset = "smoke"
 metrics = ["recall", "uniformity", "median_rank"]
+data_options = { train_pairs = 160, val_pairs = 160 }
 
 [[rows]]
 name = "plain"
@@ -59,7 +60,7 @@ def test_a_third_party_metric_is_recorded_and_becomes_a_column(tmp_path):
     assert 1 <= record["metrics"]["MedR"] <= record["num_references"]
     assert set(record["uniformity"]["after"]) == {"ground", "satellite", "all"}
 
-    board = run_cli("leaderboard", str(runs), "--format", "csv", site=site)
+    board = cli("leaderboard", str(runs), "--format", "csv", site=site)
     assert board.returncode == 0, board.stderr
     header, row = board.stdout.strip().splitlines()[:2]
     columns = header.split(",")
@@ -85,7 +86,7 @@ def _tables(markdown: str) -> list[list[list[str]]]:
 
 
 def test_an_unknown_metric_fails_before_any_work(tmp_path):
-    result = run_cli("run", "--preset", "smoke", "--metric", "recal", "--runs-dir", str(tmp_path / "runs"), "-q")
+    result = cli("run", "--preset", "smoke", "--metric", "recal", "--runs-dir", str(tmp_path / "runs"), "-q")
     assert result.returncode != 0
     assert "unknown metric 'recal'" in result.stderr and "did you mean 'recall'" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -215,7 +216,7 @@ def test_a_package_written_to_the_duck_typed_contract_runs_every_kind(tmp_path):
     site = make_distribution(tmp_path / "site", "acme-old", "acme_old", OLD_CONTRACT_PACKAGE, {"old": "acme_old"})
     events = tmp_path / "events.log"
     runs = tmp_path / "runs"
-    result = run_cli("run", "--preset", "smoke", "--dataset", "gridpairs", "--ground-size", "32x128",
+    result = cli("run", "--preset", "smoke", "--dataset", "gridpairs", "--ground-size", "32x128",
                      "--aerial-size", "64x64", "--head", "meanhead", "--dim", "32", "--loss", "counting_triplet",
                      "--pretrainer", "plain_siamese", "--pretrain-epochs", "1", "--pretrain-batch-size", "16",
                      "--finetune-aug", "plain_mirror", "--epochs", "1", "--batch-size", "16", "--runs-dir", str(runs),

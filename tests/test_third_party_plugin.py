@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_distribution, run_cli
+from conftest import SMALL_WORLD_ARGS, cli, make_distribution, run_cli
 
 HEAD_PACKAGE = """
 import torch
@@ -32,13 +32,13 @@ def register_heads(register):
 def test_third_party_head_is_listed_and_runs_end_to_end(tmp_path):
     site = make_distribution(tmp_path / "site", "acme-cvbench", "acme_cvbench", HEAD_PACKAGE,
                              {"acme": "acme_cvbench"})
-    listing = run_cli("plugins", site=site)
+    listing = cli("plugins", site=site)
     assert listing.returncode == 0, listing.stderr
     assert "maxpool" in listing.stdout and "acme-cvbench" in listing.stdout
 
     runs = tmp_path / "runs"
     result = run_cli("run", "--preset", "smoke", "--head", "maxpool", "--dim", "64", "--runs-dir", str(runs),
-                     "--quiet", site=site)
+                     "--quiet", *SMALL_WORLD_ARGS, site=site)
     assert result.returncode == 0, result.stderr
     (record_path,) = runs.glob("*/result.json")
     record = json.loads(record_path.read_text())
@@ -50,7 +50,7 @@ def test_third_party_head_is_listed_and_runs_end_to_end(tmp_path):
 def test_disable_env_skips_third_party_packages(tmp_path):
     site = make_distribution(tmp_path / "site", "acme-cvbench", "acme_cvbench", HEAD_PACKAGE,
                              {"acme": "acme_cvbench"})
-    listing = run_cli("plugins", site=site, env={"CVBENCH_DISABLE_PLUGINS": "1"})
+    listing = cli("plugins", site=site, env={"CVBENCH_DISABLE_PLUGINS": "1"})
     assert listing.returncode == 0, listing.stderr
     assert "maxpool" not in listing.stdout and "safa" in listing.stdout
 
@@ -58,7 +58,7 @@ def test_disable_env_skips_third_party_packages(tmp_path):
 def test_a_module_that_fails_to_import_is_named_and_the_rest_work(tmp_path):
     site = make_distribution(tmp_path / "site", "broken-cvbench", "broken_cvbench",
                              "raise ImportError('needs libfoo')\n", {"broken": "broken_cvbench"})
-    listing = run_cli("plugins", site=site)
+    listing = cli("plugins", site=site)
     assert listing.returncode == 0, listing.stderr
     text = " ".join(listing.stdout.split())  # rich wraps long lines at the terminal width
     assert "broken_cvbench" in text and "needs libfoo" in text
@@ -68,13 +68,13 @@ def test_a_module_that_fails_to_import_is_named_and_the_rest_work(tmp_path):
 def test_a_clashing_name_is_an_error_naming_both_packages(tmp_path):
     clash = HEAD_PACKAGE.replace('register("maxpool"', 'register("safa"')
     site = make_distribution(tmp_path / "site", "acme-cvbench", "acme_cvbench", clash, {"acme": "acme_cvbench"})
-    result = run_cli("plugins", site=site)
+    result = cli("plugins", site=site)
     assert result.returncode == 2
     assert "'cvbench'" in result.stderr and "'acme-cvbench'" in result.stderr
 
 
 def test_unknown_plugin_on_the_command_line_fails_fast(tmp_path):
-    result = run_cli("run", "--preset", "smoke", "--head", "saffa", "--runs-dir", str(tmp_path / "runs"))
+    result = cli("run", "--preset", "smoke", "--head", "saffa", "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 2
     assert "did you mean 'safa'" in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing was started

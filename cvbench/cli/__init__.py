@@ -41,7 +41,7 @@ app.add_typer(data_commands.app, name="data")
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
     """Dataset warnings (skipped pairs, converted images) as one plain ``warning:`` line."""
     if issubclass(category, DatasetWarning):
-        STDERR.print(Text("warning: ", style="bold yellow") + Text(str(message)))
+        STDERR.print(Text("warning: ", style="bold yellow") + Text(str(message)), soft_wrap=True)
     else:
         _default(message, category, filename, lineno, file, line)
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except CvbenchError as exc:
-        STDERR.print(Text("error: ", style="bold red") + Text(error_message(exc)))
+        STDERR.print(Text("error: ", style="bold red") + Text(error_message(exc)), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         STDERR.print("[yellow]interrupted[/]")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             if hasattr(exc, "show"):
                 exc.show()
             else:
-                STDERR.print(Text("error: ", style="bold red") + Text(str(exc)))
+                STDERR.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
             sys.exit(getattr(exc, "exit_code", 2))
         raise
 

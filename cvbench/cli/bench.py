@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..bench.report import write_report
 from ..bench.scheduler import default_runs_dir, describe, plan, run_bench
 from ..bench.schema import load_bench
 from ..errors import CvbenchError
@@ -106,4 +105,6 @@ def _report(bench, folder: Path, out: Path, quiet: bool) -> Path:
         images = out.parent / "images" / bench.name
         compare_runs(chosen, images, "before", quiet=quiet, labels=bench.compare)
         figure = (images / "embeddings_before.png").relative_to(out.parent)
+    from ..bench.report import write_report  # scipy: only when a report is written
+
     return write_report(bench, folder, out, figure, out.parent / "images" / bench.name)
