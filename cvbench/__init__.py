@@ -10,7 +10,8 @@ Public API (stable)::
 The plugin contract, one class per kind (subclassing is optional)::
 
     cvbench.Pretrainer, cvbench.Loss, cvbench.Dataset, cvbench.Augmentation,
-    cvbench.Metric (with cvbench.Retrieval, what a metric receives), and the
+    cvbench.Metric (with cvbench.Retrieval, what a metric receives, and its
+    cvbench.Conventions), and the
     cvbench.Head Protocol
 
 The harness is grouped by concept, each package depending only on those
@@ -27,7 +28,7 @@ from importlib.machinery import ModuleSpec
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
-from .contract import Augmentation, Dataset, Head, Loss, Metric, Pretrainer, Retrieval
+from .contract import Augmentation, Conventions, Dataset, Head, Loss, Metric, Pretrainer, Retrieval
 from .contract.registry import create, plugins
 from .evaluation import metrics
 
@@ -72,5 +73,5 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.append(_MovedModuleFinder())
 
-__all__ = ["Augmentation", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "create", "metrics",
-           "plugins", "__version__"]
+__all__ = ["Augmentation", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "create",
+           "metrics", "plugins", "__version__"]

@@ -10,7 +10,9 @@ arithmetic on the float32 unit vectors (every float32 is an integer times
 
 from __future__ import annotations
 
+import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -46,21 +48,56 @@ def _as_integer(value: float) -> int:
     return numerator * (2**149 // denominator)
 
 
-def exact_ranks(query: np.ndarray, reference: np.ndarray, positives: np.ndarray) -> np.ndarray:
-    """Ranks from exact integer arithmetic on the float32 unit vectors the metric scores."""
+def exact_score_matrix(query: np.ndarray, reference: np.ndarray) -> list[list[int]]:
+    """Scores as exact integers (times 2^298) of the float32 unit vectors the metric scores."""
     q = [[_as_integer(v) for v in row] for row in metrics.as_unit_rows(query).numpy()]
     r = [[_as_integer(v) for v in row] for row in metrics.as_unit_rows(reference).numpy()]
-    result = []
-    for row, positive in zip(q, positives):
-        scores = [sum(a * b for a, b in zip(row, ref)) for ref in r]
-        result.append(sum(s > scores[positive] for s in scores))
-    return np.array(result)
+    return [[sum(a * b for a, b in zip(row, ref)) for ref in r] for row in q]
 
 
-def recall_from(rank: np.ndarray, size: int, ks=(1, 5, 10)) -> dict[str, float]:
+def exact_ranks(query: np.ndarray, reference: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Ranks from exact integer arithmetic on the float32 unit vectors the metric scores."""
+    scores = exact_score_matrix(query, reference)
+    return np.array([sum(s > row[positive] for s in row) for row, positive in zip(scores, positives)])
+
+
+def recall_from(rank: np.ndarray, size: int, ks=(1, 5, 10), one_percent: int | None = None) -> dict[str, float]:
+    """R@k of exact ranks with ties going to the truth (the optimistic convention)."""
     out = {f"R@{k}": 100.0 * float(np.mean(rank < k)) for k in ks}
-    out["R@1%"] = 100.0 * float(np.mean(rank < max(1, size // 100)))
+    out["R@1%"] = 100.0 * float(np.mean(rank < (size // 100 + 1 if one_percent is None else one_percent)))
     return out
+
+
+def tie_counts(scores, correct: list[set[int]], ignored: list[set[int]] | None = None):
+    """(s, t, p) per query from exact scores: wrong references above and tied with the best correct one, and the
+    correct ones tied with it."""
+    rows = []
+    for i, row in enumerate(scores):
+        best = max(row[c] for c in correct[i])
+        left_out = correct[i] | (ignored[i] if ignored else set())
+        wrong = [m for m in range(len(row)) if m not in left_out]
+        rows.append((sum(row[m] > best for m in wrong), sum(row[m] == best for m in wrong),
+                     sum(row[c] == best for c in correct[i])))
+    return np.array(rows).T
+
+
+def credit(s: int, t: int, p: int, k: int) -> Fraction:
+    """Chance that a random order of the t wrong and p correct tied references puts a correct one in the top k."""
+    places = k - s
+    if places <= 0:
+        return Fraction(0)
+    if places > t:
+        return Fraction(1)
+    return 1 - Fraction(math.comb(t, places), math.comb(t + p, places))
+
+
+def random_recall(counts, k: int) -> float:
+    return 100.0 * float(sum(credit(s, t, p, k) for s, t, p in counts.T) / counts.shape[1])
+
+
+def integer_scores(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Exact scores of ternary embeddings up to one positive factor (all references share one norm)."""
+    return np.sign(query).astype(np.int64) @ np.sign(reference).astype(np.int64).T
 
 
 def near_ties(rng: np.random.Generator, count: int, size: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,29 +133,53 @@ def test_recall_matches_integer_brute_force_with_ties(chunk_size: int | None) ->
     reference[100:110] = reference[0]  # duplicates of one reference
     positives = rng.integers(0, 120, size=40)
     positives[:5] = 0
-    positives[5:8] = 105  # a duplicate is the positive: its twins must not outrank it
+    positives[5:8] = 105  # a duplicate is the positive: its twins tie with it
     truth = integer_ranks(query, reference, positives)
     assert (truth > 0).any() and (truth == 0).any()
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives, chunk_size=chunk_size), truth)
-    assert metrics.recall(query, reference, positives, chunk_size=chunk_size) == recall_from(truth, 120)
+    assert metrics.recall(query, reference, positives, chunk_size=chunk_size, ties="optimistic") == recall_from(
+        truth, 120)
+    counts = tie_counts(integer_scores(query, reference), [{p} for p in positives])
+    assert (counts[1] > 0).mean() > 0.5  # most queries tie with some wrong reference
+    got = metrics.recall(query, reference, positives, chunk_size=chunk_size)
+    assert got == pytest.approx({**{f"R@{k}": random_recall(counts, k) for k in (1, 5, 10)},
+                                 "R@1%": random_recall(counts, 2)})
 
 
-def test_positive_tied_with_duplicates_has_rank_zero() -> None:
+def test_the_tie_credit_is_the_share_of_random_orders_that_find_a_correct_reference() -> None:
+    for t, p in itertools.product(range(5), range(1, 4)):
+        orders = list(itertools.permutations(["wrong"] * t + ["correct"] * p))
+        for s, k in itertools.product(range(3), range(1, 8)):
+            found = sum("correct" in order[: max(0, k - s)] for order in orders)
+            assert credit(s, t, p, k) == Fraction(found, len(orders))
+            assert credit(s, t, p, k) == (min(1, max(0, Fraction(k - s, t + 1))) if p == 1 else credit(s, t, p, k))
+
+
+def test_positive_tied_with_duplicates() -> None:
     reference = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [1.0, 0.0]])
     query = np.array([[3.0, 0.0], [3.0, 0.0], [0.5, 0.1]])
-    positives = [4, 3, 2]
+    positives = [4, 3, 2]  # references 0, 1, 3, 4 are one direction: a tie of four for queries 0 and 1
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives), [0, 0, 4])
-    assert metrics.recall(query, reference, positives, ks=(1, 4, 5)) == {
+    assert metrics.recall(query, reference, positives, ks=(1, 4, 5), ties="optimistic") == {
         "R@1": pytest.approx(200 / 3), "R@4": pytest.approx(200 / 3), "R@5": 100.0, "R@1%": pytest.approx(200 / 3)
+    }
+    assert metrics.recall(query, reference, positives, ks=(1, 2, 4, 5)) == {
+        "R@1": pytest.approx(100 * (1 / 4 + 1 / 4) / 3), "R@2": pytest.approx(100 * (2 / 4 + 2 / 4) / 3),
+        "R@4": pytest.approx(200 / 3), "R@5": 100.0, "R@1%": pytest.approx(100 * (1 / 4 + 1 / 4) / 3)
     }
 
 
-def test_collapsed_gallery_ties_every_query_to_its_positive() -> None:
+@pytest.mark.parametrize("size", [50, 5000])
+def test_a_collapsed_model_scores_chance_and_the_reference_scripts_score_100(size: int) -> None:
     rng = np.random.default_rng(1)
-    reference = np.tile(rng.standard_normal((1, 32)), (5000, 1))
-    query = rng.standard_normal((50, 32))
-    positives = rng.integers(0, 5000, size=50)
+    reference = np.tile(rng.standard_normal((1, 32)), (size, 1))
+    query = np.tile(rng.standard_normal((1, 32)), (50, 1))
+    positives = rng.integers(0, size, size=50)
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives), np.zeros(50))
+    k1 = size // 100 + 1
+    assert metrics.recall(query, reference, positives) == pytest.approx(
+        {"R@1": 100 / size, "R@5": 500 / size, "R@10": 1000 / size, "R@1%": 100 * k1 / size})
+    assert set(metrics.recall(query, reference, positives, ties="optimistic").values()) == {100.0}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -199,13 +260,16 @@ def test_ranks_do_not_depend_on_chunk_size(data: st.DataObject) -> None:
     truth = exact_ranks(query, reference, positives)
     for chunk_size in (1, chunk, count, None):
         np.testing.assert_array_equal(metrics.ranks(query, reference, positives, chunk_size=chunk_size), truth)
-    assert metrics.recall(query, reference, positives, chunk_size=chunk) == recall_from(truth, size)
+    assert metrics.recall(query, reference, positives, chunk_size=chunk, ties="optimistic") == recall_from(truth, size)
+    counts = tie_counts(exact_score_matrix(query, reference), [{int(p)} for p in positives])
+    assert metrics.recall(query, reference, positives, chunk_size=chunk) == pytest.approx(
+        {**{f"R@{k}": random_recall(counts, k) for k in (1, 5, 10)}, "R@1%": random_recall(counts, size // 100 + 1)})
 
 
 def test_recall_thresholds_inside_the_tie_window() -> None:
     # Reference 0 is the positive. References 1-3 beat it by ~1e-10, far inside
     # the float32 tie window, and references 4-5 beat it clearly: rank 5. With
-    # M = 500 the R@1% k is 5 too, so every k in 1..6 must be decided exactly.
+    # M = 500 the R@1% k is 6 (floor+1) or 5 (floor), so every k in 1..6 must be decided exactly.
     slopes = 1e-3 * (1.0 - 1e-4 * np.arange(4))
     reference = np.concatenate([
         np.stack([np.ones(4), slopes], axis=1),
@@ -215,17 +279,24 @@ def test_recall_thresholds_inside_the_tie_window() -> None:
     query = np.array([[1.0, -1.0]])  # scores (x - y) / sqrt(2): the smaller y, the higher
     np.testing.assert_array_equal(metrics.ranks(query, reference, [0]), [5])
     result = metrics.recall(query, reference, [0], ks=(1, 2, 3, 4, 5, 6))
-    assert result == {"R@1": 0.0, "R@2": 0.0, "R@3": 0.0, "R@4": 0.0, "R@5": 0.0, "R@6": 100.0, "R@1%": 0.0}
-    assert metrics.recall(query, reference, [0], ks=(1,))["R@1%"] == 0.0
+    assert result == {"R@1": 0.0, "R@2": 0.0, "R@3": 0.0, "R@4": 0.0, "R@5": 0.0, "R@6": 100.0, "R@1%": 100.0}
+    assert metrics.recall(query, reference, [0], ks=(1,))["R@1%"] == 100.0
+    assert metrics.recall(query, reference, [0], ks=(1,), one_percent="floor")["R@1%"] == 0.0
 
 
-@pytest.mark.parametrize(("size", "k"), [(250, 2), (99, 1), (100, 1), (1000, 10)])
-def test_one_percent_uses_max_one_m_div_100(size: int, k: int) -> None:
+@pytest.mark.parametrize(("size", "floor_plus_one", "floor"), [(250, 3, 2), (99, 1, 1), (100, 2, 1), (1000, 11, 10)])
+def test_one_percent_conventions(size: int, floor_plus_one: int, floor: int) -> None:
     reference = np.eye(size)
     query = np.eye(size)[:3] + 0.5 * np.eye(size)[[3, 4, 5]]
     positives = [3, 4, 1]  # ranks 1 (reference 0 scores higher), 1, 2 (references 2 and 5 score higher)
-    np.testing.assert_array_equal(metrics.ranks(query, reference, positives), [1, 1, 2])
-    assert metrics.recall(query, reference, positives)["R@1%"] == pytest.approx(100 * np.mean(np.array([1, 1, 2]) < k))
+    rank = np.array([1, 1, 2])
+    np.testing.assert_array_equal(metrics.ranks(query, reference, positives), rank)
+    assert metrics.one_percent_k(size) == floor_plus_one and metrics.one_percent_k(size, "floor") == floor
+    # positive 1 of query 2 scores 0 like most references: ties go to it here, to test the k alone
+    assert metrics.recall(query, reference, positives, ties="optimistic")["R@1%"] == pytest.approx(
+        100 * np.mean(rank < floor_plus_one))
+    assert metrics.recall(query, reference, positives, one_percent="floor", ties="optimistic")["R@1%"] == (
+        pytest.approx(100 * np.mean(rank < floor)))
 
 
 def test_keys_follow_ks_then_one_percent() -> None:
@@ -243,31 +314,26 @@ def test_hit_rate_by_hand() -> None:
     # Scores of query i against references 0..4 are the entries of row i (one-hot references).
     reference = np.eye(5)
     query = np.array([
-        [0.1, 0.9, 0.2, 0.3, 0.1],  # positive 1 is top-1: hit
-        [0.1, 0.2, 0.9, 0.3, 0.1],  # top-1 is 2, a semi-positive: hit
-        [0.9, 0.2, 0.3, 0.1, 0.1],  # top-1 is 0, neither: miss
-        [0.9, 0.1, 0.9, 0.1, 0.1],  # semi-positive 2 ties with lower index 0: top-1 is 0, miss
-        [0.1, 0.1, 0.9, 0.9, 0.1],  # semi-positive 2 ties with higher index 3: top-1 is 2, hit
-        [0.9, 0.1, 0.1, 0.9, 0.1],  # positive 3 ties with index 0 for the best: rank 0, hit
+        [0.1, 0.9, 0.2, 0.3, 0.1],  # positive 1 is top-1: hit in both
+        [0.1, 0.2, 0.9, 0.3, 0.1],  # top-1 is 2, a semi-positive: paper hit; code: 1 outranks positive 4, miss
+        [0.9, 0.2, 0.3, 0.1, 0.1],  # top-1 is 0, neither: miss in both
+        [0.9, 0.1, 0.9, 0.1, 0.1],  # semi-positive 2 ties with 0 for the top: paper 1/2; code: 0 outranks 4, miss
+        [0.1, 0.1, 0.9, 0.9, 0.1],  # semi 2 ties with 3 for the top: paper 1/2 (3 is wrong); code: 3 outranks 4
+        [0.9, 0.1, 0.1, 0.9, 0.1],  # positive 3 ties with 0 for the best: 1/2 in both (1 when optimistic)
         [0.9, 0.5, 0.1, 0.1, 0.1],  # no semi-positives, positive 1 second: miss
     ])  # fmt: skip
     positives = [1, 4, 4, 4, 4, 3, 1]
     padded = np.array([[2, -1], [2, 3], [3, -1], [2, -1], [2, -1], [-1, -1], [-1, -1]])
     ragged = [[2], [2, 3], [3], [2], [2], [], []]
+    expected = {("paper", "random"): 1 + 1 + 0.5 + 0.5 + 0.5, ("paper", "optimistic"): 1 + 1 + 1 + 1 + 1,
+                ("code", "random"): 1 + 0.5, ("code", "optimistic"): 1 + 1}
     for semi in (padded, ragged, torch.from_numpy(padded)):
-        result = metrics.recall(query, reference, positives, semi_positives=semi)
-        assert result["hit_rate"] == pytest.approx(100 * 4 / 7)
-        assert result["R@1"] == pytest.approx(100 * 2 / 7)
+        for (definition, ties), hits in expected.items():
+            result = metrics.recall(query, reference, positives, semi_positives=semi, hit_rate=definition, ties=ties)
+            assert result["hit_rate"] == pytest.approx(100 * hits / 7), (definition, ties)
+    assert metrics.recall(query, reference, positives, semi_positives=padded, ties="optimistic")["R@1"] == (
+        pytest.approx(100 * 2 / 7))
     assert list(result) == ["R@1", "R@5", "R@10", "R@1%", "hit_rate"]
-
-
-def test_hit_rate_top1_tie_break_sees_duplicate_references() -> None:
-    reference = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
-    query = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.2]])
-    semi = [[2], [1], [0]]
-    # Query 0: references 1 and 2 are identical and best, so the top-1 is 1, not semi-positive 2.
-    result = metrics.recall(query, reference, [3, 3, 3], semi_positives=semi)
-    assert result["hit_rate"] == pytest.approx(100 * 2 / 3)
 
 
 def ternary_case(seed: int, queries: int, references: int, extra: int):
@@ -277,19 +343,27 @@ def ternary_case(seed: int, queries: int, references: int, extra: int):
     reference = ternary(rng, references, 5, 2)
     positives = rng.integers(0, references, size=queries)
     table = rng.integers(-1, references, size=(queries, extra))
-    dots = np.sign(query).astype(int) @ np.sign(reference).astype(int).T
-    return query, reference, positives, table, dots
+    return query, reference, positives, table, integer_scores(query, reference)
 
 
-def test_hit_rate_matches_brute_force_on_ternary() -> None:
-    query, reference, positives, semi, dots = ternary_case(6, 60, 30, 3)
-    top1 = dots.argmax(axis=1)  # numpy returns the lowest index among ties
-    rank = (dots > dots[np.arange(60), positives][:, None]).sum(axis=1)
-    hit = (rank == 0) | (semi == top1[:, None]).any(axis=1)
-    assert 0 < hit.mean() < 1
-    for chunk_size in (1, 13, None):
-        result = metrics.recall(query, reference, positives, semi_positives=semi, chunk_size=chunk_size)
-        assert result["hit_rate"] == pytest.approx(100 * hit.mean())
+def sets_of(table: np.ndarray) -> list[set[int]]:
+    return [{int(v) for v in row if v >= 0} for row in table]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 13, None])
+def test_hit_rates_match_brute_force_on_ternary(chunk_size: int | None) -> None:
+    query, reference, positives, semi, scores = ternary_case(6, 60, 30, 3)
+    semi_sets = [s - {int(p)} for s, p in zip(sets_of(semi), positives)]  # a positive is not its own semi-positive
+    paper = tie_counts(scores, [{int(p)} | s for p, s in zip(positives, semi_sets)])
+    code = tie_counts(scores, [{int(p)} for p in positives], semi_sets)
+    for definition, counts in (("paper", paper), ("code", code)):
+        assert 0 < random_recall(counts, 1) < 100
+        got = metrics.recall(query, reference, positives, semi_positives=semi, hit_rate=definition,
+                             chunk_size=chunk_size)
+        assert got["hit_rate"] == pytest.approx(random_recall(counts, 1)), definition
+        got = metrics.recall(query, reference, positives, semi_positives=semi, hit_rate=definition,
+                             ties="optimistic", chunk_size=chunk_size)
+        assert got["hit_rate"] == pytest.approx(100 * np.mean(counts[0] < 1)), definition
 
 
 def test_also_correct_by_hand() -> None:
@@ -306,22 +380,92 @@ def test_also_correct_by_hand() -> None:
     assert result["R@1"] == pytest.approx(100 * 1 / 4)
     assert result["R@2"] == pytest.approx(100 * 3 / 4)
     assert result["R@4"] == pytest.approx(100 * 3 / 4)
+    # the same correct sets given as several positives per query
+    several = metrics.recall(query, reference, [[2, 1], [2, 0], [3, 2, 1], [4]], ks=(1, 2, 4))
+    assert several == result
 
 
-def test_also_correct_matches_brute_force_on_ternary() -> None:
-    query, reference, positives, also, dots = ternary_case(7, 80, 40, 4)
-    correct = np.zeros_like(dots, dtype=bool)
-    correct[np.arange(80), positives] = True
-    for column in also.T:
-        correct[np.arange(80)[column >= 0], column[column >= 0]] = True
-    best = np.where(correct, dots, np.iinfo(int).min).max(axis=1)
-    rank = ((dots > best[:, None]) & ~correct).sum(axis=1)
-    plain = (dots > dots[np.arange(80), positives][:, None]).sum(axis=1)
-    assert (rank < plain).any()
-    for chunk_size in (1, 13, None):
-        result = metrics.recall(query, reference, positives, ks=(1, 3), also_correct=also, chunk_size=chunk_size)
-        assert result["R@1"] == pytest.approx(100 * np.mean(rank < 1))
-        assert result["R@3"] == pytest.approx(100 * np.mean(rank < 3))
+@pytest.mark.parametrize("chunk_size", [1, 13, None])
+def test_several_correct_references_match_brute_force_on_ternary(chunk_size: int | None) -> None:
+    query, reference, positives, also, scores = ternary_case(7, 80, 40, 4)
+    correct = [{int(p)} | s for p, s in zip(positives, sets_of(also))]
+    counts = tie_counts(scores, correct)
+    assert (counts[2] > 1).any() and (counts[1] > 0).any()  # correct and wrong references tie at the best score
+    plain = integer_ranks(query, reference, positives)
+    assert (counts[0] < plain).any()
+    for ties in ("random", "optimistic"):
+        result = metrics.recall(query, reference, positives, ks=(1, 3), also_correct=also, chunk_size=chunk_size,
+                                ties=ties)
+        for k in (1, 3):
+            want = random_recall(counts, k) if ties == "random" else 100 * np.mean(counts[0] < k)
+            assert result[f"R@{k}"] == pytest.approx(want), (ties, k)
+        as_lists = metrics.recall(query, reference, [sorted(c) for c in correct], ks=(1, 3), chunk_size=chunk_size,
+                                  ties=ties)
+        assert as_lists == result
+
+
+# ------------------------------------------------------------------------- AP
+
+
+def expected_ap(scores_row, correct: set[int], ties: str) -> Fraction:
+    """AP of one query by enumerating every placement of the correct references inside each tie group."""
+    values = sorted({scores_row[m] for m in range(len(scores_row))}, reverse=True)
+    total, position, found = Fraction(0), 0, 0  # references before the group, correct ones before it
+    for value in values:
+        members = [m for m in range(len(scores_row)) if scores_row[m] == value]
+        size, inside = len(members), sum(m in correct for m in members)
+        if inside:
+            placements = [range(inside)] if ties == "optimistic" else list(itertools.combinations(range(size), inside))
+            group = Fraction(0)
+            for places in placements:
+                group += sum(Fraction(found + i + 1, position + place + 1) for i, place in enumerate(places))
+            total += group / len(placements)
+        position, found = position + size, found + inside
+    return total / len(correct)
+
+
+def test_average_precision_by_hand() -> None:
+    reference = np.eye(6)
+    query = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.9, 0.8, 0.8, 0.6, 0.5, 0.4]])
+    # query 0: correct 1 and 3 at positions 2 and 4: AP = (1/2 + 2/4) / 2; query 1: correct 1 ties with wrong 2
+    # for positions 2 and 3, correct 5 is at 6: random: ((1/2 + 1/3) / 2 + 2/6) / 2, optimistic: (1/2 + 2/6) / 2
+    positives = [[1, 3], [1, 5]]
+    ap0 = (1 / 2 + 2 / 4) / 2
+    assert metrics.average_precision(query, reference, positives, ties="optimistic") == pytest.approx(
+        100 * (ap0 + (1 / 2 + 2 / 6) / 2) / 2)
+    assert metrics.average_precision(query, reference, positives) == pytest.approx(
+        100 * (ap0 + ((1 / 2 + 1 / 3) / 2 + 2 / 6) / 2) / 2)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 9, None])
+def test_average_precision_matches_enumeration_with_ties(chunk_size: int | None) -> None:
+    query, reference, positives, also, scores = ternary_case(11, 24, 14, 5)
+    correct = [{int(p)} | s for p, s in zip(positives, sets_of(also))]
+    for ties in ("random", "optimistic"):
+        want = 100 * float(sum(expected_ap(row, c, ties) for row, c in zip(scores, correct)) / len(correct))
+        got = metrics.average_precision(query, reference, positives, also_correct=also, ties=ties,
+                                        chunk_size=chunk_size)
+        assert got == pytest.approx(want, rel=1e-12), ties
+
+
+def test_average_precision_matches_scikit_learn_without_ties() -> None:
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(12)
+    query, reference = rng.standard_normal((30, 16)), rng.standard_normal((200, 16))
+    correct = [rng.choice(200, size=rng.integers(1, 30), replace=False) for _ in range(30)]
+    q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    r = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    want = []
+    for row, refs in zip(q @ r.T, correct):
+        labels = np.zeros(200, dtype=bool)
+        labels[refs] = True
+        want.append(average_precision_score(labels, row))
+    for ties in ("random", "optimistic"):
+        got = metrics.average_precision(query, reference, [list(c) for c in correct], ties=ties)
+        assert got == pytest.approx(100 * np.mean(want), rel=1e-9)
+    single = metrics.average_precision(query, reference, [c[0] for c in correct])
+    assert single == pytest.approx(100 * np.mean(1 / (1 + metrics.ranks(query, reference, [c[0] for c in correct]))))
 
 
 # --------------------------------------------------------------------- inputs
@@ -411,6 +555,11 @@ R = np.ones((5, 4))
         ({"semi_positives": [[1], [2], [5]]}, r"semi_positives\[2\]\[0\] = 5 is out of range"),
         ({"semi_positives": np.array([[1], [-2], [0]])}, r"semi_positives\[1\]\[0\] = -2"),
         ({"semi_positives": [[1.5], [], []]}, "integer"),
+        ({"positives": [[0, 1], [], [2]]}, r"positives\[1\] lists no reference"),
+        ({"positives": [[0, 1], [7], [2]]}, r"positives\[1\]\[0\] = 7 is out of range"),
+        ({"ties": "pessimistic"}, "ties must be one of random, optimistic"),
+        ({"one_percent": "round"}, r"one_percent must be one of floor\+1, floor"),
+        ({"hit_rate": "both"}, "hit_rate must be one of paper, code"),
     ],
 )
 def test_invalid_inputs_raise_value_error(kwargs: dict, message: str) -> None:

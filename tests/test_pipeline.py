@@ -31,7 +31,11 @@ def test_run_writes_a_complete_record(toy, tmp_path):
     run_dir = run(RunSpec(**FAST), tmp_path, quiet=True)
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "finished"
-    assert list(record["metrics"]) == ["R@1", "R@5", "R@10", "R@1%"]
+    assert list(record["metrics"]) == ["R@1", "R@5", "R@10", "R@1%", "AP", "error_median_m", "error_mean_m",
+                                       *(f"acc@{x}m" for x in (1, 5, 10, 25, 50, 100))]
+    assert record["conventions"] == {"ties": "random", "one_percent": "floor+1", "hit_rate": "paper", "fov": 360.0,
+                                     "orientation": "known"}
+    assert record["evaluated_on"] == {"dataset": "toy", "split": "toy"}
     assert record["num_queries"] == 48 and record["num_references"] == 48
     assert set(record["uniformity"]) == {"before", "after"}
     assert set(record["uniformity"]["after"]) == {"ground", "satellite", "all"}

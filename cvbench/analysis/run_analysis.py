@@ -149,6 +149,9 @@ def load_validation(run_dir: Path, options: AnalysisOptions, progress: Progress 
     spec = RunFolder(run_dir).checkpoint_spec()
     dataset, split = open_dataset(spec)
     data = load_data(spec, dataset, split, progress)
+    if data.val.query_view != "ground":
+        raise CvbenchError(f"{run_dir}: its {split} protocol queries with {data.val.query_view} images; the figures "
+                           "(panoramas, localisation heatmaps) are drawn for ground queries")
     queries = data.val_queries
     if len(queries) > options.sample:
         queries = np.sort(np.random.default_rng(options.seed).choice(queries, options.sample, replace=False))

@@ -39,8 +39,21 @@ def _counts_table(title: str, report: CheckReport) -> Table:
     for column in ("split", "subset", "queries", "references", "semi-positives", "cities"):
         table.add_column(column)
     for count in report.counts:
-        table.add_row(count.split, count.subset, str(count.queries), str(count.references),
+        queries = str(count.queries) if count.query_view == "ground" else f"{count.queries} ({count.query_view})"
+        table.add_row(count.split, count.subset, queries, str(count.references),
                       "yes" if count.semi_positives else "no", ", ".join(count.cities))
+    return table
+
+
+def _inventory_table(report: CheckReport) -> Table | None:
+    """What each folder of the dataset holds, where the dataset says (``inventory()``)."""
+    if not report.inventory:
+        return None
+    table = Table(title="folders")
+    table.add_column("folder")
+    table.add_column("holds")
+    for folder, holds in report.inventory.items():
+        table.add_row(folder, holds)
     return table
 
 
@@ -73,6 +86,8 @@ def check(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, da
     with make_progress(quiet) as progress:
         report = check_dataset(source, split or None, images, progress)
     console = Console()
+    if _inventory_table(report) is not None:
+        console.print(_inventory_table(report))
     console.print(_counts_table(_title(dataset, data_root), report))
     for title, problems, style in (("errors", report.errors, "bold red"), ("warnings", report.warnings, "yellow")):
         if problems:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .. import atomic
 from ..errors import CvbenchError
-from ..runs.leaderboard import FORMATS, load_records, render, split_finished, to_frame
+from ..runs.leaderboard import FORMATS, lift_protocol, load_records, render, split_finished, to_frame
 
 
 def register(app: typer.Typer) -> None:
@@ -39,16 +39,25 @@ def register(app: typer.Typer) -> None:
 
 
 TERMINAL_HIDDEN = ("run", "queries")  # in the exports; too wide for a terminal table
+SHARED = ("pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss", "dataset", "seed")
+
+
+def _lift_shared(finished):
+    """(the table without the settings every run shares, a line naming them): a terminal table stays narrow."""
+    same = [c for c in SHARED if c in finished and len(finished) > 0 and finished[c].nunique(dropna=False) == 1]
+    line = ", ".join(f"{column} {finished[column].iloc[0]}" for column in same)
+    return finished.drop(columns=same), (f"All runs: {line}." if line else "")
 
 
 def _print_table(frame) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=220)  # pipes and logs get full rows
     finished, others = split_finished(frame)
-    finished = finished.drop(columns=[c for c in TERMINAL_HIDDEN if c in finished.columns])
+    finished, conventions = lift_protocol(finished.drop(columns=[c for c in TERMINAL_HIDDEN if c in finished.columns]))
+    finished, shared = _lift_shared(finished)
     if finished.empty:
         console.print("no finished runs")
     else:
-        table = Table(title="cvbench leaderboard")
+        table = Table(title="cvbench leaderboard", caption="\n".join(filter(None, (shared, conventions))) or None)
         for column in finished.columns:
             table.add_column(str(column), justify="right" if finished[column].dtype.kind in "fi" else "left")
         for _, row in finished.iterrows():

@@ -13,8 +13,8 @@ from .conform import conform, factory_declares
 from .dataset import Dataset
 from .head import Head
 from .loss import Loss
-from .metric import Metric, Retrieval
+from .metric import Conventions, Metric, Retrieval
 from .pretrainer import Pretrainer
 
-__all__ = ["Augmentation", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "conform",
+__all__ = ["Augmentation", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "conform",
            "factory_declares"]

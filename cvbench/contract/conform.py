@@ -16,18 +16,19 @@ from typing import Any, Callable
 from torch import nn
 
 from .augmentation import Augmentation
-from .dataset import Dataset
+from .dataset import GROUND_VIEWS, Dataset
 from .loss import Loss
 from .metric import SECTIONS, Metric
 from .pretrainer import Pretrainer
 
 BASES: dict[str, type] = {"pretrainer": Pretrainer, "loss": Loss, "dataset": Dataset,
                           "augmentation": Augmentation, "metric": Metric}
-# kind -> optional capability -> "flag" (a bool), "method" (callable) or "section" (one of SECTIONS)
+# kind -> optional capability -> "flag" (a bool), "method" (callable), "section" (one of SECTIONS) or
+# "ground_view" (one of GROUND_VIEWS)
 OPTIONAL: dict[str, dict[str, str]] = {
     "pretrainer": {"shuffles_batchnorm": "flag", "after_step": "method"},
     "loss": {"needs_images": "flag", "attach": "method", "after_step": "method"},
-    "dataset": {"image_sizes": "method"},
+    "dataset": {"image_sizes": "method", "inventory": "method", "ground_view": "ground_view"},
     "metric": {"section": "section"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -69,6 +70,8 @@ def conform(kind: str, built: Any) -> str | None:
             return f"{name} to be a method, not {type(value).__name__}"
         if shape == "section" and value not in SECTIONS:
             return f"section to be one of {', '.join(SECTIONS)}, not {value!r}"
+        if shape == "ground_view" and value not in GROUND_VIEWS:
+            return f"ground_view to be one of {', '.join(GROUND_VIEWS)}, not {value!r}"
     return None
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, ClassVar
+
 from ..data import SUBSETS, CrossViewPairs
 from ..errors import SpecError
+
+GROUND_VIEWS = ("panorama", "image")
 
 
 class Dataset:
@@ -12,7 +16,13 @@ class Dataset:
     A subclass implements :meth:`splits` and :meth:`read`; the template
     :meth:`load` checks the split and the subset once, here, reads each
     ``(split, subset)`` once, and keeps it. :meth:`image_sizes` is optional.
+    ``ground_view`` says what the ground images are: ``"panorama"`` (the
+    default: equirectangular, column 0 facing north, so ``--fov`` and
+    ``--orientation`` apply) or ``"image"`` (an ordinary photo, such as
+    University-1652's drone views).
     """
+
+    ground_view: ClassVar[str] = "panorama"
 
     def splits(self) -> list[str]:
         """The protocols this dataset offers (VIGOR: ``same_area``, ``cross_area``); the first is the default."""
@@ -31,6 +41,13 @@ class Dataset:
         """
         return None
 
+    def inventory(self) -> dict[str, str] | None:
+        """What the folder holds, by part (``{"train/drone": "701 buildings, 37854 images"}``), for ``data check``.
+
+        Default None: the check shows the counts of each protocol's subsets only.
+        """
+        return None
+
     def load(self, split: str, subset: str) -> CrossViewPairs:
         """The ``train`` or ``val`` subset of protocol ``split``, read on first use and then kept."""
         offered = list(self.splits())
@@ -46,3 +63,9 @@ class Dataset:
     def describe(self) -> str:
         """How errors name this dataset: by default "the <class name, lower case> dataset"."""
         return f"the {type(self).__name__.lower()} dataset"
+
+
+def ground_view_of(factory: Callable[..., Any]) -> str:
+    """A dataset factory's ``ground_view``, read without building it ("panorama" where it declares none)."""
+    view = getattr(factory, "ground_view", "panorama")
+    return view if isinstance(view, str) else "panorama"

@@ -16,7 +16,8 @@ A dataset plugin returns :class:`CrossViewPairs` of image lists
 """
 
 from .images import ArrayImages, ConcatImages, FileImages, ImageList, IndexedImages, read_image, take_images
-from .pairs import SUBSETS, CrossViewDataset, CrossViewPairs, load_subset
+from .pairs import QUERY_VIEWS, SUBSETS, CrossViewDataset, CrossViewPairs, load_subset
 
-__all__ = ["SUBSETS", "ArrayImages", "ConcatImages", "CrossViewDataset", "CrossViewPairs", "FileImages", "ImageList",
+__all__ = ["QUERY_VIEWS", "SUBSETS", "ArrayImages", "ConcatImages", "CrossViewDataset", "CrossViewPairs", "FileImages",
+           "ImageList",
            "IndexedImages", "load_subset", "read_image", "take_images"]

@@ -15,8 +15,8 @@ from typing import Sequence
 from rich.progress import Progress
 
 from ..errors import CvbenchError, SpecError
-from .pairs import SUBSETS, CrossViewDataset, load_subset
 from .imagecheck import check_files, image_paths
+from .pairs import SUBSETS, CrossViewDataset, load_subset
 from .problems import Problem, collect_problems
 
 
@@ -30,6 +30,7 @@ class SubsetCount:
     references: int
     semi_positives: bool
     cities: tuple[str, ...]
+    query_view: str = "ground"
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CheckReport:
 
     counts: list[SubsetCount] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    inventory: dict[str, str] = field(default_factory=dict)
     images_checked: int = 0
 
     @property
@@ -53,6 +55,9 @@ def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None
                   progress: Progress | None = None) -> CheckReport:
     """Load ``splits`` (all by default) collecting every problem, then decode every image once."""
     report = CheckReport()
+    with collect_problems() as found:
+        report.inventory = dict(dataset.inventory() or {}) if callable(getattr(dataset, "inventory", None)) else {}
+    report.problems += found
     files: list[Path] = []
     offered = list(dataset.splits())
     unknown = [split for split in splits or () if split not in offered]
@@ -69,9 +74,10 @@ def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None
             report.problems += found
             if pairs is None:
                 continue
-            cities = tuple(sorted(map(str, pairs.ground_meta["city"].unique()))) if "city" in pairs.ground_meta else ()
+            meta = pairs.query_meta
+            cities = tuple(sorted(map(str, meta["city"].unique()))) if "city" in meta else ()
             report.counts.append(SubsetCount(split, subset, pairs.num_queries, pairs.num_references,
-                                             pairs.semi_positives is not None, cities))
+                                             pairs.semi_positives is not None, cities, pairs.query_view))
             for view in (pairs.ground, pairs.aerial):
                 files += image_paths(view) or []
     if images:

@@ -63,7 +63,7 @@ def drop_unreadable(pairs: CrossViewPairs, what: str, known: dict[Path, Problem 
                     progress: Progress | None = None) -> CrossViewPairs:
     """``pairs`` without the images that cannot be read, and without the queries that need them.
 
-    A query goes when its panorama or its positive tile is unreadable; an
+    A query goes when its own image or its positive is unreadable; an
     unreadable semi-positive only leaves its row. Everything left out is
     reported with :func:`report_skipped` (one warning in a run).
     """
@@ -80,7 +80,7 @@ def drop_unreadable(pairs: CrossViewPairs, what: str, known: dict[Path, Problem 
         problems += [known[paths[i]] for i in bad[view]]
     if not problems:
         return pairs
-    keep_queries = sorted(set(range(pairs.num_queries)) - set(bad["ground"]))
-    keep_refs = sorted(set(range(pairs.num_references)) - set(bad["aerial"]))
+    keep_queries = sorted(set(range(pairs.num_queries)) - set(bad[pairs.query_view]))
+    keep_refs = sorted(set(range(pairs.num_references)) - set(bad[pairs.gallery_view]))
     report_skipped(f"unreadable images of {what} (with the pairs that need them)", problems)
     return pairs.select(keep_queries, keep_refs)

@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .images import ImageList, read_image
 from .augment import to_float
+from .field_of_view import FieldOfView
+from .images import ImageList, read_image
 from .polar import polar_transform
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,17 +38,37 @@ def load_image(images: ImageList, index: int, size: tuple[int, int]) -> torch.Te
 
 
 class Reader:
-    """Reads one view's images at the branch's input size, optionally polar-transformed (aerial)."""
+    """Reads one view's images at the branch's size, optionally polar-transformed (aerial).
 
-    def __init__(self, size: tuple[int, int], polar: bool = False) -> None:
+    ``view`` (ground panoramas) is the run's :class:`FieldOfView`: a reader
+    returns the whole image at ``size``, and the stages cut the view the
+    network sees with :meth:`evaluation_view` or :meth:`training_view`, after
+    any pair augmentation has turned the panorama and tile together.
+    """
+
+    def __init__(self, size: tuple[int, int], polar: bool = False, view: FieldOfView | None = None) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.polar = polar
+        self.view = view if view is not None and not view.is_identity else None
 
     def __call__(self, images: ImageList, index: int) -> torch.Tensor:
         if not self.polar:
             return load_image(images, index, self.size)
         tile = images[int(index)]
         return polar_transform(torch.from_numpy(np.array(tile, dtype=np.uint8, order="C")).permute(2, 0, 1), self.size)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The ``(H, W)`` the network receives: ``size``, or the field of view's width of it."""
+        return self.size if self.view is None else (self.size[0], self.view.width(self.size[1]))
+
+    def evaluation_view(self, image: torch.Tensor, index: int) -> torch.Tensor:
+        """What evaluation shows of image ``index``: the same view at every evaluation."""
+        return image if self.view is None else self.view.for_evaluation(image, index)
+
+    def training_view(self, image: torch.Tensor) -> torch.Tensor:
+        """What one training load shows of an image (a new heading each time under random orientation)."""
+        return image if self.view is None else self.view.for_training(image)
 
 
 _MEAN_STD: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -80,7 +101,8 @@ class Views(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> torch.Tensor:
-        return self.convert(self.reader(self.images, self.indices[item]))
+        index = int(self.indices[item])
+        return self.convert(self.reader.evaluation_view(self.reader(self.images, index), index))
 
 
 class TwoViews(Dataset):
@@ -98,7 +120,7 @@ class TwoViews(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
-        image = self.reader(self.images, self.indices[item])
+        image = self.reader.training_view(self.reader(self.images, self.indices[item]))
         if self.labels is None:
             return self.first(image), self.second(image)
         return self.first(image), self.second(image), int(self.labels[self.indices[item]])
@@ -123,7 +145,8 @@ class Pairs(Dataset):
         query = int(self.indices[item])
         pano = self.readers["ground"](self.ground, query)
         tile = self.readers["aerial"](self.aerial, int(self.positives[query]))
-        return self.transform(pano, tile)
+        pano, tile = self.transform(pano, tile)
+        return self.readers["ground"].training_view(pano), self.readers["aerial"].training_view(tile)
 
 
 class ViewSizes(Protocol):
@@ -133,7 +156,10 @@ class ViewSizes(Protocol):
     aerial_size: Sequence[int]
     polar: bool
 
+    def field_of_view(self) -> FieldOfView: ...
+
 
 def readers(spec: ViewSizes) -> dict[str, Reader]:
-    """The two branches' readers for a run: its image sizes, and the polar transform if asked."""
-    return {"ground": Reader(spec.ground_size), "aerial": Reader(spec.aerial_size, polar=spec.polar)}
+    """The two branches' readers for a run: its image sizes, the ground view, the polar transform if asked."""
+    return {"ground": Reader(spec.ground_size, view=spec.field_of_view()),
+            "aerial": Reader(spec.aerial_size, polar=spec.polar)}

@@ -21,19 +21,26 @@ from .images import ImageList, take_images
 SUBSETS = ("train", "val")
 
 
+QUERY_VIEWS = ("ground", "aerial")
+
+
 @dataclass
 class CrossViewPairs:
-    """One subset of a protocol: N ground queries against M aerial references.
+    """One subset of a protocol: N queries of one view against a gallery of M images of the other.
 
-    ``positives[i]`` is the index in ``aerial`` of query i's true match.
-    ``semi_positives`` (N, K), padded with -1, lists other references that also
-    cover query i (VIGOR); ``None`` where a dataset has none.
-    ``also_correct`` (N, K), padded with -1, lists references other than the
-    positive whose retrieval also counts as correct in R@k (CVACT_test: tiles
-    within 25 m of the query); ``None`` for one-to-one protocols.
-    ``ground_meta`` (N rows) and ``aerial_meta`` (M rows) hold per-item metadata;
-    columns ``city``, ``x`` and ``y`` (metres in a local frame, or ``lat``/``lon``)
-    are used by the analysis where present.
+    By default (``query_view="ground"``) the ``ground`` images are the queries
+    and the ``aerial`` images the gallery; ``query_view="aerial"`` turns the
+    protocol round (University-1652's satellite-to-drone: each satellite
+    image is a query, the drone images the gallery). ``positives[i]`` is the
+    gallery index of query i's true match. ``semi_positives`` (N, K), padded
+    with -1, lists other gallery images that also cover query i (VIGOR);
+    ``None`` where a dataset has none. ``also_correct`` (N, K), padded with
+    -1, lists gallery images other than the positive whose retrieval also
+    counts as correct (CVACT_test: tiles within 25 m of the query;
+    University-1652: every drone image of the building); ``None`` for
+    one-to-one protocols. ``ground_meta`` and ``aerial_meta`` hold one row of
+    metadata per image of their view; columns ``city``, ``x`` and ``y``
+    (metres in a local frame, or ``lat``/``lon``) are used where present.
     """
 
     ground: ImageList
@@ -43,14 +50,18 @@ class CrossViewPairs:
     ground_meta: pd.DataFrame = field(default_factory=pd.DataFrame)
     aerial_meta: pd.DataFrame = field(default_factory=pd.DataFrame)
     also_correct: np.ndarray | None = None
+    query_view: str = "ground"
 
     def __post_init__(self) -> None:
+        if self.query_view not in QUERY_VIEWS:
+            raise ValueError(f"query_view must be one of {', '.join(QUERY_VIEWS)}, got {self.query_view!r}")
         self.positives = np.asarray(self.positives, dtype=np.int64)
-        n, m = len(self.ground), len(self.aerial)
+        n, m = self.num_queries, self.num_references
+        queries, gallery = self.query_view, self.gallery_view
         if self.positives.shape != (n,):
-            raise ValueError(f"positives must have shape ({n},) for {n} ground images, got {self.positives.shape}")
+            raise ValueError(f"positives must have shape ({n},) for {n} {queries} queries, got {self.positives.shape}")
         if n and (self.positives.min() < 0 or self.positives.max() >= m):
-            raise ValueError(f"positives must index the {m} aerial images, got values in "
+            raise ValueError(f"positives must index the {m} {gallery} images, got values in "
                              f"[{self.positives.min()}, {self.positives.max()}]")
         for name in ("semi_positives", "also_correct"):
             value = getattr(self, name)
@@ -60,22 +71,44 @@ class CrossViewPairs:
             if value.ndim != 2 or len(value) != n:
                 raise ValueError(f"{name} must have shape ({n}, K), got {value.shape}")
             if value.size and (value.max() >= m or value.min() < -1):
-                raise ValueError(f"{name} must index the {m} aerial images or be -1 (padding)")
+                raise ValueError(f"{name} must index the {m} {gallery} images or be -1 (padding)")
             setattr(self, name, value)
-        for name, meta, size in (("ground_meta", self.ground_meta, n), ("aerial_meta", self.aerial_meta, m)):
+        for name, meta, size in (("ground_meta", self.ground_meta, len(self.ground)),
+                                 ("aerial_meta", self.aerial_meta, len(self.aerial))):
             if len(meta.columns) and len(meta) != size:
                 raise ValueError(f"{name} has {len(meta)} rows, expected {size}")
 
     @property
+    def gallery_view(self) -> str:
+        """The view of the gallery: the one the queries are not."""
+        return "aerial" if self.query_view == "ground" else "ground"
+
+    @property
+    def queries(self) -> ImageList:
+        return self.ground if self.query_view == "ground" else self.aerial
+
+    @property
+    def gallery(self) -> ImageList:
+        return self.aerial if self.query_view == "ground" else self.ground
+
+    @property
+    def query_meta(self) -> pd.DataFrame:
+        return self.ground_meta if self.query_view == "ground" else self.aerial_meta
+
+    @property
+    def gallery_meta(self) -> pd.DataFrame:
+        return self.aerial_meta if self.query_view == "ground" else self.ground_meta
+
+    @property
     def num_queries(self) -> int:
-        return len(self.ground)
+        return len(self.queries)
 
     @property
     def num_references(self) -> int:
-        return len(self.aerial)
+        return len(self.gallery)
 
     def select(self, queries: Sequence[int] | None = None, references: Sequence[int] | None = None) -> "CrossViewPairs":
-        """These pairs restricted to some queries and references (sorted indices), re-indexed.
+        """These pairs restricted to some queries and gallery images (sorted indices), re-indexed.
 
         A query whose positive is not kept is dropped; semi-positives and
         ``also_correct`` entries that are not kept are removed from their rows.
@@ -98,14 +131,16 @@ class CrossViewPairs:
         def rows(meta: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
             return meta.iloc[ids].reset_index(drop=True) if len(meta.columns) else meta
 
+        ground_ids, aerial_ids = (query_ids, ref_ids) if self.query_view == "ground" else (ref_ids, query_ids)
         return CrossViewPairs(
-            ground=take_images(self.ground, query_ids),
-            aerial=take_images(self.aerial, ref_ids),
+            ground=take_images(self.ground, ground_ids),
+            aerial=take_images(self.aerial, aerial_ids),
             positives=new_index[self.positives[query_ids]],
             semi_positives=remap(self.semi_positives),
-            ground_meta=rows(self.ground_meta, query_ids),
-            aerial_meta=rows(self.aerial_meta, ref_ids),
+            ground_meta=rows(self.ground_meta, ground_ids),
+            aerial_meta=rows(self.aerial_meta, aerial_ids),
             also_correct=remap(self.also_correct),
+            query_view=self.query_view,
         )
 
 

@@ -13,24 +13,28 @@ from .pairs import CrossViewPairs
 
 
 def preview_sheet(pairs: CrossViewPairs, queries: Sequence[int], out: str | Path, title: str = "") -> Path:
-    """One row per query: its panorama, then its positive tile, with the city and position."""
+    """One row per query: the query image, then its positive from the gallery, with the city where known."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = len(queries)
-    fig, axes = plt.subplots(rows, 2, figsize=(10, 1.6 * rows + 0.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [4, 1]})
+    query_shape = np.asarray(pairs.queries[int(queries[0])]).shape if rows else (1, 1)
+    wide = query_shape[1] / max(query_shape[0], 1)  # a panorama is about four times as wide as high
+    fig, axes = plt.subplots(rows, 2, figsize=(2.5 * (wide + 1), 1.6 * rows + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [wide, 1]})
+    describe = {"ground": "panorama (N at left edge, E at 1/4)" if wide > 2 else "ground image",
+                "aerial": "tile (north up)"}
     for row, query in enumerate(queries):
-        tile_index = int(pairs.positives[query])
-        axes[row, 0].imshow(pairs.ground[int(query)])
-        axes[row, 1].imshow(pairs.aerial[tile_index])
+        positive = int(pairs.positives[query])
+        axes[row, 0].imshow(pairs.queries[int(query)])
+        axes[row, 1].imshow(pairs.gallery[positive])
         label = f"query {query}"
-        if "city" in pairs.ground_meta:
-            label += f" · {pairs.ground_meta['city'].iloc[int(query)]}"
-        axes[row, 0].set_title(label + " · panorama (N at left edge, E at 1/4)", fontsize=8, loc="left")
-        axes[row, 1].set_title(f"tile {tile_index} (north up)", fontsize=8)
+        if "city" in pairs.query_meta:
+            label += f" · {pairs.query_meta['city'].iloc[int(query)]}"
+        axes[row, 0].set_title(f"{label} · {describe[pairs.query_view]}", fontsize=8, loc="left")
+        axes[row, 1].set_title(f"positive {positive}: {describe[pairs.gallery_view]}", fontsize=8)
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -48,6 +52,9 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
     """
     out = Path(out)
     rows = []
+    turned = [subset for subset, pairs in subsets.items() if pairs.query_view != "ground"]
+    if turned:
+        raise ValueError(f"export writes ground-to-aerial pairs; {', '.join(turned)} queries with aerial images")
     for subset, pairs in subsets.items():
         (out / subset / "ground").mkdir(parents=True, exist_ok=True)
         (out / subset / "aerial").mkdir(parents=True, exist_ok=True)

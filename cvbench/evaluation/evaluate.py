@@ -11,7 +11,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
-from ..contract import Retrieval
+from ..contract import Conventions, Retrieval
 from ..contract.metric import SECTIONS
 from ..contract.registry import create, get_registry
 from ..data import CrossViewPairs, ImageList
@@ -24,14 +24,15 @@ from ..nn.model import TwoBranchNet
 
 @dataclass
 class Evaluation:
-    """What one evaluation measured."""
+    """What one evaluation measured, and the embeddings it measured: the queries' and the gallery's."""
 
     metrics: dict[str, float]
     uniformity: dict[str, float]
     num_queries: int
     num_references: int
-    ground: np.ndarray
-    aerial: np.ndarray
+    query: np.ndarray
+    reference: np.ndarray
+    warnings: list[str]
 
 
 @torch.no_grad()
@@ -109,26 +110,31 @@ def _is_number(value: object) -> bool:
 
 def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Reader],
              device: torch.device, batch_size: int, selected: Metrics, query_indices: Sequence[int] | None = None,
-             progress: Progress | None = None, seed: int = 0, workers: int = 0) -> Evaluation | None:
-    """Embed every chosen query and the whole aerial gallery, then compute the ``selected`` metrics.
+             progress: Progress | None = None, seed: int = 0, workers: int = 0,
+             conventions: Conventions = Conventions()) -> Evaluation | None:
+    """Embed every chosen query and the whole gallery, each through its view's branch, then compute the metrics.
 
     Under ``torchrun`` the ranks share the embedding and rank 0 alone
     measures the gathered matrices (exactly, as on one process); the other
-    ranks get None. Each metric receives a :class:`cvbench.Retrieval`; with
+    ranks get None. Each metric receives a :class:`cvbench.Retrieval` (with the
+    run's ``conventions``, and the notes it may add to the record); with
     none selected only the embeddings come back (a caller that ranks them
     through an approximate index, :func:`cvbench.evaluation.retrieval.approximate_recall`).
     """
     queries = np.arange(pairs.num_queries) if query_indices is None else np.asarray(query_indices)
     distributed.broadcast_buffers(model)
-    ground = embed(model, "ground", pairs.ground, readers["ground"], device, batch_size, queries, progress, workers)
-    aerial = embed(model, "aerial", pairs.aerial, readers["aerial"], device, batch_size, None, progress, workers)
+    asked, gallery = pairs.query_view, pairs.gallery_view  # a protocol may query with aerial images
+    query = embed(model, asked, pairs.queries, readers[asked], device, batch_size, queries, progress, workers)
+    reference = embed(model, gallery, pairs.gallery, readers[gallery], device, batch_size, None, progress, workers)
     if not distributed.is_main():
         return None
     rows = (lambda meta: meta.iloc[queries].reset_index(drop=True) if len(meta.columns) else meta)
     retrieval = Retrieval(
-        query=ground, reference=aerial, positives=pairs.positives[queries],
+        query=query, reference=reference, positives=pairs.positives[queries],
         semi_positives=pairs.semi_positives[queries] if pairs.semi_positives is not None else None,
         also_correct=pairs.also_correct[queries] if pairs.also_correct is not None else None,
-        query_meta=rows(pairs.ground_meta), reference_meta=pairs.aerial_meta, seed=seed)
+        query_meta=rows(pairs.query_meta), reference_meta=pairs.gallery_meta, seed=seed, conventions=conventions,
+        query_view=asked)
     sections = measure(selected, retrieval)
-    return Evaluation(sections["metrics"], sections["uniformity"], len(queries), pairs.num_references, ground, aerial)
+    return Evaluation(sections["metrics"], sections["uniformity"], len(queries), pairs.num_references, query,
+                      reference, list(retrieval.notes))

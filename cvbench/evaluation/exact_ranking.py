@@ -31,7 +31,15 @@ import numpy as np
 import torch
 
 from . import exact_scores
-from .inputs import ArrayLike, as_index_table, as_index_vector, as_matrix, check_positive_int, normalize_rows_
+from .inputs import (
+    ArrayLike,
+    as_index_table,
+    as_matrix,
+    as_reference_sets,
+    check_positive_int,
+    matrix_shape,
+    normalize_rows_,
+)
 
 SCORE_BLOCK_ELEMENTS = 2**26
 """Default chunk x M size of one float32 score block (256 MiB)."""
@@ -157,72 +165,39 @@ class _ChunkScores:
         signs = exact_scores.exact_signs(self.queries, self.gallery.vectors, rows, cols, targets)
         return _Comparison(above, rows, cols, signs)
 
-    def exact_ranks(self, targets: torch.Tensor) -> torch.Tensor:
-        """Per row, the number of references scoring strictly above the target: the rank."""
+    def _weights(self, cols: torch.Tensor) -> torch.Tensor:
+        """How many references each gallery row in ``cols`` stands for."""
+        return torch.ones_like(cols) if self.gallery.counts is None else self.gallery.counts[cols]
+
+    def exact_counts(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, (references scoring strictly above the target, references scoring exactly the same).
+
+        Both count references, duplicates included; the second includes the
+        target's own gallery row, so it is at least 1.
+        """
         comparison = self.compare(targets)
-        higher = comparison.signs > 0
-        cols = comparison.cols[higher]
-        weights = torch.ones_like(cols) if self.gallery.counts is None else self.gallery.counts[cols]
-        return comparison.above.index_add(0, comparison.rows[higher], weights)
+        higher, equal = comparison.signs > 0, comparison.signs == 0
+        above = comparison.above.index_add(0, comparison.rows[higher], self._weights(comparison.cols[higher]))
+        same = self._weights(targets).clone()
+        same.index_add_(0, comparison.rows[equal], self._weights(comparison.cols[equal]))
+        return above, same
 
-    def ranks_for(self, targets: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
-        """Per row, a number r with (r < k) == (rank < k) for every k in ``ks``.
+    def bracket(self, targets: torch.Tensor, largest_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, (references certainly above the target, references not certainly below it less one).
 
-        Recall needs no more than that, and for most rows one sweep settles it:
-        the rank lies between the count certainly above the target and the
-        count not certainly below it, and only rows where some k falls in
-        between are ranked exactly.
+        The exact count above lies in between, and so does the count above
+        plus the count tied with the target (itself excluded). A row with
+        ``largest_k`` or more certainly above is decided for every k, so its
+        upper end is left equal to its lower one: one sweep of the block,
+        and a second only for the rows near the top.
         """
         lower = self.count_above(self.bounds(targets)[1])
-        open_rows = (lower < ks.max()).nonzero()[:, 0]
-        if open_rows.numel() == 0:
-            return lower
-        part, part_targets = self.subset(open_rows), targets[open_rows]
-        not_below = part.count_above(part.bounds(part_targets)[0])  # the target itself included
-        upper = not_below - (1 if self.gallery.counts is None else self.gallery.counts[part_targets])
-        part_lower = lower[open_rows]
-        unsettled = ((part_lower[:, None] < ks) & (ks <= upper[:, None])).any(dim=1).nonzero()[:, 0]
-        if unsettled.numel():
-            lower[open_rows[unsettled]] = part.subset(unsettled).exact_ranks(part_targets[unsettled])
-        return lower
-
-    def is_top1(self, refs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Whether reference ``refs[i]`` is row i's top-1 (highest score, ties to the lowest index), for ``rows``."""
-        targets = self.gallery.inverse[refs]
-        result = torch.zeros(self.scores.shape[0], dtype=torch.bool)
-        candidates = (rows & (self.gallery.first[targets] == refs)).nonzero()[:, 0]
-        if candidates.numel():
-            part = self.subset(candidates)
-            unbeaten = part.count_above(part.bounds(targets[candidates])[1]) == 0
-            candidates = candidates[unbeaten]
-        if candidates.numel():
-            comparison = self.subset(candidates).compare(targets[candidates])
-            cols, signs = comparison.cols, comparison.signs
-            wins = (signs > 0) | ((signs == 0) & (self.gallery.first[cols] < refs[candidates][comparison.rows]))
-            top1 = torch.ones(candidates.shape[0], dtype=torch.bool)
-            top1[comparison.rows[wins]] = False
-            result[candidates] = top1
-        return result
-
-
-def _best_correct(queries: torch.Tensor, gallery: exact_scores.Gallery, targets: torch.Tensor,
-                  also: torch.Tensor) -> torch.Tensor:
-    """Per query, the highest-scoring of its positive and its also-correct references (gallery rows).
-
-    A running maximum whose every comparison is exact (:func:`~cvbench.evaluation.exact_scores.exact_signs`),
-    so the rank of the result counts exactly the wrong references above all
-    correct ones.
-    """
-    best = targets.clone()
-    for refs in also.t():
-        rows = (refs >= 0).nonzero()[:, 0]
-        if rows.numel() == 0:
-            continue
-        candidates = gallery.inverse[refs[rows]]
-        signs = exact_scores.exact_signs(queries, gallery.vectors, rows, candidates, best)
-        better = rows[signs > 0]
-        best[better] = candidates[signs > 0]
-    return best
+        upper = lower.clone()
+        near = (lower < largest_k).nonzero()[:, 0]
+        if near.numel():
+            part = self.subset(near)
+            upper[near] = part.count_above(part.bounds(targets[near])[0]) - 1
+        return lower, upper
 
 
 @contextmanager
@@ -250,19 +225,109 @@ def default_chunk(columns: int) -> int:
     return max(1, SCORE_BLOCK_ELEMENTS // columns)
 
 
-def rank_queries(
+@dataclass(frozen=True)
+class RankCounts:
+    """Where each query's best correct reference stands among the gallery: the counts R@k and hit rates need.
+
+    For query i, ``above[i]`` wrong references score strictly higher than its
+    best correct one, ``tied[i]`` wrong references score exactly the same,
+    and ``tied_correct[i]`` correct references (the best one included, so at
+    least 1) share that score. Wrong means neither correct nor ignored.
+    ``size`` is M, the gallery's size. From :func:`rank_counts` with ``ks``,
+    a row whose R@k is already decided for every k asked for carries
+    ``(above, 0, 1)`` with ``above`` the count certainly above, which gives
+    the same R@k; ``exact`` says which rows hold the true counts. A row that
+    is not exact may hold ties, but none that changes its R@k for those k.
+    """
+
+    above: np.ndarray
+    tied: np.ndarray
+    tied_correct: np.ndarray
+    exact: np.ndarray
+    size: int
+
+
+def _best_correct(queries: torch.Tensor, gallery: exact_scores.Gallery, correct: torch.Tensor) -> torch.Tensor:
+    """Per query, the gallery row of its highest-scoring correct reference (``correct`` (c, K), -1 pads, col 0 set).
+
+    A running maximum whose every comparison is exact
+    (:func:`~cvbench.evaluation.exact_scores.exact_signs`).
+    """
+    best = gallery.inverse[correct[:, 0]]
+    for refs in correct[:, 1:].t():
+        rows = (refs >= 0).nonzero()[:, 0]
+        if rows.numel() == 0:
+            continue
+        candidates = gallery.inverse[refs[rows]]
+        signs = exact_scores.exact_signs(queries, gallery.vectors, rows, candidates, best)
+        better = signs > 0
+        best[rows[better]] = candidates[better]
+    return best
+
+
+def _signs_against(queries: torch.Tensor, gallery: exact_scores.Gallery, table: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor:
+    """Exact sign of (score of ``table[i, j]`` - score of row i's target) for each reference of a (c, K) table.
+
+    Padding (-1) gets sign -2, which no real comparison gives.
+    """
+    signs = torch.full(table.shape, -2, dtype=torch.int64)
+    rows, cols = (table >= 0).nonzero(as_tuple=True)
+    if rows.numel():
+        signs[rows, cols] = exact_scores.exact_signs(queries, gallery.vectors, rows,
+                                                     gallery.inverse[table[rows, cols]], targets)
+    return signs
+
+
+@dataclass(frozen=True)
+class Question:
+    """One ranking asked of a score block: each query's correct references, ignored ones, and the k that matter.
+
+    ``correct`` (N, K) and ``ignored`` (N, J) are -1 padded reference
+    tables; ``ks`` None asks for exact counts everywhere.
+    """
+
+    correct: torch.Tensor
+    ignored: torch.Tensor | None = None
+    ks: Sequence[int] | None = None
+
+
+def rank_counts(
     query: ArrayLike,
     reference: ArrayLike,
-    positives: ArrayLike,
-    semi_positives: ArrayLike | None,
-    chunk_size: int | None,
-    ks: Sequence[int] | None,
-    also_correct: ArrayLike | None = None,
-) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Ranks of all queries, their top-1 hits (with semi-positives only) and M.
+    correct: ArrayLike,
+    ignored: ArrayLike | None = None,
+    ks: Sequence[int] | None = None,
+    chunk_size: int | None = None,
+) -> RankCounts:
+    """Exact :class:`RankCounts` of every query, its correct references given as a (N, K) table.
 
-    With ``ks``, a rank is only exact as far as ``rank < k`` needs for those k
-    and the R@1% k (see :meth:`_ChunkScores.ranks_for`); without, every rank is exact.
+    ``correct`` lists each query's correct references (a vector (N,) for one
+    each, or a table (N, K) / list of lists, -1 pads, at least one per row).
+    ``ignored`` (N, J) lists references that count neither way (VIGOR's
+    semi-positives under the authors' hit rate). Without ``ks`` every count
+    is exact; with ``ks`` a row is counted exactly only where some k in ``ks``
+    is in doubt (see :class:`RankCounts`): most rows then cost one sweep of
+    the score block.
+    """
+    matrix_shape(query, "query")
+    count, size = _count(query), _count(reference)
+    table = as_reference_sets(correct, count, size, "positives")
+    skip = None if ignored is None else as_index_table(ignored, count, size, "ignored")
+    return rank_counts_many(query, reference, [Question(table, skip, ks)], chunk_size)[0]
+
+
+def _count(x: ArrayLike) -> int:
+    return int(x.shape[0]) if hasattr(x, "shape") else len(x)
+
+
+def rank_counts_many(query: ArrayLike, reference: ArrayLike, questions: Sequence[Question],
+                     chunk_size: int | None = None) -> list[RankCounts]:
+    """:func:`rank_counts` for several questions of the same embeddings, sharing each chunk's score product.
+
+    Recall and the hit rate ask two questions of one block (the hit rate's
+    correct set adds the semi-positives, or ignores them), so the product,
+    the dominant cost, is paid once.
     """
     queries = as_matrix(query, "query", torch.float32)
     gallery = exact_scores.build_gallery(reference)
@@ -273,36 +338,64 @@ def rank_queries(
         )
     normalize_rows_(queries, "query")
     count = queries.shape[0]
-    pos = as_index_vector(positives, "positives", count, gallery.size)
-    semi = None if semi_positives is None else as_index_table(semi_positives, count, gallery.size)
-    also = None if also_correct is None else as_index_table(also_correct, count, gallery.size, "also_correct")
+    asked = []
+    for question in questions:
+        ignored = question.ignored
+        if ignored is not None:  # a correct reference is never ignored
+            clash = (ignored[:, :, None] == question.correct[:, None, :]).any(dim=2)
+            ignored = ignored.masked_fill(clash, -1)
+        thresholds = None if question.ks is None else torch.tensor(
+            sorted({check_positive_int(k, "each k in ks") for k in question.ks}))
+        asked.append((question.correct, ignored, thresholds))
     distinct = gallery.vectors.shape[0]
     chunk = default_chunk(distinct) if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    thresholds = None
-    if ks is not None:
-        needed = set(ks) | {max(1, gallery.size // 100)} | ({1} if semi is not None else set())
-        thresholds = torch.tensor(sorted(needed))
-
-    rank = torch.empty(count, dtype=torch.int64)
-    hits = None if semi is None else torch.empty(count, dtype=torch.bool)
+    outputs = [(torch.empty(count, dtype=torch.int64), torch.zeros(count, dtype=torch.int64),
+                torch.ones(count, dtype=torch.int64), torch.ones(count, dtype=torch.bool)) for _ in asked]
     block = torch.empty((min(chunk, count), distinct), dtype=torch.float32)
     workspace = torch.empty(max(_TILE_ELEMENTS, min(chunk, count) * 1024), dtype=torch.float32)
     with torch.no_grad(), _ieee_float32_matmul():
         for start in range(0, count, chunk):
             stop = min(start + chunk, count)
-            scores = torch.mm(queries[start:stop], gallery.vectors.t(), out=block[: stop - start])
-            chunk_scores = _ChunkScores(scores, queries[start:stop], gallery, workspace)
-            targets = gallery.inverse[pos[start:stop]]
-            if also is not None:
-                targets = _best_correct(queries[start:stop], gallery, targets, also[start:stop])
-            if thresholds is None:
-                rank[start:stop] = chunk_scores.exact_ranks(targets)
-            else:
-                rank[start:stop] = chunk_scores.ranks_for(targets, thresholds)
-            if semi is None:
-                continue
-            hit = rank[start:stop] == 0  # a positive tied with the best score is a hit
-            for refs in semi[start:stop].t():
-                hit |= chunk_scores.is_top1(refs.clamp(min=0), (refs >= 0) & ~hit)
-            hits[start:stop] = hit
-    return rank.numpy(), None if hits is None else hits.numpy(), gallery.size
+            part = queries[start:stop]
+            scores = torch.mm(part, gallery.vectors.t(), out=block[: stop - start])
+            chunk_scores = _ChunkScores(scores, part, gallery, workspace)
+            for (correct, ignored, thresholds), output in zip(asked, outputs):
+                _count_chunk(chunk_scores, part, gallery, correct[start:stop],
+                             None if ignored is None else ignored[start:stop], thresholds, start, output)
+    return [RankCounts(above.numpy(), tied.numpy(), tied_correct.numpy(), exact.numpy(), gallery.size)
+            for above, tied, tied_correct, exact in outputs]
+
+
+def _count_chunk(chunk_scores: _ChunkScores, part: torch.Tensor, gallery: exact_scores.Gallery,
+                 right: torch.Tensor, ignore: torch.Tensor | None, thresholds: torch.Tensor | None, start: int,
+                 output: tuple[torch.Tensor, ...]) -> None:
+    """One question's counts for one chunk's rows, written into ``output`` (above, tied, tied_correct, exact)."""
+    above, tied, tied_correct, exact = output
+    stop = start + part.shape[0]
+    targets = _best_correct(part, gallery, right)
+    rows = torch.arange(stop - start)
+    if thresholds is not None:
+        lower, upper = chunk_scores.bracket(targets, int(thresholds.max()))
+        lower = lower - (0 if ignore is None else (ignore >= 0).sum(dim=1))  # an ignored one may be above
+        lower = lower.clamp_(min=0)
+        rows = ((lower[:, None] < thresholds) & (thresholds <= upper[:, None])).any(dim=1).nonzero()[:, 0]
+        above[start:stop] = lower
+        exact[start:stop] = False
+    if rows.numel() == 0:
+        return
+    part_targets = targets[rows]
+    higher, same = chunk_scores.subset(rows).exact_counts(part_targets)
+    part_queries = part[rows]
+    right_signs = _signs_against(part_queries, gallery, right[rows], part_targets) if right.shape[1] > 1 \
+        else torch.zeros((rows.numel(), 1), dtype=torch.int64)
+    correct_same = (right_signs == 0).sum(dim=1)
+    ignored_same = torch.zeros_like(correct_same)
+    if ignore is not None:
+        ignore_signs = _signs_against(part_queries, gallery, ignore[rows], part_targets)
+        higher -= (ignore_signs > 0).sum(dim=1)
+        ignored_same = (ignore_signs == 0).sum(dim=1)
+    index = rows + start
+    above[index] = higher
+    tied[index] = same - correct_same - ignored_same
+    tied_correct[index] = correct_same
+    exact[index] = True

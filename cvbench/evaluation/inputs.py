@@ -31,11 +31,7 @@ def as_matrix(x: ArrayLike, name: str, dtype: torch.dtype) -> torch.Tensor:
         source = np.asarray(x)
         if source.dtype.kind not in "fiu":
             raise ValueError(f"{name} must hold real numbers, got dtype {source.dtype}")
-    shape = tuple(source.shape)
-    if len(shape) != 2:
-        raise ValueError(f"{name} must be a 2-D (count, dim) matrix, got shape {shape}")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {shape}")
+    shape = matrix_shape(source, name)
     out = torch.empty(shape, dtype=dtype)
     if isinstance(source, torch.Tensor):
         out.copy_(source)
@@ -47,6 +43,16 @@ def as_matrix(x: ArrayLike, name: str, dtype: torch.dtype) -> torch.Tensor:
         row = int((~torch.isfinite(out).all(dim=1)).nonzero()[0, 0])
         raise ValueError(f"{name} row {row} has NaN or infinite values (as {dtype}); embeddings must be finite")
     return out
+
+
+def matrix_shape(x: ArrayLike, name: str) -> tuple[int, int]:
+    """(rows, dim) of a 2-D, non-empty ``x``, without converting it; ValueError naming ``name`` otherwise."""
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D (count, dim) matrix, got shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {shape}")
+    return int(shape[0]), int(shape[1])
 
 
 def normalize_rows_(x: torch.Tensor, name: str, row_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -126,3 +132,28 @@ def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def as_reference_sets(values: ArrayLike, length: int, bound: int, name: str = "positives") -> torch.Tensor:
+    """Each query's set of references as an int64 (length, K) table: -1 pads, no repeats, column 0 always set.
+
+    ``values`` is one reference index per query (a vector (length,)), or a
+    table (length, K) padded with -1, or a list of lists (several positives
+    per query, as University-1652's satellite-to-drone protocol has). A row
+    with no reference at all is refused, naming it.
+    """
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else None
+    if array is not None and array.ndim == 1 or (array is None and not isinstance(values, (list, tuple))
+                                                  and np.asarray(values).ndim == 1):
+        return as_index_vector(values, name, length, bound)[:, None]
+    if isinstance(values, (list, tuple)) and all(np.ndim(row) == 0 for row in values):
+        return as_index_vector(np.asarray(values), name, length, bound)[:, None]
+    table = as_index_table(values, length, bound, name).numpy().copy()
+    table.sort(axis=1)
+    table[:, 1:][table[:, 1:] == table[:, :-1]] = -1  # repeats of a reference within a row
+    table = -np.sort(-table, axis=1)  # the references first, padding last
+    empty = np.flatnonzero(table[:, 0] < 0) if table.shape[1] else np.arange(length)
+    if empty.size:
+        raise ValueError(f"{name}[{int(empty[0])}] lists no reference; every query needs at least one correct one")
+    width = int((table >= 0).sum(axis=1).max()) if length else 1
+    return torch.from_numpy(np.ascontiguousarray(table[:, :width]))

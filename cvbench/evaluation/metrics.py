@@ -1,19 +1,40 @@
-"""Retrieval metrics for cross-view geo-localization: exact R@k, ranks, hit rate, uniformity.
+"""Retrieval metrics for cross-view geo-localization: exact R@k, hit rate, AP, ranks, uniformity.
 
-Queries (ground images) and references (aerial images) are compared by cosine
-similarity: both are L2-normalised in float32 and scored by inner product.
+Queries and references are compared by cosine similarity: both are
+L2-normalised in float32 and scored by inner product. Every comparison of two
+scores is decided on the exact inner products of those unit vectors
+(:mod:`cvbench.evaluation.exact_ranking` says how), so the numbers do not
+depend on the chunk size, the input type or the BLAS.
 
-**Rank.** The rank of query i is the number of references whose score is
-*strictly* higher than the score of its true match ``positives[i]``. Ties go to
-the true match, as in the SAFA, VIGOR and Sample4Geo evaluation code, so a
-reference that duplicates the true match never pushes it down. R@k is the
-percentage of queries with rank < k (the true match is among the k best, thesis
-section 4.1); R@1% uses k = max(1, M // 100) for M references.
+**Correct references.** Query i's correct references are ``positives[i]``
+(one index, or several: University-1652's satellite-to-drone queries have
+about 54) and any ``also_correct[i]`` (CVACT_test's tiles within 25 m). Its
+best correct reference is the highest-scoring of them; the references that
+are not correct are the wrong ones.
 
-The ranks are exact: every comparison of two scores is decided on the real
-inner products, so the numbers do not depend on the chunk size, the input
-type or the BLAS (:mod:`cvbench.evaluation.exact_ranking` says how, and why it is
-needed).
+**Conventions** (:class:`Conventions`; every record names the ones used):
+
+- ``ties``: with s wrong references strictly above the best correct one and
+  t wrong ones tied with it (and p correct ones at that score), R@k counts
+  ``min(1, max(0, (k - s) / (t + 1)))`` for p = 1 under ``"random"`` (the
+  default): the expectation over a random order of the tied references, so
+  a collapsed model, all embeddings equal, scores chance k/M and never 100.
+  For p > 1 it is the chance that a random order puts one of the p correct
+  references among the first k - s. ``"optimistic"`` counts s < k: ties go
+  to the truth, as the SAFA, VIGOR and Sample4Geo evaluation scripts do.
+- ``one_percent``: R@1% counts rank < floor(M / 100) + 1 under
+  ``"floor+1"`` (the default: the CVM-Net and VIGOR evaluation code, the
+  lineage the thesis compares with) and rank < max(1, floor(M / 100)) under
+  ``"floor"`` (Sample4Geo, TransGeo).
+- ``hit_rate`` (VIGOR's semi-positives): ``"paper"`` (the default): the top-1
+  reference is the positive or one of its semi-positives (R@1 with the
+  semi-positives counted correct); ``"code"``: no reference outside the
+  positive and its semi-positives outranks the positive (the VIGOR
+  authors' script: R@1 with the semi-positives left out of the gallery).
+
+**AP** is the average precision over all of a query's correct references
+(percent, mean over queries), the metric University-1652 reports beside R@1;
+for one correct reference it is the reciprocal rank.
 
 **Uniformity** (thesis eq 3.5, Wang and Isola 2020) is the log of the mean
 Gaussian potential ``exp(-t ||z_i - z_j||^2)`` over ordered pairs i != j of
@@ -23,29 +44,103 @@ L2-normalised embeddings; see :func:`uniformity`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .exact_ranking import rank_queries
-from .inputs import ArrayLike, as_unit_rows, check_positive_int
+from ..contract.metric import ONE_PERCENT, TIES, Conventions
+from . import exact_scores
+from .exact_ranking import (
+    Question,
+    RankCounts,
+    _ChunkScores,
+    _ieee_float32_matmul,
+    default_chunk,
+    rank_counts,
+    rank_counts_many,
+)
+from .inputs import (
+    ArrayLike,
+    as_index_table,
+    as_matrix,
+    as_reference_sets,
+    as_unit_rows,
+    check_positive_int,
+    matrix_shape,
+    normalize_rows_,
+)
+from .localisation import Positions, haversine_m, localisation_report, positions, top_k_distances
 
-__all__ = ["as_unit_rows", "ranks", "recall", "uniformity", "uniformity_report"]
+__all__ = ["Conventions", "Positions", "RankCounts", "RecallReport", "as_unit_rows", "average_precision",
+           "haversine_m", "hit_rate_of", "localisation_report", "one_percent_k", "positions", "rank_counts", "ranks",
+           "recall", "recall_from_counts", "recall_report", "top_k_distances", "uniformity", "uniformity_report"]
+
+def one_percent_k(size: int, rule: str = "floor+1") -> int:
+    """The k of R@1% for a gallery of ``size`` references under ``rule`` ("floor+1" or "floor")."""
+    if rule not in ONE_PERCENT:
+        raise ValueError(f"one_percent must be one of {', '.join(ONE_PERCENT)}, got {rule!r}")
+    return size // 100 + 1 if rule == "floor+1" else max(1, size // 100)
+
+
+def _correct_sets(positives: ArrayLike, also_correct: ArrayLike | None, count: int, size: int) -> torch.Tensor:
+    """Positives and also-correct references as one (N, K) table of each query's correct references."""
+    table = as_reference_sets(positives, count, size, "positives")
+    if also_correct is None:
+        return table
+    also = as_index_table(also_correct, count, size, "also_correct")
+    return as_reference_sets(torch.cat([table, also], dim=1), count, size, "positives")
+
+
+def _sizes(query: ArrayLike, reference: ArrayLike) -> tuple[int, int]:
+    """(N, M), checking both are non-empty matrices before anything is built from their counts."""
+    return matrix_shape(query, "query")[0], matrix_shape(reference, "reference")[0]
+
+
+def found_at(counts: RankCounts, k: int, ties: str = "random") -> np.ndarray:
+    """Per query, the (expected) 0..1 credit R@k gives it under ``ties``."""
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    s, t, p = counts.above, counts.tied, counts.tied_correct
+    if ties == "optimistic":
+        return (s < k).astype(np.float64)
+    j = k - s
+    credit = (j > t).astype(np.float64)  # more places left than wrong ties: a correct one is surely among them
+    open_rows = (j >= 1) & (j <= t)
+    if open_rows.any():
+        jj, tt, pp = (torch.from_numpy(v[open_rows].astype(np.float64)) for v in (j, t, p))
+        # P(none of the p correct in the first j of t + p in random order) = C(t, j) / C(t + p, j)
+        log_miss = (torch.lgamma(tt + 1) - torch.lgamma(tt - jj + 1) - torch.lgamma(tt + pp + 1)
+                    + torch.lgamma(tt + pp - jj + 1))
+        credit[open_rows] = (1.0 - torch.exp(log_miss)).numpy()
+    return credit
+
+
+def recall_from_counts(counts: RankCounts, ks: Sequence[int] = (1, 5, 10), conventions: Conventions = Conventions()
+                       ) -> dict[str, float]:
+    """``{"R@1": .., "R@5": .., "R@10": .., "R@1%": ..}`` in percent from :func:`rank_counts`'s counts."""
+    result = {f"R@{k}": float(100.0 * found_at(counts, k, conventions.ties).mean()) for k in ks}
+    result["R@1%"] = float(100.0 * found_at(counts, one_percent_k(counts.size, conventions.one_percent),
+                                            conventions.ties).mean())
+    return result
 
 
 def ranks(
-    query: ArrayLike, reference: ArrayLike, positives: ArrayLike, chunk_size: int | None = None
+    query: ArrayLike, reference: ArrayLike, positives: ArrayLike, chunk_size: int | None = None,
+    also_correct: ArrayLike | None = None,
 ) -> np.ndarray:
-    """Rank of each query's true match: how many references score strictly higher (N,) int64.
+    """Rank of each query's best correct reference: how many wrong references score strictly higher (N,) int64.
 
     ``query`` (N, D) and ``reference`` (M, D) are embeddings (numpy or torch,
     any float dtype) compared by cosine similarity; ``positives[i]`` is the
-    index of query i's true match. Ties go to the true match. ``chunk_size``
-    queries are scored per block (default: a ~256 MiB float32 block); the
-    result does not depend on it.
+    index (or a list of indices) of query i's true match. A reference tied
+    with it does not count. ``chunk_size`` queries are scored per block
+    (default: a ~256 MiB float32 block); the result does not depend on it.
     """
-    return rank_queries(query, reference, positives, None, chunk_size, None)[0]
+    count, size = _sizes(query, reference)
+    return rank_counts(query, reference, _correct_sets(positives, also_correct, count, size),
+                       chunk_size=chunk_size).above
 
 
 def recall(
@@ -56,32 +151,143 @@ def recall(
     semi_positives: ArrayLike | None = None,
     chunk_size: int | None = None,
     also_correct: ArrayLike | None = None,
+    ties: str = "random",
+    one_percent: str = "floor+1",
+    hit_rate: str = "paper",
 ) -> dict[str, float]:
-    """Top-k recall in percent: ``{"R@1": .., "R@5": .., "R@10": .., "R@1%": ..}``.
+    """Top-k recall in percent: ``{"R@1": .., "R@5": .., "R@10": .., "R@1%": ..}``, keys in the order of ``ks``.
 
-    R@k is the percentage of queries whose true match has rank < k (see
-    :func:`ranks`); "R@1%" uses k = max(1, M // 100). Keys follow ``ks``.
-
-    With ``semi_positives`` (N, K) reference indices padded with -1, or a list
-    of lists (VIGOR), "hit_rate" is also returned: the percentage of queries
-    whose top-1 reference is the positive or one of its semi-positives. The
-    top-1 is the highest-scoring reference, ties broken by the lowest index,
-    except that a positive tied with the best score counts as a hit (rank 0,
-    as in R@1), so hit_rate >= R@1 always.
-
-    With ``also_correct`` (N, K) padded with -1, or a list of lists, a query
-    also counts as found at k when any of those references ranks < k
-    (CVACT_test counts every tile within 25 m of the query): its rank is the
-    number of references outside the correct set scoring above the best
-    correct one.
+    A query counts at k when one of its correct references (``positives``,
+    one index or a list per query, and ``also_correct``) is among the k best;
+    ``ties``, ``one_percent`` and ``hit_rate`` are the conventions of the
+    module docstring. With ``semi_positives`` (N, K) padded with -1, or a
+    list of lists (VIGOR), "hit_rate" is also returned, as ``hit_rate``
+    defines it.
     """
+    return recall_report(query, reference, positives, ks, semi_positives, also_correct,
+                         Conventions(ties, one_percent, hit_rate), chunk_size).values
+
+
+@dataclass(frozen=True)
+class RecallReport:
+    """:func:`recall`'s values, and the percentage of queries whose R@k depends on how ties are broken.
+
+    Those are the queries whose best correct reference ties with a wrong one
+    where a k it reports falls inside the tie (a tie far down the ranking
+    changes no R@k).
+    """
+
+    values: dict[str, float]
+    tied_queries: float
+
+
+def recall_report(
+    query: ArrayLike,
+    reference: ArrayLike,
+    positives: ArrayLike,
+    ks: Sequence[int] = (1, 5, 10),
+    semi_positives: ArrayLike | None = None,
+    also_correct: ArrayLike | None = None,
+    conventions: Conventions = Conventions(),
+    chunk_size: int | None = None,
+) -> RecallReport:
+    """:func:`recall` under ``conventions``, with the share of tied queries a record should warn about."""
     ks = [check_positive_int(k, "each k in ks") for k in ks]
-    rank, hits, size = rank_queries(query, reference, positives, semi_positives, chunk_size, ks, also_correct)
-    result = {f"R@{k}": float(100.0 * np.mean(rank < k)) for k in ks}
-    result["R@1%"] = float(100.0 * np.mean(rank < max(1, size // 100)))
-    if hits is not None:
-        result["hit_rate"] = float(100.0 * np.mean(hits))
-    return result
+    count, size = _sizes(query, reference)
+    correct = _correct_sets(positives, also_correct, count, size)
+    questions = [Question(correct, None, [*ks, one_percent_k(size, conventions.one_percent)])]
+    if semi_positives is not None:  # asked of the same score blocks: one product serves both
+        questions.append(_hit_question(correct, semi_positives, conventions, count, size))
+    counts = rank_counts_many(query, reference, questions, chunk_size)
+    values = recall_from_counts(counts[0], ks, conventions)
+    if semi_positives is not None:
+        values["hit_rate"] = float(100.0 * found_at(counts[1], 1, conventions.ties).mean())
+    return RecallReport(values, float(100.0 * np.mean(counts[0].tied > 0)))
+
+
+def _hit_question(correct: torch.Tensor, semi_positives: ArrayLike, conventions: Conventions, count: int,
+                  size: int) -> Question:
+    """The hit rate as a ranking question: R@1 with the semi-positives correct (paper) or left out (code)."""
+    semi = as_index_table(semi_positives, count, size, "semi_positives")
+    if conventions.hit_rate == "paper":
+        return Question(as_reference_sets(torch.cat([correct, semi], dim=1), count, size, "positives"), None, (1,))
+    return Question(correct, semi, (1,))
+
+
+def hit_rate_of(query: ArrayLike, reference: ArrayLike, correct: ArrayLike, semi_positives: ArrayLike,
+                conventions: Conventions = Conventions(), chunk_size: int | None = None) -> float:
+    """VIGOR's hit rate in percent under ``conventions.hit_rate`` (see the module docstring)."""
+    count, size = _sizes(query, reference)
+    question = _hit_question(as_reference_sets(correct, count, size, "positives"), semi_positives, conventions,
+                             count, size)
+    counts = rank_counts_many(query, reference, [question], chunk_size)[0]
+    return float(100.0 * found_at(counts, 1, conventions.ties).mean())
+
+
+def _harmonic_span(start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """sum_{q=0}^{length-1} 1 / (start + q + 1) = H(start + length) - H(start), in float64."""
+    return torch.digamma(start + length + 1) - torch.digamma(start + 1)
+
+
+def average_precision(
+    query: ArrayLike,
+    reference: ArrayLike,
+    positives: ArrayLike,
+    also_correct: ArrayLike | None = None,
+    ties: str = "random",
+    chunk_size: int | None = None,
+) -> float:
+    """Mean average precision over queries, in percent, each query's AP over all its correct references.
+
+    A query with P correct references at (1-based) positions r_1 < ... < r_P
+    of the ranking has AP = (1/P) sum_i i / r_i. Positions are exact; where
+    correct and wrong references tie, ``ties="random"`` takes the expected AP
+    over a random order of the tied group, ``"optimistic"`` puts the correct
+    ones first. Costs one exact sweep per column of the correct-reference
+    table (about 54 for University-1652's satellite-to-drone queries).
+    """
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    queries = as_matrix(query, "query", torch.float32)
+    gallery = exact_scores.build_gallery(reference)
+    if queries.shape[1] != gallery.vectors.shape[1]:
+        raise ValueError(f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
+                         f"reference is (M, {gallery.vectors.shape[1]})")
+    normalize_rows_(queries, "query")
+    count = queries.shape[0]
+    correct = _correct_sets(positives, also_correct, count, gallery.size)
+    above = torch.full(correct.shape, -1, dtype=torch.int64)
+    same = torch.ones(correct.shape, dtype=torch.int64)
+    chunk = default_chunk(gallery.vectors.shape[0]) if chunk_size is None else check_positive_int(chunk_size,
+                                                                                                   "chunk_size")
+    block = torch.empty((min(chunk, count), gallery.vectors.shape[0]), dtype=torch.float32)
+    workspace = torch.empty(max(2**23, min(chunk, count) * 1024), dtype=torch.float32)
+    with torch.no_grad(), _ieee_float32_matmul():
+        for start in range(0, count, chunk):
+            stop = min(start + chunk, count)
+            scores = torch.mm(queries[start:stop], gallery.vectors.t(), out=block[: stop - start])
+            chunk_scores = _ChunkScores(scores, queries[start:stop], gallery, workspace)
+            for column in range(correct.shape[1]):
+                refs = correct[start:stop, column]
+                rows = (refs >= 0).nonzero()[:, 0]
+                if rows.numel():
+                    higher, equal = chunk_scores.subset(rows).exact_counts(gallery.inverse[refs[rows]])
+                    above[start + rows, column] = higher
+                    same[start + rows, column] = equal
+    valid = correct >= 0
+    a, g = above.double(), same.double()
+    # per correct reference: p correct ones at its score (its tie group), c correct ones strictly above it
+    peers = (above[:, :, None] == above[:, None, :]) & valid[:, None, :]
+    p = peers.sum(dim=2).double()
+    c = ((above[:, None, :] < above[:, :, None]) & valid[:, None, :]).sum(dim=2).double()
+    if ties == "optimistic":  # the group's correct references first: sum_{i=1}^{p} (c + i) / (a + i)
+        group = p - (a - c) * _harmonic_span(a, p)
+    else:  # expectation over a random order of the group's g references (see the module docstring)
+        span = _harmonic_span(a, g)
+        spread = torch.where(g > 1, (p - 1) / (g - 1).clamp(min=1), torch.zeros_like(g))
+        group = (p / g) * ((c + 1) * span + spread * (g - (a + 1) * span))
+    per_query = torch.where(valid, group / p, torch.zeros_like(group)).sum(dim=1) / valid.sum(dim=1)
+    return float(100.0 * per_query.mean())
 
 
 def _check_temperature(t: float) -> float:

@@ -59,11 +59,11 @@ class ProbeViews:
         pool = np.arange(len(images)) if indices is None else np.asarray(indices)
         chosen = np.sort(np.random.default_rng([seed, PROBE_STREAM]).choice(pool, min(count, len(pool)),
                                                                             replace=False))
-        recipe = probe_recipe(reader.size)
+        recipe = probe_recipe(reader.output_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 1_000_003 + PROBE_STREAM)
-            first = [recipe(reader(images, int(i))) for i in chosen]
-            second = [recipe(reader(images, int(i))) for i in chosen]
+            first = [recipe(reader.evaluation_view(reader(images, int(i)), int(i))) for i in chosen]
+            second = [recipe(reader.evaluation_view(reader(images, int(i)), int(i))) for i in chosen]
         return cls(torch.stack(first), torch.stack(second))
 
 

@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from .inputs import ArrayLike, as_index_vector, as_unit_rows
+from .metrics import one_percent_k
 
 __all__ = [
     "INDEX_KINDS", "IndexSpec", "approximate_recall", "build_index", "configure_search", "parse_index_options", "topk",
@@ -278,6 +279,7 @@ def approximate_recall(
     semi_positives: ArrayLike | None = None,
     also_correct: ArrayLike | None = None,
     chunk_size: int = QUERY_CHUNK,
+    one_percent: str = "floor+1",
 ) -> dict[str, dict[str, Any]]:
     """R@k through an approximate faiss index, and how much of the exact top-k the index finds.
 
@@ -285,11 +287,11 @@ def approximate_recall(
     "index": {"kind", "options", "index_recall@1", "index_recall@10", "sample"}}``.
 
     **metrics** have the keys and meaning of :func:`cvbench.metrics.recall`
-    (in percent, or fractions with ``percent=False``; R@1% uses
-    k = max(1, M // 100)), but are read from each query's approximate top K,
+    (in percent, or fractions with ``percent=False``; R@1%'s k follows
+    ``one_percent``), but are read from each query's approximate top K,
     K the largest k needed: query i counts at k when its positive is among
     the references the index returned and fewer than k of them score strictly
-    higher (ties go to the positive, as in ``recall``). A positive the index
+    higher (ties go to the positive: the optimistic ties convention). A positive the index
     did not return counts as missed, and a reference the index missed that
     outscores the positive does not count against it. With the exact index
     and no exact ties this equals ``recall``.
@@ -323,7 +325,7 @@ def approximate_recall(
     sample = _check_count(sample, "sample")
     chunk = _check_count(chunk_size, "chunk_size")
     spec = _as_spec(index).resolve(size)
-    one_percent = max(1, size // 100)
+    one_percent = one_percent_k(size, one_percent)
     top = min(max([*ks, one_percent, INDEX_RECALL_K]), size)  # one search serves the metrics and the sample
     compare = min(INDEX_RECALL_K, size)
 

@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from ..contract.conform import static_image_sizes
+from ..contract.dataset import ground_view_of
 from ..contract.registry import create, get_registry
 from ..errors import SpecError
 from ..nn.backbone import create_backbone
@@ -36,10 +37,15 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     """Apply the preset, validate every option and check every plugin name, before any work."""
     resolved = resolve(spec, create("preset", spec.preset))
     registry = get_registry()
-    registry.get("dataset", resolved.dataset)
+    dataset = registry.get("dataset", resolved.dataset)
+    if spec.ground_size is None and ground_view_of(dataset.factory) == "image" and resolved.ground_size != AUTO_SIZE:
+        resolved.ground_size = resolved.aerial_size  # a preset's panorama size does not fit photos: square, as tiles
     if AUTO_SIZE in (resolved.ground_size, resolved.aerial_size):
         resolved = _dataset_sizes(resolved)
     validate(resolved)
+    if resolved.eval_dataset is not None:
+        registry.get("dataset", resolved.eval_dataset)
+    _check_ground_view(resolved)
     check_starts(resolved)
     registry.get("head", resolved.head)
     for name, _ in resolved.loss:
@@ -51,6 +57,17 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     for name in resolved.metrics:
         registry.get("metric", name)
     return resolved
+
+
+def _check_ground_view(spec: RunSpec) -> None:
+    """``--fov`` and ``--orientation`` cut panoramas: refused for a dataset whose ground images are photos."""
+    if spec.field_of_view().is_identity:
+        return
+    for name in dict.fromkeys(filter(None, (spec.dataset, spec.eval_dataset))):
+        view = ground_view_of(get_registry().get("dataset", name).factory)
+        if view != "panorama":
+            raise SpecError(f"--fov and --orientation cut 360-degree panoramas, but the ground images of dataset "
+                            f"{name!r} are {view}s: leave both at their defaults (360, known)")
 
 
 def _dataset_sizes(spec: RunSpec) -> RunSpec:
@@ -88,6 +105,8 @@ def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> Tw
         if checkpoint is not None:
             load_weights(backbone, checkpoint, what=f"{spec.backbone} backbone of the {branch} branch")
         size = spec.ground_size if branch == "ground" else spec.aerial_size
+        if branch == "ground":  # the network sees the query's field of view, not the whole panorama
+            size = (size[0], spec.field_of_view().width(size[1]))
         feature_hw = backbone.feature_hw(tuple(size))
         head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
         branches[branch] = Branch(backbone, head)

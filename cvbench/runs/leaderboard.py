@@ -62,9 +62,36 @@ def _labels(spec: dict[str, Any]) -> str:
     return "100%" if fraction is None else f"{float(fraction) * 100:g}%"
 
 
+LEGACY_CONVENTIONS = {"ties": "optimistic", "one_percent": "floor", "hit_rate": "paper", "fov": 360.0,
+                      "orientation": "known"}
+"""What records written before cvbench named its conventions (no ``"conventions"`` key) were computed under:
+ties to the truth, R@1% at k = max(1, M // 100), the hit rate's top-1 by the lowest index among ties."""
+
+CONVENTION_COLUMNS = {"ties": "ties", "one_percent": "R@1% k", "hit_rate": "hit rate"}
+PROTOCOL = ("view", *CONVENTION_COLUMNS.values())  # a column each; where every run agrees, a footer line instead
+
+
+def conventions_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The conventions and query view a record's numbers follow (:data:`LEGACY_CONVENTIONS` for old records)."""
+    return {**LEGACY_CONVENTIONS, **(record.get("conventions") or {})}
+
+
+def _view(conventions: dict[str, Any]) -> str:
+    return f"{float(conventions['fov']):g}° {conventions['orientation']}"
+
+
+def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
+    """``dataset/split``, and ``-> dataset/split`` of the evaluation where the run transferred to another one."""
+    trained = f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/")
+    evaluated = record.get("evaluated_on") or {}
+    other = f"{evaluated.get('dataset')}/{evaluated.get('split')}"
+    return trained if not evaluated or other == trained else f"{trained} -> {other}"
+
+
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
 SETTINGS = ("run", "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss",
-            "labels", "dataset", "seed", "queries", "wall time (s)", "error")  # every column that is not a metric
+            "labels", "dataset", "seed", *PROTOCOL, "queries", "wall time (s)", "warnings",
+            "error")  # every column that is not a metric
 
 
 def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
@@ -91,6 +118,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             continue  # a finished `cvbench pretrain` made checkpoints, not retrieval results
         spec = record.get("spec", {})
         metrics = record.get("metrics", {}) or {}
+        conventions = conventions_of(record)
         row = {
             "run": record.get("run"),
             "status": record.get("status", "unknown"),
@@ -102,12 +130,15 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "head": spec.get("head"),
             "loss": _loss(spec),
             "labels": _labels(spec),
-            "dataset": f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/"),
+            "dataset": _datasets(record, spec),
             "seed": spec.get("seed"),
+            "view": _view(conventions),
+            **{column: conventions[key] for key, column in CONVENTION_COLUMNS.items()},
             **{name: metrics.get(name) for name in names},
             **(_uniformity(record) if uniformity else {}),
             "queries": record.get("num_queries"),
             "wall time (s)": (record.get("timings") or {}).get("total_s"),
+            "warnings": "; ".join(record.get("warnings") or []) or None,
             "error": record.get("error"),
         }
         rows.append(row)
@@ -141,11 +172,39 @@ def split_finished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return finished, others
 
 
+def lift_protocol(finished: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(the table without the protocol columns every run shares, the line that states those instead).
+
+    A reader sees under every table the conventions its numbers follow
+    (``docs/metrics.md``); one that differs between runs stays a column.
+    """
+    if finished.empty:
+        return finished, ""
+    shared = {column: finished[column].iloc[0] for column in PROTOCOL
+              if column in finished and finished[column].nunique(dropna=False) == 1}
+    if not shared:
+        return finished, ""
+    words = {"view": "query view {}", "ties": "ties {}", "R@1% k": "R@1% at k = {}", "hit rate": "hit rate {}"}
+    k_rules = {"floor+1": "floor(M/100) + 1", "floor": "max(1, floor(M/100))"}
+    parts = [words[column].format(k_rules.get(value, value) if column == "R@1% k" else value)
+             for column, value in shared.items()]
+    if "warnings" in finished and finished["warnings"].isna().all():
+        finished = finished.drop(columns=["warnings"])
+    return finished.drop(columns=list(shared)), "Conventions: " + "; ".join(parts) + " (docs/metrics.md)."
+
+
 def render(frame: pd.DataFrame, fmt: str) -> str:
-    """The finished runs as markdown, CSV or JSON text (unfinished ones follow in markdown)."""
+    """The finished runs as markdown, CSV or JSON text (unfinished ones follow in markdown).
+
+    CSV and JSON keep every column; markdown states the conventions the runs
+    share in one line under the table.
+    """
     finished, others = split_finished(frame)
     if fmt == "markdown":
-        text = finished.to_markdown(index=False, floatfmt=".2f") if not finished.empty else "_no finished runs_"
+        table, conventions = lift_protocol(finished)
+        text = table.to_markdown(index=False, floatfmt=".2f") if not table.empty else "_no finished runs_"
+        if conventions:
+            text += "\n\n" + conventions
         if not others.empty:
             text += "\n\nUnfinished or failed runs (not results):\n\n" + others.to_markdown(index=False)
         return text + "\n"

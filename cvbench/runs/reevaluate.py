@@ -22,7 +22,7 @@ from .subsets import Data, load_data, open_dataset
 def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
                  device_name: str | None = None, predictions: int = 0, index: str = "exact",
                  index_options: dict | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run's model on the val subset of its split (or ``split``).
+    """Re-evaluate a finished run's model on its evaluation protocol's val subset (or that of ``split``).
 
     With ``predictions=k``, also writes ``predictions_<split>.csv``: each query's
     true tile and its k best references with their cosine scores (faiss top-k).
@@ -39,8 +39,8 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     spec, model = load_run_model(folder.path)
     if device_name:
         spec.device = device_name
-    if split:
-        spec.split = split
+    if split:  # the evaluation protocol's split; training's stays the run's
+        spec.eval_split = split
     device = select_device(spec.device)
     seed_everything(spec.seed)
     dataset, split = open_dataset(spec)
@@ -51,20 +51,27 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
         if approximate.kind != "exact":  # the index's recall replaces the exact retrieval metrics
             selected = [(name, metric) for name, metric in selected if metric.section != "metrics"]
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size, selected,
-                          data.val_queries, progress, spec.seed, spec.workers)
-    summary = {"run": folder.name, "split": split, "metrics": result.metrics, "uniformity": result.uniformity,
+                          data.val_queries, progress, spec.seed, spec.workers, spec.conventions())
+    evaluated_on = dict(zip(("dataset", "split"), data.evaluated_on))
+    summary = {"run": folder.name, "split": evaluated_on["split"], "evaluated_on": evaluated_on,
+               "metrics": result.metrics,
+               "conventions": spec.protocol(), "uniformity": result.uniformity,
                "num_queries": result.num_queries, "num_references": result.num_references}
-    if approximate.kind != "exact":
-        summary.update(approximate_recall(result.ground, result.aerial, data.val.positives[data.val_queries],
-                                          index=approximate, seed=spec.seed))
+    if result.warnings:
+        summary["warnings"] = result.warnings
+    if approximate.kind != "exact":  # an index returns an order, not exact ties: they go to the positive
+        summary.update(approximate_recall(result.query, result.reference, data.val.positives[data.val_queries],
+                                          index=approximate, seed=spec.seed, one_percent=spec.one_percent))
+        summary["conventions"]["ties"] = "optimistic"
     if predictions:
-        summary["predictions"] = str(write_predictions(folder.predictions(split), result, data, predictions))
+        name = evaluated_on["split"] if evaluated_on["dataset"] == spec.dataset else "_".join(data.evaluated_on)
+        summary["predictions"] = str(write_predictions(folder.predictions(name), result, data, predictions))
     return summary
 
 
 def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Path:
     """Each evaluated query's true tile and its top-k references (faiss), written atomically."""
-    scores, indices = topk(result.ground, result.aerial, min(k, len(result.aerial)))
+    scores, indices = topk(result.query, result.reference, min(k, len(result.reference)))
     frame = pd.DataFrame({"query": data.val_queries, "positive": data.val.positives[data.val_queries]})
     for rank in range(indices.shape[1]):
         frame[f"top{rank + 1}"] = indices[:, rank]

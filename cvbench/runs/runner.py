@@ -94,7 +94,7 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
                                               else None)
         recorder = RunRecorder(folder, spec, stage, write=distributed.is_main())
         saved = None
-        state = RunState(spec, model, recorder, split)
+        state = RunState(spec, model, recorder, split, dict(zip(("dataset", "split"), data.evaluated_on)))
     else:
         folder, record, saved = resume
         recorder = RunRecorder(folder, spec, stage, write=distributed.is_main(), resumed=(record, saved["rows"]))
@@ -163,10 +163,11 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
     def measure(epoch: int) -> Evaluation | None:
         started = time.perf_counter()
         result = evaluate(model, data.val, readers(spec), device, spec.eval_batch_size, selected,
-                          data.val_queries, progress, spec.seed, spec.workers)
+                          data.val_queries, progress, spec.seed, spec.workers, spec.conventions())
         state.eval_seconds += time.perf_counter() - started
         if result is not None:
-            state.add_evaluation(epoch, result.metrics, result.uniformity, result.num_queries, result.num_references)
+            state.add_evaluation(epoch, result.metrics, result.uniformity, result.num_queries, result.num_references,
+                                 result.warnings)
         return result
 
     def row(epoch: int, stats: dict[str, float], result: Evaluation | None) -> dict[str, Any]:

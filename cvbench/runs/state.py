@@ -20,7 +20,7 @@ from torch import nn
 from ..spec import RunSpec
 from .records import RunRecorder
 
-RESULT_FIELDS = ("metrics", "num_queries", "num_references", "uniformity")
+RESULT_FIELDS = ("metrics", "conventions", "num_queries", "num_references", "uniformity", "warnings")
 """The record's fields that exist once fine-tuning has finished, from its last evaluation."""
 
 
@@ -28,7 +28,9 @@ RESULT_FIELDS = ("metrics", "num_queries", "num_references", "uniformity")
 class RunState:
     """One run's state between its stages.
 
-    ``pretraining`` maps a branch to what its pre-training recorded (losses,
+    ``evaluated_on`` names the dataset and split evaluation used (another
+    than the training one under ``--eval-dataset``); ``pretraining`` maps a
+    branch to what its pre-training recorded (losses,
     probe, timings); ``timings`` holds ``pretrain_s``, ``finetune_s``,
     ``eval_s`` and ``total_s`` as each becomes known; ``evaluations`` maps a
     fine-tuning epoch to what evaluating there gave, and ``eval_seconds`` is
@@ -39,6 +41,7 @@ class RunState:
     model: nn.Module
     recorder: RunRecorder
     split: str
+    evaluated_on: dict[str, str] | None = None
     pretraining: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str | None = None
     processes: int | None = None
@@ -52,7 +55,8 @@ class RunState:
     def resumed(cls, spec: RunSpec, model: nn.Module, recorder: RunRecorder, saved: dict[str, Any]) -> "RunState":
         """The state a saved training state holds; its clock continues from the saved elapsed time."""
         fields = saved["fields"]
-        return cls(spec, model, recorder, fields.get("split", spec.split), dict(fields.get("pretraining", {})),
+        return cls(spec, model, recorder, fields.get("split", spec.split), fields.get("evaluated_on"),
+                   dict(fields.get("pretraining", {})),
                    fields.get("device"), fields.get("processes"), dict(fields.get("timings", {})),
                    {name: fields[name] for name in RESULT_FIELDS if name in fields},
                    {int(epoch): value for epoch, value in saved.get("evaluations", {}).items()},
@@ -64,7 +68,10 @@ class RunState:
 
     def record_fields(self) -> dict[str, Any]:
         """The fields ``result.json`` holds beyond the recorder's own (run, stage, status, spec, environment)."""
-        fields: dict[str, Any] = {"split": self.split, "pretraining": self.pretraining}
+        fields: dict[str, Any] = {"split": self.split}
+        if self.evaluated_on is not None:
+            fields["evaluated_on"] = self.evaluated_on
+        fields["pretraining"] = self.pretraining
         if self.device is not None:
             fields["device"] = self.device
         if self.processes is not None:
@@ -84,17 +91,23 @@ class RunState:
         self.timings[name] = seconds
 
     def add_evaluation(self, epoch: int, metrics: dict[str, float], uniformity: dict[str, float], num_queries: int,
-                       num_references: int) -> None:
+                       num_references: int, warnings: list[str] | None = None) -> None:
         """Keep what evaluating after fine-tuning epoch ``epoch`` gave (epoch 0: before fine-tuning)."""
         self.evaluations[epoch] = {"metrics": metrics, "uniformity": uniformity, "num_queries": num_queries,
-                                   "num_references": num_references}
+                                   "num_references": num_references, "warnings": list(warnings or [])}
 
     def finish_finetuning(self) -> None:
-        """The record's metrics from the last evaluation, its uniformity before (epoch 0) and after."""
+        """The record's metrics from the last evaluation, its uniformity before (epoch 0) and after.
+
+        The conventions those numbers follow are recorded beside them, and the
+        last evaluation's warnings, where it had any.
+        """
         final = self.evaluations[max(self.evaluations)]
-        self.result = {"metrics": final["metrics"], "num_queries": final["num_queries"],
-                       "num_references": final["num_references"],
+        self.result = {"metrics": final["metrics"], "conventions": self.spec.protocol(),
+                       "num_queries": final["num_queries"], "num_references": final["num_references"],
                        "uniformity": {"before": self.evaluations[0]["uniformity"], "after": final["uniformity"]}}
+        if final.get("warnings"):
+            self.result["warnings"] = final["warnings"]
 
     def write(self, status: str, **extra: Any) -> dict[str, Any]:
         """Replace ``result.json`` with the record so far, under ``status``."""

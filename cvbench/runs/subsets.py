@@ -18,50 +18,94 @@ from rich.progress import Progress
 from ..contract.registry import create
 from ..data import ConcatImages, CrossViewDataset, CrossViewPairs, ImageList, load_subset
 from ..data.imagecheck import drop_unreadable, image_paths
-from ..errors import SpecError
+from ..errors import DatasetFormatError, SpecError
 from ..spec import RunSpec
 
 
 @dataclass
 class Data:
-    """The resolved split's two subsets and which items of them a run uses."""
+    """The resolved split's two subsets and which items of them a run uses.
+
+    ``val`` is the evaluation protocol's: the ``val`` subset of ``split``, or
+    of another dataset or split (``--eval-dataset``, ``--eval-split``),
+    named by ``evaluated_on`` (dataset, split).
+    """
 
     split: str
     train: CrossViewPairs
     val: CrossViewPairs
     train_indices: np.ndarray
     val_queries: np.ndarray
+    evaluated_on: tuple[str, str] = ("", "")
 
 
 def open_dataset(spec: RunSpec) -> tuple[CrossViewDataset, str]:
     """Build the dataset plugin and settle the split (its first one by default)."""
     root = Path(spec.data_root).expanduser() if spec.data_root else None
     dataset = create("dataset", spec.dataset, root, **spec.data_options)
+    return dataset, _settle_split(dataset, spec.split, spec.dataset, "--split")
+
+
+def _settle_split(dataset: CrossViewDataset, split: str | None, name: str, option: str) -> str:
     splits = list(dataset.splits())
-    split = spec.split or splits[0]
+    split = split or splits[0]
     if split not in splits:
-        raise SpecError(f"--split {split!r} is not a split of dataset {spec.dataset!r}; it offers: {', '.join(splits)}")
-    return dataset, split
+        raise SpecError(f"{option} {split!r} is not a split of dataset {name!r}; it offers: {', '.join(splits)}")
+    return split
+
+
+def transfers(spec: RunSpec) -> bool:
+    """Whether the run evaluates on another dataset, split or folder than it trains on."""
+    return (spec.eval_dataset not in (None, spec.dataset) or spec.eval_data_root is not None
+            or bool(spec.eval_data_options) or spec.eval_split not in (None, spec.split))
+
+
+def open_evaluation(spec: RunSpec, dataset: CrossViewDataset, split: str) -> tuple[CrossViewDataset, str, str]:
+    """The dataset and split evaluation uses, and the dataset's name: the training ones unless the run transfers.
+
+    Another dataset is built from ``--eval-data-root`` and
+    ``--eval-data-option`` (the training folder and options when it is the
+    same plugin and none are given); a split it lacks is named with the
+    ones it has, before any work.
+    """
+    if not transfers(spec):
+        return dataset, split, spec.dataset
+    name = spec.eval_dataset or spec.dataset
+    same = name == spec.dataset
+    if same and spec.eval_data_root is None and not spec.eval_data_options:
+        other = dataset
+    else:
+        root = spec.eval_data_root or (spec.data_root if same else None)
+        options = spec.eval_data_options or (spec.data_options if same and spec.eval_data_root is None else {})
+        other = create("dataset", name, Path(root).expanduser() if root else None, **options)
+    default = split if same and spec.eval_split is None else spec.eval_split
+    return other, _settle_split(other, default, name, "--eval-split"), name
 
 
 def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str, progress: Progress | None = None) -> Data:
-    """Load train and val of the split, subsampled by ``max_train_pairs`` / ``max_val_queries`` / ``train_fraction``.
+    """Load train of the split and the evaluation protocol's val, subsampled by ``max_train_pairs`` /
+    ``max_val_queries`` / ``train_fraction``.
 
     The subsets depend on the seed alone, so the rows of one seed in a grid
     share their training pairs and validation queries (the paired design of
     ``docs/statistics.md``). With ``bad_images`` "skip", every image is
     decoded first and the pairs with unreadable ones are left out and reported.
     """
+    evaluation, eval_split, eval_name = open_evaluation(spec, dataset, split)
     train = load_subset(dataset, split, "train")
-    val = load_subset(dataset, split, "val")
+    val = load_subset(evaluation, eval_split, "val")
     if spec.bad_images == "skip":
         checked: dict = {}
         train = drop_unreadable(train, f"{spec.dataset} {split} train", checked, progress)
-        val = drop_unreadable(val, f"{spec.dataset} {split} val", checked, progress)
+        val = drop_unreadable(val, f"{eval_name} {eval_split} val", checked, progress)
+    if train.query_view != "ground":
+        raise DatasetFormatError(f"{spec.dataset} {split} train pairs query with {train.query_view} images; "
+                                 "fine-tuning needs ground images paired with their aerial positive "
+                                 "(query_view 'ground')")
     rng = np.random.default_rng(spec.seed)
     train_indices = _limit(train.num_queries, spec.max_train_pairs, rng)
     val_queries = _limit(val.num_queries, spec.max_val_queries, rng)
-    return Data(split, train, val, labelled_share(train_indices, spec), val_queries)
+    return Data(split, train, val, labelled_share(train_indices, spec), val_queries, (eval_name, eval_split))
 
 
 FRACTION_STREAM = 7_411  # the share's own random stream: the other subsets stay those of the full run

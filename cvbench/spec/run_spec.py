@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..contract.metric import HIT_RATES, ONE_PERCENT, TIES, Conventions
+from ..data.field_of_view import FULL_CIRCLE, ORIENTATIONS, FieldOfView
 from ..data.layout import expand_user, path_is
 from ..errors import SpecError
 from .parse import (
@@ -108,6 +110,10 @@ class RunSpec:
                                                        "dataset's own).", shape=SIZE)
     polar: bool = option(DATA, "SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size "
                          "is then the polar image size.", False, shape=FLAG)
+    fov: float | None = option(DATA, "Field of view of a ground query in degrees, (0, 360]: the panorama is cut to it "
+                               "(360 = the whole panorama, the default; the literature uses 180, 90 and 70).")
+    orientation: str | None = option(DATA, "known (queries face north, the default) or random (evaluation turns query "
+                                     "i to a heading seeded by the run seed and i; training draws one per load).")
     head: str | None = option(MODEL, "Aggregation head plugin (see `cvbench plugins`).")
     head_options: dict[str, Any] = option(MODEL, "Head option KEY=VALUE (repeatable).", shape=OPTIONS,
                                           cli="head_option", factory=dict)
@@ -147,11 +153,27 @@ class RunSpec:
     eval_every: int | None = option(EVALUATION, "Evaluate every N fine-tuning epochs.")
     eval_batch_size: int | None = option(EVALUATION, "Batch size when embedding for evaluation.")
     metrics: tuple[str, ...] | None = option(EVALUATION, "Metric plugin NAME evaluation computes, repeatable "
-                                             "(default: recall and uniformity).", shape=NAMES, cli="metric",
+                                             "(default: recall, ap, localisation, uniformity).", shape=NAMES,
+                                             cli="metric",
                                              expect="a list of metric names such as [\"recall\", \"uniformity\"]")
     metric_options: dict[str, dict[str, Any]] = option(EVALUATION, "Metric option NAME.KEY=VALUE (repeatable).",
                                                        shape=NAMED_OPTIONS, cli="metric_option", factory=dict,
                                                        example="uniformity.t=2")
+    eval_dataset: str | None = option(EVALUATION, "Evaluate on this dataset plugin instead of the training one "
+                                      "(cross-dataset transfer, e.g. train cvusa, evaluate cvact).")
+    eval_split: str | None = option(EVALUATION, "The protocol evaluation uses (of --eval-dataset, or of the training "
+                                    "dataset); by default the training split, or the evaluation dataset's first.")
+    eval_data_root: str | None = option(EVALUATION, "Folder of --eval-dataset on disk (default: --data-root when "
+                                        "the dataset is the same).")
+    eval_data_options: dict[str, Any] = option(EVALUATION, "Option KEY=VALUE of --eval-dataset (repeatable).",
+                                               shape=OPTIONS, cli="eval_data_option", factory=dict)
+    ties: str | None = option(EVALUATION, "A wrong reference tied with the best correct one: random (counts in "
+                              "expectation, so a collapsed model scores chance; the default) or optimistic (ties go "
+                              "to the truth, as the reference scripts).")
+    one_percent: str | None = option(EVALUATION, "R@1%'s k: floor+1 = floor(M/100)+1 (CVM-Net, VIGOR; the default) or "
+                                     "floor = floor(M/100) (Sample4Geo, TransGeo).")
+    hit_rate: str | None = option(EVALUATION, "VIGOR's hit rate: paper (the top-1 is the positive or a semi-positive; "
+                                  "the default) or code (nothing else outranks the positive, as the authors' script).")
     seed: int = option(RUN, "Seed of everything; same seed, same device, same numbers.", 0)
     device: str = option(MACHINE, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "auto")
     workers: int = option(MACHINE, "DataLoader worker processes.", 0)
@@ -159,6 +181,19 @@ class RunSpec:
                                 "auto")
     compile: bool = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps on GPU).",
                            False, shape=FLAG)
+
+    def conventions(self) -> Conventions:
+        """The retrieval conventions this run's numbers follow (a resolved spec)."""
+        return Conventions(self.ties, self.one_percent, self.hit_rate)
+
+    def field_of_view(self) -> FieldOfView:
+        """What a ground query sees of its panorama (a spec from before ``--fov`` sees all of it, facing north)."""
+        return FieldOfView(FULL_CIRCLE if self.fov is None else self.fov, self.orientation or "known", self.seed)
+
+    def protocol(self) -> dict[str, Any]:
+        """The conventions and query view a record names beside its numbers (``result.json``'s ``conventions``)."""
+        return {**self.conventions().as_dict(), "fov": self.field_of_view().degrees,
+                "orientation": self.field_of_view().orientation}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -201,7 +236,12 @@ FALLBACKS: dict[str, Any] = {
     "eval_every": 1,
     "eval_batch_size": 256,
     "train_fraction": 1.0,
-    "metrics": ("recall", "uniformity"),
+    "metrics": ("recall", "ap", "localisation", "uniformity"),
+    "fov": FULL_CIRCLE,
+    "orientation": "known",
+    "ties": "random",
+    "one_percent": "floor+1",
+    "hit_rate": "paper",
 }
 
 
@@ -231,7 +271,7 @@ def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
 
 
 OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "imagenet_weights",
-            "grad_clip"}
+            "grad_clip", "eval_dataset", "eval_split", "eval_data_root"}
 
 
 def validate(spec: RunSpec) -> None:
@@ -266,13 +306,25 @@ def validate(spec: RunSpec) -> None:
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
     _metric_names(spec.metrics)
+    _choice("ties", spec.ties, TIES)
+    _choice("one_percent", spec.one_percent, ONE_PERCENT)
+    _choice("hit_rate", spec.hit_rate, HIT_RATES)
     _choice("channels_last", spec.channels_last, CHANNELS_LAST)
+    _choice("orientation", spec.orientation, ORIENTATIONS)
+    try:
+        view = spec.field_of_view()
+    except ValueError as exc:
+        raise SpecError(f"--fov {_show(spec.fov)}: {exc}") from None
+    if spec.ground_size != AUTO_SIZE and view.width(spec.ground_size[1]) < 8:
+        raise SpecError(f"--fov {spec.fov:g} leaves {view.width(spec.ground_size[1])} of the {spec.ground_size[1]} "
+                        "columns of the panorama (--ground-size); the view needs at least 8: widen one of them")
     if not 0 <= spec.seed <= MAX_SEED:
         raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
     if spec.workers < 0:
         raise SpecError(f"--workers {spec.workers}: expected 0 (load in the main process) or more")
-    if spec.data_root is not None:
-        expand(spec.data_root, "data_root")
+    for name in ("data_root", "eval_data_root"):
+        if getattr(spec, name) is not None:
+            expand(getattr(spec, name), name)
     if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
         raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
 

@@ -82,7 +82,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     pretrainer.to(device).train()
     if not pretrainer.shuffles_batchnorm:
         pretrainer = distributed.sync_batchnorm(pretrainer, device)
-    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.size), indices, labels)
+    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.output_size), indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
                         f"{branch} images available for pre-training")

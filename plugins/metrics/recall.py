@@ -1,7 +1,9 @@
 """Top-k recall R@k and R@1% (the thesis' section 4.1 protocol), and VIGOR's hit rate where semi-positives exist.
 
-The ranking is exact (:func:`cvbench.metrics.recall`): the same numbers for
-any chunk size, without the N x M score matrix.
+The ranking is exact (:func:`cvbench.metrics.recall_report`): the same
+numbers for any chunk size, without the N x M score matrix. Ties, R@1%'s k
+and the hit rate follow the run's conventions (``--ties``, ``--one-percent``,
+``--hit-rate``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from cvbench.contract.hookspecs import Register, hookimpl
 from cvbench.contract.options import require_int
 from cvbench.errors import SpecError
 
+TIED_QUERIES_WARNING = 1.0
+"""Percent of queries tied with a wrong reference above which the record warns: their R@k depends on the ties rule."""
+
 
 class Recall(Metric):
     """R@k for each k of ``ks`` and R@1% in percent; ``hit_rate`` (VIGOR) when the protocol has semi-positives.
 
-    R@1% uses k = max(1, M // 100) for a gallery of M references. Under
-    CVACT_test's ``also_correct`` tables a query also counts as found when
-    any of its correct references ranks within k.
+    A query counts as found at k when any of its correct references
+    (positives, and CVACT_test's ``also_correct``) ranks within k. When the
+    R@k of more than 1% of the queries depends on how their ties with wrong
+    references are broken, the record warns: those numbers measure the ties
+    rule as much as the model.
     """
 
     def __init__(self, ks: Any = (1, 5, 10)) -> None:
@@ -32,8 +39,13 @@ class Recall(Metric):
         self.ks = tuple(require_int("recall", "ks", value, minimum=1) for value in values)
 
     def __call__(self, retrieval: Retrieval) -> dict[str, float]:
-        return metrics.recall(retrieval.query, retrieval.reference, retrieval.positives, ks=self.ks,
-                              semi_positives=retrieval.semi_positives, also_correct=retrieval.also_correct)
+        report = metrics.recall_report(retrieval.query, retrieval.reference, retrieval.positives, self.ks,
+                                       retrieval.semi_positives, retrieval.also_correct, retrieval.conventions)
+        if report.tied_queries > TIED_QUERIES_WARNING:
+            retrieval.warn(f"{report.tied_queries:.1f}% of the queries tie with a wrong reference where an R@k "
+                           f"is decided; their R@k counts under ties={retrieval.conventions.ties} (a collapsed or "
+                           "low-resolution embedding?)")
+        return report.values
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from cvbench.contract.options import require_float, require_int
 
 
 class Uniformity(Metric):
-    """``ground``, ``satellite`` and ``all`` uniformity of the queries and their positive tiles.
+    """``ground``, ``satellite`` and ``all`` uniformity of the queries and their positives (the other view).
 
     On a seeded sample of at most ``sample`` queries (the run's seed), since
     the measure is quadratic in the number of embeddings; ``t`` is the
@@ -31,8 +31,9 @@ class Uniformity(Metric):
         chosen = np.arange(len(retrieval.query))
         if len(chosen) > self.sample:
             chosen = np.sort(np.random.default_rng(retrieval.seed).choice(len(chosen), self.sample, replace=False))
-        return metrics.uniformity_report(retrieval.query[chosen], retrieval.reference[retrieval.positives[chosen]],
-                                         t=self.t)
+        queries, positives = retrieval.query[chosen], retrieval.reference[retrieval.positives[chosen]]
+        ground, aerial = (queries, positives) if retrieval.query_view == "ground" else (positives, queries)
+        return metrics.uniformity_report(ground, aerial, t=self.t)
 
 
 @hookimpl

@@ -1,0 +1,125 @@
+"""Each query's exact top-k references, as groups of references tied at exactly the same score.
+
+What the metre-level metrics need (the top-1 tile's distance, SDM@K and
+Dis@K over the top K): not only which references score highest, but which
+of them tie exactly, so that a tie is counted under the run's ``ties``
+convention rather than broken by the accident of an index or a summation
+order. Scores are computed in float64; the few references whose float64
+scores lie within the rounding window of one another are ordered by exact
+comparisons (:func:`cvbench.evaluation.exact_scores.exact_signs`), so the
+groups are exact and do not depend on the chunk size. Identical references
+are merged first, so a collapsed gallery costs one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import exact_scores
+from .exact_ranking import default_chunk
+from .inputs import ArrayLike, as_matrix, check_positive_int, normalize_rows_
+
+
+@dataclass(frozen=True)
+class TopGroups:
+    """For each query, the tie groups that cover its first ``k`` ranking positions, best first.
+
+    Flat arrays with one entry per member reference: ``query[j]`` is the
+    query, ``reference[j]`` the reference, ``start[j]`` the 0-based ranking
+    position where its group begins and ``size[j]`` how many references the
+    group holds. A group that straddles position k is kept whole.
+    """
+
+    query: np.ndarray
+    reference: np.ndarray
+    start: np.ndarray
+    size: np.ndarray
+    k: int
+    num_queries: int
+
+    def slots(self, k: int | None = None) -> np.ndarray:
+        """Per member, how many of the first ``k`` positions its group covers (0 past them)."""
+        k = self.k if k is None else k
+        return np.clip(np.minimum(self.start + self.size, k) - self.start, 0, None)
+
+
+def _members(gallery: exact_scores.Gallery) -> list[np.ndarray]:
+    """The reference indices behind each distinct gallery row, in index order."""
+    if gallery.counts is None:
+        return [np.array([m], dtype=np.int64) for m in range(gallery.size)]
+    inverse = gallery.inverse.numpy()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(gallery.counts.numpy())])
+    return [order[bounds[u]: bounds[u + 1]] for u in range(len(bounds) - 1)]
+
+
+def _exact_order(queries: torch.Tensor, vectors: torch.Tensor, row: int, cols: list[int]) -> list[list[int]]:
+    """``cols`` (gallery rows, near-tied for query ``row``) split into exact tie groups, best first."""
+    count = len(cols)
+    pairs = [(i, j) for i in range(count) for j in range(count) if i != j]
+    first = torch.tensor([cols[i] for i, _ in pairs])
+    second = torch.tensor([cols[j] for _, j in pairs])
+    signs = exact_scores.exact_signs(queries[[row] * len(pairs)], vectors, torch.arange(len(pairs)), first, second)
+    beaten = [0] * count  # how many members score strictly above member j
+    for (i, j), sign in zip(pairs, signs.tolist()):
+        if sign > 0:
+            beaten[j] += 1
+    groups: dict[int, list[int]] = {}
+    for j in range(count):
+        groups.setdefault(beaten[j], []).append(cols[j])
+    return [groups[level] for level in sorted(groups)]
+
+
+def exact_top(query: ArrayLike, reference: ArrayLike, k: int = 1, chunk_size: int | None = None) -> TopGroups:
+    """The exact tie groups covering each query's first ``k`` positions (see :class:`TopGroups`)."""
+    k = check_positive_int(k, "k")
+    queries = as_matrix(query, "query", torch.float32)
+    gallery = exact_scores.build_gallery(reference)
+    if queries.shape[1] != gallery.vectors.shape[1]:
+        raise ValueError(f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
+                         f"reference is (M, {gallery.vectors.shape[1]})")
+    normalize_rows_(queries, "query")
+    distinct = gallery.vectors.shape[0]
+    counts = np.ones(distinct, dtype=np.int64) if gallery.counts is None else gallery.counts.numpy()
+    members = _members(gallery)
+    window = exact_scores.tie_window(queries.shape[1], torch.float64)
+    chunk = default_chunk(2 * distinct) if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    out_query, out_ref, out_start, out_size = [], [], [], []
+    with torch.no_grad():
+        for first_row in range(0, queries.shape[0], chunk):
+            part = queries[first_row: first_row + chunk]
+            scores = exact_scores.scores_float64(part, gallery.vectors)
+            top_scores, top_cols = torch.topk(scores, min(k, distinct), dim=1)
+            covered = np.cumsum(counts[top_cols.numpy()], axis=1)
+            reach = torch.from_numpy(np.minimum((covered < k).sum(axis=1), top_cols.shape[1] - 1))
+            threshold = top_scores.gather(1, reach[:, None]) - window  # everything that may rank within k
+            rows, cols = (scores >= threshold).nonzero(as_tuple=True)
+            values = scores[rows, cols]
+            order = np.lexsort((-values.numpy(), rows.numpy()))  # by row, best first
+            rows, cols, values = rows.numpy()[order], cols.numpy()[order], values.numpy()[order]
+            for row in np.unique(rows):
+                picked = slice(*np.searchsorted(rows, [row, row + 1]))
+                row_cols = cols[picked].tolist()
+                groups, run = [], [row_cols[0]]
+                for col, gap in zip(row_cols[1:], -np.diff(values[picked])):
+                    if gap > window:
+                        groups += _exact_order(part, gallery.vectors, int(row), run) if len(run) > 1 else [run]
+                        run = [col]
+                    else:
+                        run.append(col)
+                groups += _exact_order(part, gallery.vectors, int(row), run) if len(run) > 1 else [run]
+                position = 0
+                for group in groups:
+                    refs = np.concatenate([members[u] for u in group])
+                    out_query.append(np.full(len(refs), first_row + row))
+                    out_ref.append(refs)
+                    out_start.append(np.full(len(refs), position))
+                    out_size.append(np.full(len(refs), len(refs)))
+                    position += len(refs)
+                    if position >= k:
+                        break
+    cat = (lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64))
+    return TopGroups(cat(out_query), cat(out_ref), cat(out_start), cat(out_size), k, queries.shape[0])
