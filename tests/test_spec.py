@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cvbench.cli.spec_options import cli_options, spec_from_cli
@@ -78,3 +80,19 @@ def test_gpu_path_options_are_validated_and_default_to_auto_channels_last_withou
     assert resolve_spec(cli(preset="smoke", channels_last="off", compile=True)).compile
     with pytest.raises(SpecError, match="channels.last.*auto, on, off"):
         resolve_spec(cli(preset="smoke", channels_last="sometimes"))
+
+
+def test_a_record_from_before_an_option_existed_reads_with_todays_default(tmp_path):
+    """Runs recorded before --ties, --fov or --eval-dataset existed evaluate again under today's defaults."""
+    from cvbench.runs.folder import RunFolder
+    from cvbench.spec import FALLBACKS, from_record
+
+    stored = resolve_spec(cli(preset="smoke")).to_dict()
+    for name in ("ties", "one_percent", "hit_rate", "fov", "orientation", "eval_dataset", "eval_split"):
+        stored.pop(name)
+    (tmp_path / "spec.json").write_text(json.dumps(stored))
+    spec = RunFolder(tmp_path).read_spec()
+    assert (spec.ties, spec.one_percent, spec.hit_rate) == (FALLBACKS["ties"], "floor+1", "paper")
+    assert spec.field_of_view().is_identity and spec.eval_dataset is None
+    assert spec.conventions().ties == "random"
+    assert from_record({**stored, "ties": "optimistic"}).ties == "optimistic"  # what a record says stays

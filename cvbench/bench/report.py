@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..evaluation.statistics import holm, paired_difference, verdict
 from ..runs.folder import RunFolder
-from ..runs.leaderboard import metric_names
+from ..runs.leaderboard import conventions_line, metric_names, protocol_columns
 from .scheduler import Job, describe, finished_runs, plan
 from .schema import REPORTED, VERDICTS, Bench
 
@@ -228,7 +228,7 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
             table[f"thesis {metric}"] = [_number(v) for v in summary[f"reported {metric}"]]
     if summary["pre-training"].str.len().any():
         table["warning"] = summary["pre-training"]
-    lines += [table.to_markdown(index=False), ""]
+    lines += [*_with_conventions(table, summary["row"], found), ""]
     if bench.findings:
         lines += _findings_section(bench, runs_dir, loaded)
     proof = evidence(stages, found)
@@ -248,6 +248,19 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
         lines += [bench.notes.strip(), ""]
     write_text(out, "\n".join(lines))
     return out
+
+
+def _with_conventions(table: pd.DataFrame, rows: pd.Series, found: dict[str, dict[int, dict[str, Any]]]
+                      ) -> list[str]:
+    """The rows table, then the conventions its numbers follow: one line when every run shares them, else a
+    column saying each row's."""
+    lines = {row: list(dict.fromkeys(conventions_line(protocol_columns(record)) for record in found[row].values()))
+             for row in rows}
+    distinct = {line for row_lines in lines.values() for line in row_lines}
+    if len(distinct) > 1:
+        bare = (lambda line: line.removeprefix("Conventions: ").removesuffix(" (docs/metrics.md)."))
+        table = table.assign(conventions=["; ".join(bare(line) for line in lines[row]) for row in rows])
+    return [table.to_markdown(index=False)] + (["", distinct.pop()] if len(distinct) == 1 else [])
 
 
 def _findings_section(bench: Bench, runs_dir: Path, loaded: Records) -> list[str]:

@@ -215,6 +215,11 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
         parts.append(f"aug {spec.finetune_aug}")
     if spec.train_fraction < 1:
         parts.append(f"{spec.train_fraction:.0%} of the labels")
+    view = spec.field_of_view()
+    if not view.is_identity:
+        parts.append(f"view {view.degrees:g}° {view.orientation}")
+    if spec.eval_dataset not in (None, spec.dataset) or spec.eval_split not in (None, spec.split):
+        parts.append(f"evaluated on {spec.eval_dataset or spec.dataset}/{spec.eval_split or '(first split)'}")
     return "; ".join(parts)
 
 

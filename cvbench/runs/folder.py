@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..atomic import atomic_path, write_json
 from ..errors import CvbenchError, SpecError
-from ..spec import BRANCHES, STARTS, RunSpec, expand, is_file
+from ..spec import BRANCHES, STARTS, RunSpec, expand, from_record, is_file
 from ..spec.parse import show
 from ..training.checkpoint import read_metadata, save_weights
 from ..training.resume import STATE
@@ -168,7 +168,7 @@ class RunFolder:
     def read_spec(self) -> RunSpec:
         """The spec the run was started with (``spec.json``)."""
         try:
-            return RunSpec.from_dict(json.loads(self.spec_file.read_text(encoding="utf-8")))
+            return from_record(json.loads(self.spec_file.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             raise CvbenchError(f"{self.path} has no readable {SPEC} ({exc})") from None
 
@@ -178,7 +178,7 @@ class RunFolder:
         if not self.spec_file.is_file() or not path.is_file():
             raise CvbenchError(f"{self.path} is not a finished cvbench run (expected {SPEC} and "
                                f"{CHECKPOINTS}/{checkpoint})")
-        return RunSpec.from_dict(read_metadata(path)["spec"])
+        return from_record(read_metadata(path)["spec"])
 
     def read_metrics(self) -> pd.DataFrame:
         """The per-epoch rows of ``metrics.csv``."""

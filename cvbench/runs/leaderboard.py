@@ -80,6 +80,23 @@ def _view(conventions: dict[str, Any]) -> str:
     return f"{float(conventions['fov']):g}° {conventions['orientation']}"
 
 
+def protocol_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`PROTOCOL` columns of a record: its query view and conventions, as a table shows them."""
+    conventions = conventions_of(record)
+    return {"view": _view(conventions), **{column: conventions[key] for key, column in CONVENTION_COLUMNS.items()}}
+
+
+def conventions_line(shared: dict[str, Any]) -> str:
+    """One sentence stating the protocol columns every run of a table shares (``{}``: nothing to state)."""
+    if not shared:
+        return ""
+    words = {"view": "query view {}", "ties": "ties {}", "R@1% k": "R@1% at k = {}", "hit rate": "hit rate {}"}
+    k_rules = {"floor+1": "floor(M/100) + 1", "floor": "max(1, floor(M/100))"}
+    parts = [words[column].format(k_rules.get(value, value) if column == "R@1% k" else value)
+             for column, value in shared.items()]
+    return "Conventions: " + "; ".join(parts) + " (docs/metrics.md)."
+
+
 def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
     """``dataset/split``, and ``-> dataset/split`` of the evaluation where the run transferred to another one."""
     trained = f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/")
@@ -118,7 +135,6 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             continue  # a finished `cvbench pretrain` made checkpoints, not retrieval results
         spec = record.get("spec", {})
         metrics = record.get("metrics", {}) or {}
-        conventions = conventions_of(record)
         row = {
             "run": record.get("run"),
             "status": record.get("status", "unknown"),
@@ -132,8 +148,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "labels": _labels(spec),
             "dataset": _datasets(record, spec),
             "seed": spec.get("seed"),
-            "view": _view(conventions),
-            **{column: conventions[key] for key, column in CONVENTION_COLUMNS.items()},
+            **protocol_columns(record),
             **{name: metrics.get(name) for name in names},
             **(_uniformity(record) if uniformity else {}),
             "queries": record.get("num_queries"),
@@ -182,15 +197,9 @@ def lift_protocol(finished: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         return finished, ""
     shared = {column: finished[column].iloc[0] for column in PROTOCOL
               if column in finished and finished[column].nunique(dropna=False) == 1}
-    if not shared:
-        return finished, ""
-    words = {"view": "query view {}", "ties": "ties {}", "R@1% k": "R@1% at k = {}", "hit rate": "hit rate {}"}
-    k_rules = {"floor+1": "floor(M/100) + 1", "floor": "max(1, floor(M/100))"}
-    parts = [words[column].format(k_rules.get(value, value) if column == "R@1% k" else value)
-             for column, value in shared.items()]
     if "warnings" in finished and finished["warnings"].isna().all():
         finished = finished.drop(columns=["warnings"])
-    return finished.drop(columns=list(shared)), "Conventions: " + "; ".join(parts) + " (docs/metrics.md)."
+    return finished.drop(columns=list(shared)), conventions_line(shared)
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:

@@ -49,7 +49,8 @@ from .typecheck import typed
 
 __all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MACHINE", "MAX_SEED",
            "NO_AUGMENTATION", "NO_PRETRAINER", "OPTIONAL", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "STARTS",
-           "branch_init", "closest", "expand", "hints", "is_file", "option", "parse_loss", "parse_options",
+           "branch_init", "closest", "expand", "from_record", "hints", "is_file", "option", "parse_loss",
+           "parse_options",
            "parse_size", "parse_value", "pretrains", "resolve", "validate"]
 
 BRANCHES = ("ground", "aerial")
@@ -212,6 +213,16 @@ class RunSpec:
         types = hints()
         return cls(**{name: typed(name, value, types[name], fields[name].metadata["shape"],
                                   fields[name].metadata["expect"]) for name, value in values.items()})
+
+
+def from_record(values: dict[str, Any]) -> RunSpec:
+    """A resolved spec as a run folder stored it; options added to cvbench after it was written take their
+    :data:`FALLBACKS` (a run recorded before ``--ties`` existed is evaluated again under today's default)."""
+    spec = RunSpec.from_dict(values)
+    for name, value in FALLBACKS.items():
+        if name not in values and getattr(spec, name) is None:
+            setattr(spec, name, value)
+    return spec
 
 
 @functools.cache
