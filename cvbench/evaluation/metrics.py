@@ -3,7 +3,7 @@
 Queries and references are compared by cosine similarity: both are
 L2-normalised in float32 and scored by inner product. Every comparison of two
 scores is decided on the exact inner products of those unit vectors
-(:mod:`cvbench.evaluation.exact_ranking` says how), so the numbers do not
+(:mod:`cvbench.evaluation.exact_ranking` and :mod:`cvbench.evaluation.rank_counts` say how), so the numbers do not
 depend on the chunk size, the input type or the BLAS.
 
 **Correct references.** Query i's correct references are ``positives[i]``
@@ -52,15 +52,7 @@ import torch
 
 from ..contract.metric import ONE_PERCENT, TIES, Conventions
 from . import exact_scores
-from .exact_ranking import (
-    Question,
-    RankCounts,
-    _ChunkScores,
-    _ieee_float32_matmul,
-    default_chunk,
-    rank_counts,
-    rank_counts_many,
-)
+from .exact_ranking import default_chunk, score_chunks
 from .inputs import (
     ArrayLike,
     as_index_table,
@@ -72,6 +64,7 @@ from .inputs import (
     normalize_rows_,
 )
 from .localisation import Positions, haversine_m, localisation_report, positions, top_k_distances
+from .rank_counts import Question, RankCounts, rank_counts, rank_counts_many
 
 __all__ = ["Conventions", "Positions", "RankCounts", "RecallReport", "as_unit_rows", "average_precision",
            "haversine_m", "hit_rate_of", "localisation_report", "one_percent_k", "positions", "rank_counts", "ranks",
@@ -260,20 +253,14 @@ def average_precision(
     same = torch.ones(correct.shape, dtype=torch.int64)
     chunk = default_chunk(gallery.vectors.shape[0]) if chunk_size is None else check_positive_int(chunk_size,
                                                                                                    "chunk_size")
-    block = torch.empty((min(chunk, count), gallery.vectors.shape[0]), dtype=torch.float32)
-    workspace = torch.empty(max(2**23, min(chunk, count) * 1024), dtype=torch.float32)
-    with torch.no_grad(), _ieee_float32_matmul():
-        for start in range(0, count, chunk):
-            stop = min(start + chunk, count)
-            scores = torch.mm(queries[start:stop], gallery.vectors.t(), out=block[: stop - start])
-            chunk_scores = _ChunkScores(scores, queries[start:stop], gallery, workspace)
-            for column in range(correct.shape[1]):
-                refs = correct[start:stop, column]
-                rows = (refs >= 0).nonzero()[:, 0]
-                if rows.numel():
-                    higher, equal = chunk_scores.subset(rows).exact_counts(gallery.inverse[refs[rows]])
-                    above[start + rows, column] = higher
-                    same[start + rows, column] = equal
+    for start, chunk_scores in score_chunks(queries, gallery, chunk):
+        for column in range(correct.shape[1]):
+            refs = correct[start:start + len(chunk_scores.queries), column]
+            rows = (refs >= 0).nonzero()[:, 0]
+            if rows.numel():
+                higher, equal = chunk_scores.subset(rows).exact_counts(gallery.inverse[refs[rows]])
+                above[start + rows, column] = higher
+                same[start + rows, column] = equal
     valid = correct >= 0
     a, g = above.double(), same.double()
     # per correct reference: p correct ones at its score (its tie group), c correct ones strictly above it

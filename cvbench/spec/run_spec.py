@@ -10,7 +10,7 @@ Each option is declared once, as a :class:`RunSpec` field made by
 A spec is resolved in three layers: the fields the user set explicitly, then
 the chosen preset (registered by a plugin package), then the fallbacks below.
 Validation of everything that can be checked without compute happens in
-:func:`validate`, so a bad option fails before any work starts. Values from
+:func:`cvbench.spec.validate.validate`, so a bad option fails before any work starts. Values from
 TOML or JSON are type-checked by :mod:`cvbench.spec.typecheck`.
 """
 
@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..contract.metric import HIT_RATES, ONE_PERCENT, TIES, Conventions
-from ..data.field_of_view import FULL_CIRCLE, ORIENTATIONS, FieldOfView
+from ..contract.metric import Conventions
+from ..data.field_of_view import FULL_CIRCLE, FieldOfView
 from ..data.layout import expand_user, path_is
 from ..errors import SpecError
 from .parse import (
@@ -47,11 +46,11 @@ from .parse import (
 from .parse import show as _show
 from .typecheck import typed
 
-__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MACHINE", "MAX_SEED",
+__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MACHINE",
            "NO_AUGMENTATION", "NO_PRETRAINER", "OPTIONAL", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "STARTS",
            "branch_init", "closest", "expand", "from_record", "hints", "is_file", "option", "parse_loss",
            "parse_options",
-           "parse_size", "parse_value", "pretrains", "resolve", "validate"]
+           "parse_size", "parse_value", "pretrains", "resolve"]
 
 BRANCHES = ("ground", "aerial")
 PRETRAIN_BRANCHES = ("aerial", "ground", "both")
@@ -285,64 +284,6 @@ OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pre
             "grad_clip", "eval_dataset", "eval_split", "eval_data_root"}
 
 
-def validate(spec: RunSpec) -> None:
-    """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
-    _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
-    _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
-    for branch in BRANCHES:
-        if getattr(spec, f"{branch}_init") == "pretrained" and not pretrains(spec, branch):
-            raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
-                            f"set --pretrainer and --pretrain-branches {branch} (or both)")
-    for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
-        if int(getattr(spec, name)) < 1:
-            raise SpecError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(spec, name)}")
-    if spec.batch_size < 2:
-        raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
-    if spec.pretrain_epochs < 0:
-        raise SpecError(f"--pretrain-epochs must be 0 or more, got {spec.pretrain_epochs}")
-    for name in ("max_train_pairs", "max_val_queries", "max_pretrain_images"):
-        value = getattr(spec, name)
-        if value is not None and value < 2:
-            raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
-    if not 0 < spec.train_fraction <= 1:  # also rejects NaN
-        raise SpecError(f"--train-fraction must be above 0 and at most 1 (the share of the training pairs "
-                        f"fine-tuning uses), got {spec.train_fraction}")
-    _choice("bad_images", spec.bad_images, BAD_IMAGES)
-    for name in ("ground_size", "aerial_size"):
-        size = getattr(spec, name)
-        if size == AUTO_SIZE:
-            continue
-        if len(size) != 2 or min(size) < 8:
-            raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
-    if not spec.loss:
-        raise SpecError("at least one --loss is needed")
-    _metric_names(spec.metrics)
-    _choice("ties", spec.ties, TIES)
-    _choice("one_percent", spec.one_percent, ONE_PERCENT)
-    _choice("hit_rate", spec.hit_rate, HIT_RATES)
-    _choice("channels_last", spec.channels_last, CHANNELS_LAST)
-    _choice("orientation", spec.orientation, ORIENTATIONS)
-    try:
-        view = spec.field_of_view()
-    except ValueError as exc:
-        raise SpecError(f"--fov {_show(spec.fov)}: {exc}") from None
-    if spec.ground_size != AUTO_SIZE and view.width(spec.ground_size[1]) < 8:
-        raise SpecError(f"--fov {spec.fov:g} leaves {view.width(spec.ground_size[1])} of the {spec.ground_size[1]} "
-                        "columns of the panorama (--ground-size); the view needs at least 8: widen one of them")
-    if not 0 <= spec.seed <= MAX_SEED:
-        raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
-    if spec.workers < 0:
-        raise SpecError(f"--workers {spec.workers}: expected 0 (load in the main process) or more")
-    for name in ("data_root", "eval_data_root"):
-        if getattr(spec, name) is not None:
-            expand(getattr(spec, name), name)
-    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
-        raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
-
-
-MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
-
-
 def expand(text: str, option: str) -> Path:
     """``text`` as a path with ``~`` expanded; SpecError naming the option when ``~user`` names no user."""
     return expand_user(text, SpecError, f"--{option.replace('_', '-')} {_show(text)}")
@@ -371,23 +312,6 @@ def closest(name: str, names: list[str]) -> str | None:
     same = [candidate for candidate in names if candidate.lower() == name.lower()]
     close = same or difflib.get_close_matches(name, names, n=1)
     return close[0] if close else None
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SpecError(f"--{name.replace('_', '-')} {_show(value)}: expected one of {', '.join(choices)}")
-
-
-def _metric_names(names: tuple[str, ...]) -> None:
-    """``--metric``: at least one name, each a non-blank string, none twice (the plugins are checked elsewhere)."""
-    if not names:
-        raise SpecError("at least one --metric is needed (e.g. --metric recall)")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise SpecError(f"--metric {_show(name)}: expected the name of a metric plugin")
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise SpecError(f"--metric {', '.join(map(_show, twice))} given more than once: each metric is computed once")
 
 
 def _jsonable(value: Any) -> Any:

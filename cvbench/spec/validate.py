@@ -1,0 +1,95 @@
+"""Checks of a resolved spec that need no plugin and no compute: a bad option fails before any work starts.
+
+Each check raises :class:`SpecError` naming the option as the command line
+spells it (``--batch-size``) and what was expected. Plugin names, the
+dataset's splits and the head's fit are checked where they are known
+(:mod:`cvbench.runs.assemble`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..contract.metric import HIT_RATES, ONE_PERCENT, TIES
+from ..data.field_of_view import ORIENTATIONS
+from ..errors import SpecError
+from .parse import AUTO_SIZE
+from .parse import show as _show
+from .run_spec import BAD_IMAGES, BRANCHES, CHANNELS_LAST, PRETRAIN_BRANCHES, PRETRAIN_DATA, RunSpec, expand, pretrains
+
+MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+
+
+def validate(spec: RunSpec) -> None:
+    """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
+    _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
+    _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
+    for branch in BRANCHES:
+        if getattr(spec, f"{branch}_init") == "pretrained" and not pretrains(spec, branch):
+            raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
+                            f"set --pretrainer and --pretrain-branches {branch} (or both)")
+    for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
+        if int(getattr(spec, name)) < 1:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(spec, name)}")
+    if spec.batch_size < 2:
+        raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
+    if spec.pretrain_epochs < 0:
+        raise SpecError(f"--pretrain-epochs must be 0 or more, got {spec.pretrain_epochs}")
+    for name in ("max_train_pairs", "max_val_queries", "max_pretrain_images"):
+        value = getattr(spec, name)
+        if value is not None and value < 2:
+            raise SpecError(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+    if not 0 < spec.train_fraction <= 1:  # also rejects NaN
+        raise SpecError(f"--train-fraction must be above 0 and at most 1 (the share of the training pairs "
+                        f"fine-tuning uses), got {spec.train_fraction}")
+    _choice("bad_images", spec.bad_images, BAD_IMAGES)
+    for name in ("ground_size", "aerial_size"):
+        size = getattr(spec, name)
+        if size == AUTO_SIZE:
+            continue
+        if len(size) != 2 or min(size) < 8:
+            raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
+    if not spec.loss:
+        raise SpecError("at least one --loss is needed")
+    _metric_names(spec.metrics)
+    _choice("ties", spec.ties, TIES)
+    _choice("one_percent", spec.one_percent, ONE_PERCENT)
+    _choice("hit_rate", spec.hit_rate, HIT_RATES)
+    _choice("channels_last", spec.channels_last, CHANNELS_LAST)
+    _choice("orientation", spec.orientation, ORIENTATIONS)
+    try:
+        view = spec.field_of_view()
+    except ValueError as exc:
+        raise SpecError(f"--fov {_show(spec.fov)}: {exc}") from None
+    if spec.ground_size != AUTO_SIZE and view.width(spec.ground_size[1]) < 8:
+        raise SpecError(f"--fov {spec.fov:g} leaves {view.width(spec.ground_size[1])} of the {spec.ground_size[1]} "
+                        "columns of the panorama (--ground-size); the view needs at least 8: widen one of them")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise SpecError(f"--seed {spec.seed}: expected a whole number from 0 to {MAX_SEED}")
+    if spec.workers < 0:
+        raise SpecError(f"--workers {spec.workers}: expected 0 (load in the main process) or more")
+    for name in ("data_root", "eval_data_root"):
+        if getattr(spec, name) is not None:
+            expand(getattr(spec, name), name)
+    if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
+        raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(f"--{name.replace('_', '-')} {_show(value)}: expected one of {', '.join(choices)}")
+
+
+def _metric_names(names: tuple[str, ...]) -> None:
+    """``--metric``: at least one name, each a non-blank string, none twice (the plugins are checked elsewhere)."""
+    if not names:
+        raise SpecError("at least one --metric is needed (e.g. --metric recall)")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(f"--metric {_show(name)}: expected the name of a metric plugin")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SpecError(f"--metric {', '.join(map(_show, twice))} given more than once: each metric is computed once")
