@@ -71,6 +71,16 @@ def build_gallery(reference: ArrayLike) -> Gallery:
     return Gallery(vectors, inverse, counts, first, size)
 
 
+def queries_and_gallery(query: ArrayLike, reference: ArrayLike) -> tuple[torch.Tensor, Gallery]:
+    """The queries as float32 unit rows and the references as a :class:`Gallery`, checked to share D."""
+    queries = as_matrix(query, "query", torch.float32)
+    gallery = build_gallery(reference)
+    if queries.shape[1] != gallery.vectors.shape[1]:
+        raise ValueError(f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
+                         f"reference is (M, {gallery.vectors.shape[1]})")
+    return normalize_rows_(queries, "query"), gallery
+
+
 # ------------------------------------------------------------------- exact scoring
 
 

@@ -56,12 +56,10 @@ from .exact_ranking import default_chunk, score_chunks
 from .inputs import (
     ArrayLike,
     as_index_table,
-    as_matrix,
     as_reference_sets,
     as_unit_rows,
     check_positive_int,
     matrix_shape,
-    normalize_rows_,
 )
 from .localisation import Positions, haversine_m, localisation_report, positions, top_k_distances
 from .rank_counts import Question, RankCounts, rank_counts, rank_counts_many
@@ -241,12 +239,7 @@ def average_precision(
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
-    queries = as_matrix(query, "query", torch.float32)
-    gallery = exact_scores.build_gallery(reference)
-    if queries.shape[1] != gallery.vectors.shape[1]:
-        raise ValueError(f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
-                         f"reference is (M, {gallery.vectors.shape[1]})")
-    normalize_rows_(queries, "query")
+    queries, gallery = exact_scores.queries_and_gallery(query, reference)
     count = queries.shape[0]
     correct = _correct_sets(positives, also_correct, count, gallery.size)
     above = torch.full(correct.shape, -1, dtype=torch.int64)

@@ -19,11 +19,9 @@ from .exact_ranking import ChunkScores, default_chunk, score_chunks
 from .inputs import (
     ArrayLike,
     as_index_table,
-    as_matrix,
     as_reference_sets,
     check_positive_int,
     matrix_shape,
-    normalize_rows_,
 )
 
 
@@ -131,14 +129,7 @@ def rank_counts_many(query: ArrayLike, reference: ArrayLike, questions: Sequence
     correct set adds the semi-positives, or ignores them), so the product,
     the dominant cost, is paid once.
     """
-    queries = as_matrix(query, "query", torch.float32)
-    gallery = exact_scores.build_gallery(reference)
-    if queries.shape[1] != gallery.vectors.shape[1]:
-        raise ValueError(
-            f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
-            f"reference is (M, {gallery.vectors.shape[1]})"
-        )
-    normalize_rows_(queries, "query")
+    queries, gallery = exact_scores.queries_and_gallery(query, reference)
     count = queries.shape[0]
     asked = []
     for question in questions:

@@ -20,7 +20,7 @@ import torch
 
 from . import exact_scores
 from .exact_ranking import default_chunk
-from .inputs import ArrayLike, as_matrix, check_positive_int, normalize_rows_
+from .inputs import ArrayLike, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,7 @@ def _exact_order(queries: torch.Tensor, vectors: torch.Tensor, row: int, cols: l
 def exact_top(query: ArrayLike, reference: ArrayLike, k: int = 1, chunk_size: int | None = None) -> TopGroups:
     """The exact tie groups covering each query's first ``k`` positions (see :class:`TopGroups`)."""
     k = check_positive_int(k, "k")
-    queries = as_matrix(query, "query", torch.float32)
-    gallery = exact_scores.build_gallery(reference)
-    if queries.shape[1] != gallery.vectors.shape[1]:
-        raise ValueError(f"query and reference dimensions differ: query is (N, {queries.shape[1]}), "
-                         f"reference is (M, {gallery.vectors.shape[1]})")
-    normalize_rows_(queries, "query")
+    queries, gallery = exact_scores.queries_and_gallery(query, reference)
     distinct = gallery.vectors.shape[0]
     counts = np.ones(distinct, dtype=np.int64) if gallery.counts is None else gallery.counts.numpy()
     members = _members(gallery)
