@@ -13,10 +13,11 @@ Plugins import these from the harness, never from one another::
   emulating per-GPU BatchNorm.
 - :func:`concat_all_gather`, :func:`batch_shuffle`, :func:`batch_unshuffle`:
   MoCo's collectives under ``torchrun`` (from :mod:`cvbench.nn.distributed`);
-  the identity on one process.
+  the identity on one process. :func:`broadcast_module` gives every rank
+  rank 0's weights (a head initialised from its first batch).
 """
 
-from .distributed import batch_shuffle, batch_unshuffle, concat_all_gather
+from .distributed import batch_shuffle, batch_unshuffle, broadcast_module, concat_all_gather
 from .infonce import infonce
 from .momentum import cosine_momentum, ema_update, momentum_copy
 from .queue import KeyQueue
@@ -26,6 +27,7 @@ __all__ = [
     "KeyQueue",
     "batch_shuffle",
     "batch_unshuffle",
+    "broadcast_module",
     "concat_all_gather",
     "cosine_momentum",
     "ema_update",

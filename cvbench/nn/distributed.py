@@ -229,6 +229,19 @@ def batch_unshuffle(outputs: torch.Tensor, unshuffle_index: torch.Tensor) -> tor
 
 
 @torch.no_grad()
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers; the identity on one process.
+
+    For a plugin that sets weights from data mid-training (NetVLAD's k-means
+    start on the first batch): each rank saw its own batch, and DDP only
+    copies parameters when it wraps the model.
+    """
+    if active():
+        with torch.no_grad():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+
+
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics).
 

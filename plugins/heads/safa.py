@@ -170,6 +170,14 @@ def build_safa(in_channels: int, feature_hw: tuple[int, int], dim: int, init: st
     return SAFAHead(in_channels, feature_hw, num_embeddings=dim // in_channels, init=init)
 
 
+def safa_natural_dim(in_channels: int, feature_hw: tuple[int, int], **options: object) -> int:
+    """``--dim auto``: D = 8 spatial weightings of the C channels, SAFA's (VGG16: the thesis' 4096)."""
+    return 8 * in_channels
+
+
+build_safa.natural_dim = safa_natural_dim
+
+
 @hookimpl
 def register_heads(register: Register) -> None:
     """Register ``safa``."""

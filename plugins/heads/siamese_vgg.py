@@ -86,6 +86,15 @@ def build_siamese_vgg(in_channels: int, feature_hw: tuple[int, int], dim: int, h
     return SiameseVGGHead(in_channels, dim, hidden_dim=hidden_dim)
 
 
+def siamese_vgg_natural_dim(in_channels: int, feature_hw: tuple[int, int], **options: object) -> int:
+    """``--dim auto``: 8 x the channels, SAFA's size, so the two heads of Table 4.4 compare at one size (VGG16:
+    the thesis' 4096)."""
+    return 8 * in_channels
+
+
+build_siamese_vgg.natural_dim = siamese_vgg_natural_dim
+
+
 @hookimpl
 def register_heads(register: Register) -> None:
     """Register ``siamese_vgg``."""
