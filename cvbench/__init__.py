@@ -28,7 +28,7 @@ from importlib.machinery import ModuleSpec
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
-from .contract import Augmentation, Conventions, Dataset, Head, Loss, Metric, Pretrainer, Retrieval
+from .contract import Augmentation, Batching, Conventions, Dataset, Head, Loss, Metric, Pretrainer, Retrieval, Sampler
 from .contract.registry import create, plugins
 from .evaluation import metrics
 
@@ -73,5 +73,5 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.append(_MovedModuleFinder())
 
-__all__ = ["Augmentation", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "create",
-           "metrics", "plugins", "__version__"]
+__all__ = ["Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval",
+           "Sampler", "create", "metrics", "plugins", "__version__"]

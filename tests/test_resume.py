@@ -75,7 +75,8 @@ def uninterrupted(site, tmp_path_factory):
 
 def _numbers(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     record = json.loads((run_dir / "result.json").read_text())
-    rows = pd.read_csv(run_dir / "metrics.csv").drop(columns=["train_seconds"])
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    rows = rows.drop(columns=[c for c in ("train_seconds", "mining_seconds") if c in rows])  # times, not numbers
     return record, rows
 
 
@@ -105,7 +106,8 @@ def _assert_same_numbers(run_dir: Path, reference: Path) -> None:
     assert record["status"] == "finished"
     assert record["metrics"] == expected["metrics"]
     assert record["uniformity"] == expected["uniformity"]
-    assert record["pretraining"]["aerial"]["loss"] == expected["pretraining"]["aerial"]["loss"]
+    losses = (lambda r: {branch: stage["loss"] for branch, stage in r["pretraining"].items()})
+    assert losses(record) == losses(expected)
     pd.testing.assert_frame_equal(rows, expected_rows, check_exact=True)
     assert not (run_dir / "checkpoints" / STATE).exists()  # removed once finished
 
@@ -148,6 +150,36 @@ def test_sigterm_in_pre_training_resumes_with_the_queue_and_momentum_encoder(mon
     assert any(key.startswith("key_backbone.") for key in state["pretrainer"])
     runner.resume_run(run_dir, quiet=True)
     _assert_same_numbers(run_dir, reference)
+
+
+def test_sigterm_mid_epoch_of_hard_negative_mining_resumes_with_the_mined_batches(monkeypatch, tmp_path):
+    """In process: the batches of epoch 2 were mined with the model as epoch 2 began; the resumed run, whose
+    model has trained since, must serve those batches, not mine new ones."""
+    from cvbench.training import finetune
+
+    spec = RunSpec(preset="smoke", epochs=2, eval_every=2, batch_size=16, sampler="hard_negatives",
+                   sampler_options={"count": 4, "pool": 8}, device="cpu", data_options=SMALL_WORLD)
+    reference = runner.run(spec, tmp_path / "reference", quiet=True)
+    batches = 128 // 16
+    original, calls = finetune.finetune_step, []
+
+    def step_then_signal(*args, **kwargs):
+        calls.append(1)
+        original(*args, **kwargs)
+        if len(calls) == batches + 3:  # epoch 2, after its third batch
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(finetune, "finetune_step", step_then_signal)
+    with pytest.raises(RunInterrupted, match="epoch 2, batch 3"):
+        runner.run(spec, tmp_path / "runs", quiet=True)
+    monkeypatch.setattr(finetune, "finetune_step", original)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    state = load_state(run_dir / "checkpoints" / STATE)
+    assert state["batches"]["epoch"] == 2 and len(state["batches"]["batches"]) >= 3
+    runner.resume_run(run_dir, quiet=True)
+    _assert_same_numbers(run_dir, reference)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["timings"]["mining_s"] > 0 and "mining_seconds" in pd.read_csv(run_dir / "metrics.csv")
 
 
 def test_resume_refuses_finished_runs_new_options_and_folders_without_state(uninterrupted, tmp_path):

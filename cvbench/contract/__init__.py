@@ -15,6 +15,7 @@ from .head import Head
 from .loss import Loss
 from .metric import Conventions, Metric, Retrieval
 from .pretrainer import Pretrainer
+from .sampler import Batching, Sampler
 
-__all__ = ["Augmentation", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval", "conform",
-           "factory_declares"]
+__all__ = ["Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval",
+           "Sampler", "conform", "factory_declares"]

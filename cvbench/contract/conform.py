@@ -20,9 +20,10 @@ from .dataset import GROUND_VIEWS, Dataset
 from .loss import Loss
 from .metric import SECTIONS, Metric
 from .pretrainer import Pretrainer
+from .sampler import Sampler
 
 BASES: dict[str, type] = {"pretrainer": Pretrainer, "loss": Loss, "dataset": Dataset,
-                          "augmentation": Augmentation, "metric": Metric}
+                          "augmentation": Augmentation, "metric": Metric, "sampler": Sampler}
 # kind -> optional capability -> "flag" (a bool), "method" (callable), "section" (one of SECTIONS) or
 # "ground_view" (one of GROUND_VIEWS)
 OPTIONAL: dict[str, dict[str, str]] = {
@@ -30,10 +31,12 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "loss": {"needs_images": "flag", "attach": "method", "after_step": "method"},
     "dataset": {"image_sizes": "method", "inventory": "method", "ground_view": "ground_view"},
     "metric": {"section": "section"},
+    "sampler": {"mines": "flag", "check": "method"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "pretrainer": ("augmentations",),
     "dataset": ("splits", "load"),
+    "sampler": ("plan",),
 }
 MODULE_KINDS = ("pretrainer", "head", "loss")
 CALLABLE = {"augmentation": "a callable (panorama, tile) -> (panorama, tile)",

@@ -1,4 +1,4 @@
-"""The plugin contract: the seven hooks a cvbench plugin module may implement, one per kind of plugin.
+"""The plugin contract: the eight hooks a cvbench plugin module may implement, one per kind of plugin.
 
 Every hook receives ``register(name, factory, summary="")``. Each kind's
 base class in :mod:`cvbench.contract` (``cvbench.Pretrainer``, ``cvbench.Loss``,
@@ -21,6 +21,8 @@ optional capability and its default; subclassing them is optional:
 - preset: a ``dict`` of run options (``--preset NAME``); explicit options override it.
 - metric: ``factory(**options)`` -> a callable ``(retrieval) -> {name: value}``
   (``--metric NAME``), see :class:`cvbench.Metric`.
+- sampler: ``factory(**options)`` -> an object with ``plan(batching) -> batches``
+  (``--sampler NAME``), see :class:`cvbench.Sampler`.
 
 Shared building blocks for methods (MoCo's queue, momentum encoders,
 InfoNCE, split BatchNorm, collectives) are in :mod:`cvbench.nn`, option
@@ -75,3 +77,8 @@ def register_presets(register: Register) -> None:
 @hookspec
 def register_metrics(register: Register) -> None:
     """Register evaluation metrics: named values from an evaluation's embeddings, positives and metadata."""
+
+
+@hookspec
+def register_samplers(register: Register) -> None:
+    """Register batch samplers: which training pairs share a fine-tuning batch."""

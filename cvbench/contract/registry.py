@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "augmentation": "register_augmentations",
     "preset": "register_presets",
     "metric": "register_metrics",
+    "sampler": "register_samplers",
 }
 DATA_KINDS = ("preset",)  # registered values are plain data, not factories
 

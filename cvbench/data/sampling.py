@@ -1,87 +1,81 @@
-"""Batches without ambiguous negatives (thesis section 3.2).
+"""Batches of fine-tuning pairs: the fill rule samplers share, and the engine's per-epoch plan around a sampler.
 
 Where several queries share a tile, or a tile is a semi-positive of another
 query (VIGOR), putting both in one batch would push a true match away as a
-negative. The sampler shuffles the queries each epoch and fills each batch
-with queries whose tiles (positive and semi-positives) are all new to it;
-a query that conflicts waits for a later batch.
+negative (thesis section 3.2). :func:`fill_batches` fills batches in a given
+order with items whose tiles are all new to the batch, optionally pulling
+each item's chosen companions (its GPS neighbours, its hard negatives) into
+the same batch; the sampler plugins (``--sampler``) decide the order and the
+companions. :class:`EpochBatches` asks the sampler for each epoch's plan,
+keeps it in the training state for ``--resume``, and times the plans that
+read the model (the mining cost).
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+import time
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler as TorchSampler
 
+from ..errors import PluginError
 from ..nn.distributed import shard_batches
 
 
-class ConflictFreeBatchSampler(Sampler[list[int]]):
-    """Yield batches of item indices such that no two items share a tile.
+def fill_batches(order: Sequence[int], conflicts: Sequence[Sequence[int]], batch_size: int,
+                 companions: Callable[[int], Sequence[int]] | None = None, drop_last: bool = True) -> list[list[int]]:
+    """Batches of items in ``order`` such that no two items of a batch share a tile; each item at most once.
 
-    ``tiles[i]`` is the set of reference indices item ``i`` must not share
-    (its positive and semi-positives). The order is drawn from ``generator``,
-    so the same seed gives the same batches. A batch that no waiting item fits
-    any more is closed early; the last, smaller batch of an epoch is dropped
-    when ``drop_last``. Early closes make the number of batches depend on the
-    draw, so ``len()`` draws the coming epoch and ``iter()`` then serves it:
-    the same draws, in the same order, as without asking.
+    Each item that fits opens or joins the current batch, then pulls in
+    ``companions(item)`` that fit, in their order, while there is room. An
+    item that clashes waits for a later batch; when a whole pass over the
+    waiting items adds nothing, the current batch closes early (kept if it
+    holds two or more items, or always without ``drop_last``). The last,
+    smaller batch of an epoch is dropped when ``drop_last``.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    used: set[int] = set()
+    placed: set[int] = set()
 
-    def __init__(self, tiles: Sequence[Sequence[int]], batch_size: int, generator: torch.Generator,
-                 drop_last: bool = True) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.tiles = [tuple(int(t) for t in group if t >= 0) for group in tiles]
-        self.batch_size = batch_size
-        self.generator = generator
-        self.drop_last = drop_last
-        self._planned: list[list[int]] | None = None
-
-    def _draw_epoch(self) -> list[list[int]]:
-        """One epoch's batches, drawing the order from the generator."""
-        batches: list[list[int]] = []
-        order = torch.randperm(len(self.tiles), generator=self.generator).tolist()
-        waiting: list[int] = []
-        batch: list[int] = []
-        used: set[int] = set()
-        pending = order
-        while pending:
-            for item in pending:
-                tiles = self.tiles[item]
-                if used.isdisjoint(tiles):
-                    batch.append(item)
-                    used.update(tiles)
-                    if len(batch) == self.batch_size:
-                        batches.append(batch)
-                        batch, used = [], set()
-                else:
-                    waiting.append(item)
-            if len(waiting) == len(pending):  # every waiting item clashes with this batch: close it
-                if len(batch) > 1 or not self.drop_last:
-                    batches.append(batch)
-                batch, used = [], set()
-            pending, waiting = waiting, []
-        if batch and not self.drop_last:
+    def add(item: int) -> None:
+        nonlocal batch, used
+        batch.append(item)
+        used.update(conflicts[item])
+        placed.add(item)
+        if len(batch) == batch_size:
             batches.append(batch)
-        return batches
+            batch, used = [], set()
 
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._planned if self._planned is not None else self._draw_epoch()
-        self._planned = None
-        return iter(batches)
-
-    def __len__(self) -> int:
-        """The exact number of batches of the coming epoch (drawn now, then served by ``__iter__``)."""
-        return len(self.planned())
-
-    def planned(self) -> list[list[int]]:
-        """The coming epoch's batches, drawn now if not yet drawn; ``__iter__`` then serves these."""
-        if self._planned is None:
-            self._planned = self._draw_epoch()
-        return self._planned
+    pending = list(order)
+    while pending:
+        waiting: list[int] = []
+        for item in pending:
+            if item in placed:
+                continue
+            if not used.isdisjoint(conflicts[item]):
+                waiting.append(item)
+                continue
+            add(item)
+            if companions is not None and batch:
+                for other in companions(item):
+                    if not batch:
+                        break  # the batch closed: companions join the item's own batch only
+                    if other not in placed and used.isdisjoint(conflicts[other]):
+                        add(other)
+        waiting = [item for item in waiting if item not in placed]
+        if len(waiting) == len(pending):  # every waiting item clashes with this batch: close it
+            if len(batch) > 1 or not drop_last:
+                batches.append(batch)
+            batch, used = [], set()
+        pending = waiting
+    if batch and not drop_last:
+        batches.append(batch)
+    return batches
 
 
 def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) -> list[tuple[int, ...]]:
@@ -91,31 +85,106 @@ def tiles_per_query(positives: np.ndarray, semi_positives: np.ndarray | None) ->
     return [(int(p), *(int(s) for s in row if s >= 0)) for p, row in zip(positives, semi_positives)]
 
 
-class ShardedBatchSampler(Sampler[list[int]]):
-    """This rank's share of each batch a :class:`ConflictFreeBatchSampler` draws (see :func:`cvbench.nn.distributed.shard_batches`).
+class EpochBatches(TorchSampler[list[int]]):
+    """The batches a sampler plugin plans for each epoch, checked, kept for ``--resume`` and timed.
 
-    Every rank holds an identically seeded sampler, so all draw the same
-    batches and together cover each one.
+    :meth:`prepare` (before an epoch's batches are drawn) asks the sampler
+    for the epoch's plan with ``batching(epoch)``; a state restored mid-epoch
+    serves the saved plan instead and puts the generator where planning left
+    it, so a resumed epoch gets the batches of the uninterrupted one even
+    when the plan read a model that has trained since. ``seconds`` sums the
+    time of plans that mine (the sampler's ``mines``).
     """
 
-    def __init__(self, sampler: ConflictFreeBatchSampler) -> None:
+    def __init__(self, sampler: Any, name: str, batching: Callable[[int], Any], generator: torch.Generator,
+                 items: int, batch_size: int) -> None:
         self.sampler = sampler
+        self.name = name
+        self.batching = batching
+        self.generator = generator
+        self.items = items
+        self.batch_size = batch_size
+        self.batches: list[list[int]] = []
+        self.epoch = 0
+        self.seconds = 0.0
+        self._restored: dict[str, Any] | None = None
+
+    def prepare(self, epoch: int) -> None:
+        """Plan ``epoch`` (or take the restored plan of an interrupted one)."""
+        restored, self._restored = self._restored, None
+        if restored is not None and int(restored["epoch"]) == epoch:
+            self.batches = [list(map(int, batch)) for batch in restored["batches"]]
+            self.generator.set_state(restored["generator"])
+            self.seconds = float(restored["seconds"])
+            self.epoch = epoch
+            return
+        started = time.perf_counter()
+        planned = self.sampler.plan(self.batching(epoch))
+        if self.sampler.mines:
+            self.seconds += time.perf_counter() - started
+        self.batches = self._checked(planned)
+        self.epoch = epoch
+
+    def _checked(self, planned: Any) -> list[list[int]]:
+        """The plan as lists of ints, or a :class:`PluginError` naming the sampler and what is wrong."""
+        try:
+            batches = [[int(item) for item in batch] for batch in planned]
+        except (TypeError, ValueError):
+            raise PluginError(f"sampler {self.name!r} planned {type(planned).__name__}; expected a list of batches, "
+                              "each a list of item positions") from None
+        seen: set[int] = set()
+        for number, batch in enumerate(batches):
+            if len(batch) > self.batch_size or not batch:
+                raise PluginError(f"sampler {self.name!r}: batch {number} has {len(batch)} items; expected 1 to "
+                                  f"{self.batch_size}")
+            bad = [item for item in batch if not 0 <= item < self.items or item in seen]
+            if bad:
+                raise PluginError(f"sampler {self.name!r}: batch {number} holds item {bad[0]}, out of range for "
+                                  f"{self.items} items or already used this epoch")
+            seen.update(batch)
+        if not batches:
+            raise PluginError(f"sampler {self.name!r} planned no batch for {self.items} training items")
+        return batches
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batches": self.batches, "generator": self.generator.get_state(),
+                "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restored = dict(state)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(shard_batches(list(self.sampler)))
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(shard_batches(self.sampler.planned()))
+        return len(self.batches)
 
 
-class SkipBatches(Sampler[list[int]]):
+class ShardedBatchSampler(TorchSampler[list[int]]):
+    """This rank's share of each planned batch (see :func:`cvbench.nn.distributed.shard_batches`).
+
+    Every rank plans with an identically seeded generator, so all hold the
+    same batches and together cover each one.
+    """
+
+    def __init__(self, batches: EpochBatches) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(shard_batches(list(self.batches)))
+
+    def __len__(self) -> int:
+        return len(shard_batches(list(self.batches)))
+
+
+class SkipBatches(TorchSampler[list[int]]):
     """A batch sampler whose next epoch leaves out its first ``skip`` batches: the ones a resumed run had done.
 
     The skipped batches are drawn (the data order stays that of the
     uninterrupted run) but never loaded.
     """
 
-    def __init__(self, batches: Sampler[list[int]]) -> None:
+    def __init__(self, batches: TorchSampler[list[int]]) -> None:
         self.batches = batches
         self.skip = 0
 

@@ -24,7 +24,7 @@ from ..progress import log, make_progress
 from ..spec import BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, pretrains
 from ..training.checkpoint import check_fit
 from ..training.finetune import STAGE as FINETUNE_STAGE
-from ..training.finetune import Objective, finetune
+from ..training.finetune import Objective, check_sampler, finetune
 from ..training.pretrain import pretrain_backbone
 from ..training.resume import Checkpointer, RunInterrupted, load_state
 from .assemble import build_model, resolve_spec
@@ -86,6 +86,8 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
         f"pretrainer {spec.pretrainer}, device {describe(device)}{where}", quiet)
     with make_progress(quiet) as progress:
         data = load_data(spec, dataset, split, progress)
+    if finetune_stage:
+        check_sampler(spec, data.train, data.train_indices)
     if spec.polar and data.val.semi_positives is not None:
         log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
             "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
@@ -188,10 +190,12 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
             values = "  ".join(f"{name} {value:.2f}" for name, value in result.metrics.items())
             progress.console.log(f"epoch {epoch}: loss {stats['loss']:.4f}  {values}")
 
-    train_seconds = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
-                             augment, on_epoch_end, checkpointer, state.snapshot)
+    trained = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
+                       augment, on_epoch_end, checkpointer, state.snapshot)
     recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
-    state.add_timing("finetune_s", train_seconds)
+    state.add_timing("finetune_s", trained.seconds)
+    if trained.mining_seconds is not None:
+        state.add_timing("mining_s", trained.mining_seconds)
     state.add_timing("eval_s", state.eval_seconds)
     if not distributed.is_main():
         return

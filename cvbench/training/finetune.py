@@ -2,7 +2,8 @@
 
 The objective is the weighted sum of the ``--loss`` terms (eq 3.10), each
 getting the L2-normalised ground and aerial embeddings of a batch of pairs.
-Adam, as in section 4.2. A loss may use the three optional parts that
+Adam, as in section 4.2 (AdamW, a milestone or cosine schedule by option);
+the batches come from the ``--sampler`` plugin. A loss may use the three optional parts that
 :class:`cvbench.Loss` declares: ``attach(model)`` (called once),
 ``needs_images`` (also receives the two image batches) and ``after_step()``
 (called after each optimiser step).
@@ -15,6 +16,9 @@ images).
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -23,10 +27,13 @@ from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..contract import Batching
 from ..contract.registry import create
 from ..data import CrossViewPairs
+from ..errors import SpecError
 from ..data.loaders import Pairs, PairTransform, normalize, readers
-from ..data.sampling import ConflictFreeBatchSampler, ShardedBatchSampler, SkipBatches, tiles_per_query
+from ..data.sampling import EpochBatches, ShardedBatchSampler, SkipBatches, tiles_per_query
+from ..evaluation.evaluate import embed
 from ..nn import distributed
 from ..nn.device import autocast, to_device, use_channels_last
 from ..nn.model import TwoBranchNet
@@ -122,42 +129,140 @@ def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: 
 def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, indices: Sequence[int],
              spec: RunSpec, device: torch.device, generator: torch.Generator, progress: Progress | None,
              augment: PairTransform | None, on_epoch_end: EpochCallback, checkpointer: Checkpointer | None = None,
-             run_state: Callable[[], dict[str, Any]] = dict) -> float:
-    """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training.
+             run_state: Callable[[], dict[str, Any]] = dict) -> "Trained":
+    """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training and mining.
 
     ``spec.batch_size`` is the global batch: under ``torchrun`` each rank
     trains on its share of it. With a ``checkpointer`` the training state is
     saved before the first epoch, after every epoch (after ``on_epoch_end``)
     and on SIGINT/SIGTERM; ``run_state()`` adds the run's own part (model,
     records). A resumed run continues from the saved epoch and batch.
+    ``--epochs 0`` trains nothing: the start weights are the model (zero-shot).
     """
+    if spec.epochs == 0:
+        return Trained(0.0, None)
     indices = np.asarray(indices)
     dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
-    semi = pairs.semi_positives[indices] if pairs.semi_positives is not None else None
-    sampler = ConflictFreeBatchSampler(tiles_per_query(pairs.positives[indices], semi),
-                                       min(spec.batch_size, len(dataset)), generator)
-    batches = SkipBatches(ShardedBatchSampler(sampler) if distributed.active() else sampler)
+    plan = EpochBatches(create("sampler", spec.sampler, **spec.sampler_options), spec.sampler,
+                        batching_of(model, pairs, indices, spec, device, generator), generator, len(dataset),
+                        min(spec.batch_size, len(dataset)))
+    batches = SkipBatches(ShardedBatchSampler(plan) if distributed.active() else plan)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers,
                         pin_memory=device.type == "cuda")
     objective.to(device).attach(model)
     forward = distributed.wrap(FinetuneForward(model, objective), device)
     params = trainable(model, objective)
-    optimizer = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if not params:
+        raise SpecError(f"--epochs {spec.epochs}: nothing to train, since --freeze-backbone keeps the backbone and "
+                        f"head {spec.head!r} with options {spec.head_options} has no parameters; use --epochs 0 "
+                        "for a zero-shot evaluation, or give the head parameters (e.g. gem project=true)")
+    optimizer = make_optimizer(spec, params)
+    schedule = LearningRate(spec)
     channels_last = use_channels_last(device, spec.channels_last)
     monitor = LossMonitor.for_device("fine-tuning", device)
 
+    def prepare(epoch: int) -> None:
+        plan.prepare(epoch)
+        model.train()
+
     def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
         ground, aerial = batch
+        schedule.set(optimizer, where, len(plan))
         finetune_step(forward, optimizer, params, ground, aerial, device, monitor, where, spec.grad_clip,
                       channels_last)
 
     def finish(epoch: int, means: dict[str, float], seconds: float) -> None:
         means = dict(means)
-        on_epoch_end(epoch, {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
-                             "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds})
+        row = {"loss": means.pop("loss", float("nan")), **{f"loss_{n}": v for n, v in means.items()},
+               "lr": optimizer.param_groups[0]["lr"], "train_seconds": seconds}
+        if plan.sampler.mines:
+            row["mining_seconds"] = plan.seconds
+        on_epoch_end(epoch, row)
 
     resume = checkpointer.resume_point(STAGE) if checkpointer is not None else None
-    return train_epochs(Stage(STAGE, "fine-tuning", "fine-tune", spec.epochs, loader, one_step, monitor,
-                              {"objective": objective, "optimizer": optimizer}, device,
-                              prepare=lambda epoch: model.train(), finish=finish),
-                        generator, progress, checkpointer, resume, run_state)
+    seconds = train_epochs(Stage(STAGE, "fine-tuning", "fine-tune", spec.epochs, loader, one_step, monitor,
+                                 {"objective": objective, "optimizer": optimizer, "batches": plan}, device,
+                                 prepare=prepare, finish=finish),
+                           generator, progress, checkpointer, resume, run_state)
+    return Trained(seconds, plan.seconds if plan.sampler.mines else None)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What fine-tuning took: seconds training (mining included) and, for a mining sampler, seconds mining."""
+
+    seconds: float
+    mining_seconds: float | None
+
+
+def check_sampler(spec: RunSpec, pairs: CrossViewPairs, indices: Sequence[int]) -> None:
+    """Build the ``--sampler`` and let it refuse what the training pairs cannot honour, before any compute."""
+
+    def no_model() -> tuple[np.ndarray, np.ndarray]:
+        raise RuntimeError("Sampler.check: embed() reads the model, which does not exist yet; call it in plan()")
+
+    if spec.epochs == 0:
+        return
+    sampler = create("sampler", spec.sampler, **spec.sampler_options)
+    batching = batching_of(None, pairs, np.asarray(indices), spec, torch.device("cpu"), torch.Generator())(1)
+    sampler.check(dataclasses.replace(batching, embed=no_model))
+
+
+def batching_of(model: TwoBranchNet | None, pairs: CrossViewPairs, indices: np.ndarray, spec: RunSpec,
+                device: torch.device, generator: torch.Generator) -> Callable[[int], Batching]:
+    """``epoch -> Batching``: what a sampler plans from, with ``embed`` reading the model as it is then."""
+    semi = pairs.semi_positives[indices] if pairs.semi_positives is not None else None
+    conflicts = tiles_per_query(pairs.positives[indices], semi)
+    meta = pairs.ground_meta.iloc[indices].reset_index(drop=True) if len(pairs.ground_meta.columns) else \
+        pairs.ground_meta
+    views = readers(spec)
+
+    def embed_now() -> tuple[np.ndarray, np.ndarray]:
+        queries = embed(model, "ground", pairs.ground, views["ground"], device, spec.eval_batch_size, indices)
+        return queries, embed(model, "aerial", pairs.aerial, views["aerial"], device, spec.eval_batch_size)
+
+    def batching(epoch: int) -> Batching:
+        return Batching(conflicts, pairs.positives[indices], meta, min(spec.batch_size, len(indices)), epoch,
+                        generator, embed_now)
+
+    return batching
+
+
+def make_optimizer(spec: RunSpec, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam (the thesis' section 4.2) or AdamW (decoupled weight decay, Sample4Geo's), at the peak lr."""
+    kind = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+class LearningRate:
+    """The fine-tuning lr at each step, a function of the position alone, so a resumed run follows it exactly.
+
+    ``constant``: the peak lr. ``milestones``: x0.1 from each milestone epoch
+    on. ``cosine``: linear warm-up from 0 over ``warmup_epochs``, then
+    half a cosine down to 0 at the end of the last epoch, by step (an
+    epoch's position is its batch over the epoch's planned batches).
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.peak = spec.lr
+        self.kind = spec.schedule
+        self.milestones = sorted(int(m) for m in spec.milestones)
+        self.epochs = spec.epochs
+        self.warmup = float(spec.warmup_epochs)
+
+    def factor(self, epoch: int, batch: int, batches: int) -> float:
+        """The lr factor at batch ``batch`` (from 1) of ``batches`` in ``epoch`` (from 1)."""
+        if self.kind == "milestones":
+            return 0.1 ** sum(epoch >= milestone for milestone in self.milestones)
+        if self.kind != "cosine":
+            return 1.0
+        done = (epoch - 1) + (batch - 1) / max(batches, 1)  # epochs completed before this step
+        if done < self.warmup:
+            return min((done + 1.0 / max(batches, 1)) / self.warmup, 1.0)  # the first step already warms a little
+        progress = (done - self.warmup) / max(self.epochs - self.warmup, 1e-12)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    def set(self, optimizer: torch.optim.Optimizer, where: tuple[int, int], batches: int) -> None:
+        value = self.peak * self.factor(*where, batches)
+        for group in optimizer.param_groups:
+            group["lr"] = value

@@ -150,7 +150,8 @@ def train_epochs(stage: Stage, generator: torch.Generator, progress: Progress | 
     first, seconds = 1, 0.0
     if resume is not None:
         for name, part in stage.parts.items():
-            part.load_state_dict(resume[name])
+            if name in resume:  # a state saved before the part existed: it starts afresh
+                part.load_state_dict(resume[name])
         first, seconds = resume["epoch"] + 1, resume["train_seconds"]
 
     def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
