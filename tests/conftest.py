@@ -14,9 +14,13 @@ import textwrap
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
+
+if TYPE_CHECKING:
+    from cvbench.spec import RunSpec
 
 # One cache per test session, shared by in-process and subprocess runs, never the user's.
 _OWN_CACHE = "CVBENCH_CACHE" not in os.environ
@@ -89,6 +93,15 @@ def cli(*args: str, site: Path | None = None, env: dict[str, str] | None = None)
                     del sys.modules[name]
             reset_registry()
     return subprocess.CompletedProcess(["cvbench", *args], code, out.getvalue(), err.getvalue())
+
+
+def cli_spec(**values: Any) -> "RunSpec":
+    """The (unresolved) spec ``cvbench run`` would build from these CLI parameter values, the rest at their defaults."""
+    from cvbench.cli.spec_options import cli_options, spec_from_cli
+
+    base = {option.parameter: option.option.default for option in cli_options()}
+    base.update(values)
+    return spec_from_cli(base)
 
 
 def smoke_run(dataset: str, root: Path, runs_dir: Path, *extra: str) -> dict:

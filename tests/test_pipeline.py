@@ -147,8 +147,17 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch_state(toy, tmp_path):
     {"finetune_aug": "mocov2"},
     {"finetune_aug": "mocov2-nocrop"},
     {"finetune_aug": "geo-sync"},
+    {"head": "gem", "dim": "auto"},
+    {"head": "netvlad", "head_options": {"clusters": 4}, "dim": 64},
+    {"head": "mixvpr", "dim": 64},
+    {"head": "salad", "head_options": {"clusters": 4}, "dim": 96},  # 64 (token) + 4 clusters x 8
+    {"sampler": "gps_neighbours", "sampler_options": {"count": 3, "radius": 5.0}},
+    {"preset": "sample4geo", "head": "gem", "dim": "auto", "epochs": 2, "sampler_options": {"count": 3, "pool": 6}},
 ], ids=lambda o: "-".join(str(v) for v in o.values())[:40])
 def test_every_built_in_runs_in_the_smoke_preset(toy, tmp_path, options):
     run_dir = run(RunSpec(**{**FAST, "epochs": 1, **options}), tmp_path, quiet=True)
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "finished" and 0 <= record["metrics"]["R@1"] <= 100
+    if options.get("preset") == "sample4geo":  # hard negatives mined in epoch 2, and timed
+        assert record["spec"]["shared_backbone"] and record["spec"]["sampler"] == "hard_negatives"
+        assert 0 < record["timings"]["mining_s"] < record["timings"]["finetune_s"]

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import cli_spec as cli
 
-from cvbench.cli.spec_options import cli_options, spec_from_cli
 from cvbench.errors import SpecError
 from cvbench.runs.assemble import resolve_spec
 from cvbench.spec import RunSpec, branch_init, parse_loss, parse_size
-
-
-def cli(**values):
-    base = {option.parameter: option.option.default for option in cli_options()}
-    base.update(values)
-    return spec_from_cli(base)
 
 
 def test_explicit_options_override_the_preset(registry):
@@ -96,3 +90,28 @@ def test_a_record_from_before_an_option_existed_reads_with_todays_default(tmp_pa
     assert spec.field_of_view().is_identity and spec.eval_dataset is None
     assert spec.conventions().ties == "random"
     assert from_record({**stored, "ties": "optimistic"}).ties == "optimistic"  # what a record says stays
+
+
+def test_a_presets_plugin_options_apply_only_while_the_run_keeps_its_plugins(registry):
+    recipe = resolve_spec(cli(preset="sample4geo"))
+    assert recipe.shared_backbone is True and recipe.dim == 160  # convnext_atto, stage 2: GeM pools its 160 channels
+    assert resolve_spec(cli(preset="sample4geo", shared_backbone=False)).shared_backbone is False  # --no-shared-...
+    assert resolve_spec(cli(preset="smoke")).shared_backbone is False
+    assert recipe.head_options == {"p": 1.0, "learn_p": False, "project": False}
+    assert recipe.loss_options["infonce"]["label_smoothing"] == 0.1
+    assert recipe.sampler_options["first_epoch"] == "gps_neighbours"
+    merged = resolve_spec(cli(preset="sample4geo", head_option=["p=3"], sampler_option=["count=4"]))
+    assert merged.head_options == {"p": 3, "learn_p": False, "project": False}  # the user's value wins
+    assert merged.sampler_options["count"] == 4 and merged.sampler_options["pool"] == 32
+    swapped = resolve_spec(cli(preset="sample4geo", head="safa", loss=["soft_triplet"], sampler="conflict_free"))
+    assert swapped.head_options == {} and swapped.loss_options == {} and swapped.sampler_options == {}
+
+
+@pytest.mark.parametrize("values, culprit", [
+    ({"loss_option": ["infonce.temperature=0.1"]}, "--loss-option 'infonce'.KEY=VALUE: the run uses no such loss"),
+    ({"metric_option": ["recal.ks=1"]}, "--metric-option 'recal'.KEY=VALUE: the run uses no such metric"),
+])
+def test_options_for_a_loss_or_metric_the_run_does_not_use_are_refused(registry, values, culprit):
+    with pytest.raises(SpecError) as info:
+        resolve_spec(cli(preset="smoke", **values))
+    assert culprit in str(info.value)

@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
 
 
 TERMINAL_HIDDEN = ("run", "queries")  # in the exports; too wide for a terminal table
-SHARED = ("pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss", "dataset", "seed")
+SHARED = ("pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss", "sampler", "dataset",
+          "seed")
 
 
 def _lift_shared(finished):

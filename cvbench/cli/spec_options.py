@@ -16,12 +16,24 @@ from typing import Any, Callable, Optional
 import typer
 
 from ..spec import RunSpec, hints
-from ..spec.parse import EPOCH_LIST, FLAG, LOSSES, NAMED_OPTIONS, NAMES, OPTIONS, REPEATABLE, SIZE, VALUE, from_cli
+from ..spec.parse import (
+    COUNT,
+    EPOCH_LIST,
+    FLAG,
+    LOSSES,
+    NAMED_OPTIONS,
+    NAMES,
+    OPTIONS,
+    REPEATABLE,
+    SIZE,
+    VALUE,
+    from_cli,
+)
 
 P = inspect.Parameter
 # What the help shows as each shape's value.
 METAVARS = {OPTIONS: "KEY=VALUE", NAMED_OPTIONS: "NAME.KEY=VALUE", LOSSES: "NAME[:WEIGHT]", NAMES: "NAME",
-            SIZE: "HxW", EPOCH_LIST: "E1,E2,..."}
+            SIZE: "HxW", EPOCH_LIST: "E1,E2,...", COUNT: "N|auto"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +62,10 @@ def cli_options() -> tuple[CliOption, ...]:
         shape, parameter = meta["shape"], meta["cli"] or spec_field.name
         flag = "--" + parameter.replace("_", "-")
         if shape == FLAG:
-            annotation, default, names = bool, False, (flag,)
+            annotation, default, names = Optional[bool], None, (f"{flag}/--no-{flag[2:]}",)
         elif shape in REPEATABLE:
             annotation, default, names = Optional[list[str]], None, ()
-        elif shape in (SIZE, EPOCH_LIST):
+        elif shape in (SIZE, EPOCH_LIST, COUNT):
             annotation, default, names = Optional[str], None, ()
         elif shape == VALUE:
             annotation, default, names = types[spec_field.name], spec_field.default, ()

@@ -61,12 +61,13 @@ from .inputs import (
     check_positive_int,
     matrix_shape,
 )
-from .localisation import Positions, haversine_m, localisation_report, positions, top_k_distances
+from .localisation import EARTH_RADIUS_M, Positions, haversine_m, localisation_report, positions, top_k_distances
 from .rank_counts import Question, RankCounts, rank_counts, rank_counts_many
 
-__all__ = ["Conventions", "Positions", "RankCounts", "RecallReport", "as_unit_rows", "average_precision",
-           "haversine_m", "hit_rate_of", "localisation_report", "one_percent_k", "positions", "rank_counts", "ranks",
-           "recall", "recall_from_counts", "recall_report", "top_k_distances", "uniformity", "uniformity_report"]
+__all__ = ["EARTH_RADIUS_M", "Conventions", "Positions", "RankCounts", "RecallReport", "as_unit_rows",
+           "average_precision", "haversine_m", "hit_rate_of", "localisation_report", "one_percent_k", "positions",
+           "rank_counts", "ranks", "recall", "recall_from_counts", "recall_report", "top_k_distances", "uniformity",
+           "uniformity_report"]
 
 def one_percent_k(size: int, rule: str = "floor+1") -> int:
     """The k of R@1% for a gallery of ``size`` references under ``rule`` ("floor+1" or "floor")."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from ..contract.conform import static_image_sizes
 from ..contract.dataset import ground_view_of
 from ..contract.registry import create, get_registry
 from ..errors import SpecError
-from ..nn.backbone import create_backbone
+from ..nn.backbone import FeatureExtractor, create_backbone
 from ..nn.model import Branch, TwoBranchNet
 from ..spec import (
     AUTO_SIZE,
@@ -43,6 +45,8 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     if AUTO_SIZE in (resolved.ground_size, resolved.aerial_size):
         resolved = _dataset_sizes(resolved)
     validate(resolved)
+    if resolved.dim == AUTO_SIZE:
+        resolved.dim = natural_dim(resolved)
     if resolved.eval_dataset is not None:
         registry.get("dataset", resolved.eval_dataset)
     _check_ground_view(resolved)
@@ -88,29 +92,77 @@ def _dataset_sizes(spec: RunSpec) -> RunSpec:
     return RunSpec.from_dict(values)
 
 
+def input_size(spec: RunSpec, branch: str) -> tuple[int, int]:
+    """The ``(H, W)`` a branch's network receives: the aerial size, or the ground query's field of view."""
+    if branch == "aerial":
+        return tuple(spec.aerial_size)
+    height, width = spec.ground_size
+    return height, spec.field_of_view().width(width)
+
+
+SIZE_OPTIONS = {"ground": "--ground-size", "aerial": "--aerial-size"}
+
+
+def _backbone(spec: RunSpec, branch: str) -> FeatureExtractor:
+    """One branch's backbone, initialised as Table 3.1 asks (``branch`` names its start options)."""
+    init = branch_init(spec, branch)
+    start = spec.pretrain_from if init == "pretrained" else init
+    backbone = create_backbone(spec.backbone, "imagenet" if start == "imagenet" else "random",
+                               spec.pretrained_weights, spec.backbone_stage, spec.backbone_options)
+    checkpoint = start_checkpoint(start, branch, "pretrain_from" if init == "pretrained" else f"{branch}_init")
+    if checkpoint is not None:
+        load_weights(backbone, checkpoint, what=f"{spec.backbone} backbone of the {branch} branch")
+    return backbone.freeze() if spec.freeze_backbone else backbone
+
+
+def natural_dim(spec: RunSpec) -> int:
+    """``--dim auto``: the head's natural size for the backbone (its factory's ``natural_dim``), else an error."""
+    factory = get_registry().get("head", spec.head).factory
+    natural = getattr(factory, "natural_dim", None)
+    if not callable(natural):
+        raise SpecError(f"--dim auto: head {spec.head!r} declares no natural size; give --dim as a number")
+    backbone = create_backbone(spec.backbone, "random", None, spec.backbone_stage, spec.backbone_options)
+    hw = backbone.feature_hw(input_size(spec, "aerial"), SIZE_OPTIONS["aerial"])
+    return int(natural(backbone.out_channels, hw, **spec.head_options))
+
+
 def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> TwoBranchNet:
     """The two-branch network with each branch initialised as Table 3.1 asks.
 
     A branch to be pre-trained starts from ``pretrain_from``, the others from
     their init; a start that names a checkpoint (file, or folder with one per
-    branch) is loaded strictly; ``random`` / ``imagenet`` as named.
+    branch) is loaded strictly; ``random`` / ``imagenet`` as named. With
+    ``--shared-backbone`` one branch serves both views (Sample4Geo), and its
+    head must take both views' feature maps.
     """
     branches = {}
-    for branch in BRANCHES:
-        init = branch_init(spec, branch)
-        start = spec.pretrain_from if init == "pretrained" else init
-        backbone = create_backbone(spec.backbone, "imagenet" if start == "imagenet" else "random",
-                                   spec.imagenet_weights, spec.backbone_stage)
-        checkpoint = start_checkpoint(start, branch, "pretrain_from" if init == "pretrained" else f"{branch}_init")
-        if checkpoint is not None:
-            load_weights(backbone, checkpoint, what=f"{spec.backbone} backbone of the {branch} branch")
-        size = spec.ground_size if branch == "ground" else spec.aerial_size
-        if branch == "ground":  # the network sees the query's field of view, not the whole panorama
-            size = (size[0], spec.field_of_view().width(size[1]))
-        feature_hw = backbone.feature_hw(tuple(size))
+    for branch in (("aerial",) if spec.shared_backbone else BRANCHES):
+        backbone = _backbone(spec, branch)
+        feature_hw = backbone.feature_hw(input_size(spec, branch), SIZE_OPTIONS[branch])
         head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
         branches[branch] = Branch(backbone, head)
+    if spec.shared_backbone:
+        branches["ground"] = branches["aerial"]
+        _check_shared_head(spec, branches["aerial"])
     return TwoBranchNet(branches["ground"], branches["aerial"])
+
+
+def _check_shared_head(spec: RunSpec, branch: Branch) -> None:
+    """A shared head meets both views' feature maps: one built for a single map size is refused, naming both."""
+    sizes = {view: branch.backbone.feature_hw(input_size(spec, view), SIZE_OPTIONS[view]) for view in BRANCHES}
+    if sizes["ground"] == sizes["aerial"]:
+        return
+    probe = torch.zeros(1, branch.backbone.out_channels, *sizes["ground"])
+    try:
+        with torch.no_grad():
+            branch.head.eval()(probe)
+    except (RuntimeError, ValueError) as exc:
+        raise SpecError(f"--shared-backbone: head {spec.head!r} was built for the aerial feature map "
+                        f"{sizes['aerial'][0]}x{sizes['aerial'][1]} but the ground views give "
+                        f"{sizes['ground'][0]}x{sizes['ground'][1]} ({str(exc).splitlines()[0][:120]}); use a head "
+                        "that pools any size (gem, netvlad, salad, siamese_vgg) or equal feature map sizes") from None
+    finally:
+        branch.head.train()
 
 
 def load_run_model(run_dir: str | Path, checkpoint: str = MODEL_CHECKPOINT) -> tuple[RunSpec, TwoBranchNet]:

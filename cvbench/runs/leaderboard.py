@@ -52,8 +52,23 @@ def _init(spec: dict[str, Any], branch: str) -> str:
 
 
 def _loss(spec: dict[str, Any]) -> str:
+    """The fine-tuning objective; ``none (zero-shot)`` for a run that never fine-tuned (``--epochs 0``)."""
+    if spec.get("epochs") == 0:
+        return "none (zero-shot)"
     terms = spec.get("loss") or []
     return " + ".join(name if float(weight) == 1.0 else f"{weight:g}*{name}" for name, weight in terms)
+
+
+def _backbone(spec: dict[str, Any]) -> str | None:
+    """The backbone's name, marked ``shared`` (one for both views) and ``frozen`` (start weights kept)."""
+    marks = [mark for mark, key in (("shared", "shared_backbone"), ("frozen", "freeze_backbone")) if spec.get(key)]
+    name = spec.get("backbone")
+    return f"{name} ({', '.join(marks)})" if marks and name else name
+
+
+def _sampler(spec: dict[str, Any]) -> str:
+    """The batch sampler (records from before samplers were plugins: the conflict-free one they used)."""
+    return spec.get("sampler") or "conflict_free"
 
 
 def _labels(spec: dict[str, Any]) -> str:
@@ -107,7 +122,7 @@ def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
 
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
 SETTINGS = ("run", "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss",
-            "labels", "dataset", "seed", *PROTOCOL, "queries", "wall time (s)", "warnings",
+            "sampler", "labels", "dataset", "seed", *PROTOCOL, "queries", "wall time (s)", "warnings",
             "error")  # every column that is not a metric
 
 
@@ -142,9 +157,10 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "pretraining": _pretraining(spec),
             "ground init": _init(spec, "ground") if spec else "",
             "aerial init": _init(spec, "aerial") if spec else "",
-            "backbone": spec.get("backbone"),
+            "backbone": _backbone(spec),
             "head": spec.get("head"),
             "loss": _loss(spec),
+            "sampler": _sampler(spec),
             "labels": _labels(spec),
             "dataset": _datasets(record, spec),
             "seed": spec.get("seed"),
@@ -165,6 +181,8 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
                               kind="stable")
     if (frame["labels"] == "100%").all():  # no run fine-tuned on a share of its pairs (--train-fraction)
         frame = frame.drop(columns=["labels"])
+    if (frame["sampler"] == "conflict_free").all():  # every run batched as the thesis did
+        frame = frame.drop(columns=["sampler"])
     return frame.reset_index(drop=True)
 
 

@@ -22,14 +22,15 @@ AUTO_SIZE = "auto"
 
 # The CLI shapes of run options: how one option is typed on the command line.
 VALUE = "value"  # one value, typed by the field (str, int, float): --epochs 3
-FLAG = "flag"  # a flag that sets True: --polar
+FLAG = "flag"  # an on/off switch, unset = the preset's: --polar, --no-polar
 OPTIONS = "options"  # repeatable KEY=VALUE into a dict: --data-option layout=offset
 NAMED_OPTIONS = "named_options"  # repeatable NAME.KEY=VALUE into a dict of dicts: --loss-option LOSS.margin=0.5
 LOSSES = "losses"  # repeatable NAME[:WEIGHT]: --loss soft_triplet --loss uniformity:0.001
 SIZE = "size"  # HxW text, one number for a square, or auto: --ground-size 32x128
 EPOCH_LIST = "epoch_list"  # comma-separated whole numbers: --pretrain-milestones 120,160
 NAMES = "names"  # repeatable NAME into a tuple: --metric recall --metric uniformity
-SHAPES = (VALUE, FLAG, OPTIONS, NAMED_OPTIONS, LOSSES, SIZE, EPOCH_LIST, NAMES)
+COUNT = "count"  # a whole number, or auto: --dim 1024, --dim auto
+SHAPES = (VALUE, FLAG, OPTIONS, NAMED_OPTIONS, LOSSES, SIZE, EPOCH_LIST, NAMES, COUNT)
 REPEATABLE = (OPTIONS, NAMED_OPTIONS, LOSSES, NAMES)
 
 
@@ -53,6 +54,8 @@ def from_cli(shape: str, raw: Any, flag: str, example: str | None = None) -> Any
         return None if raw is None else parse_epochs(raw, flag)
     if shape == NAMES:
         return tuple(raw) if raw else None
+    if shape == COUNT:
+        return None if raw is None else parse_count(raw, flag)
     raise ValueError(f"unknown option shape {shape!r}; expected one of {', '.join(SHAPES)}")
 
 
@@ -71,6 +74,17 @@ def parse_size(text: str | tuple | list) -> tuple[int, int] | str:
                         "or auto for the dataset's own")
     height = int(match.group(1))
     return (height, int(match.group(2) or height))
+
+
+def parse_count(text: str | int, flag: str) -> int | str:
+    """``"1024"`` -> 1024; ``"auto"`` stays (the plugin's natural size); anything else names ``flag``."""
+    if isinstance(text, str) and text.strip().lower() == AUTO_SIZE:
+        return AUTO_SIZE
+    if is_whole(text):
+        return int(text)
+    if isinstance(text, str) and re.fullmatch(r"\s*\d{1,9}\s*", text):
+        return int(text)
+    raise SpecError(f"{flag} {show(text)}: expected a whole number or auto")
 
 
 def parse_loss(text: str) -> tuple[str, float]:

@@ -30,6 +30,7 @@ from ..data.layout import expand_user, path_is
 from ..errors import SpecError
 from .parse import (
     AUTO_SIZE,
+    COUNT,
     EPOCH_LIST,
     FLAG,
     LOSSES,
@@ -108,8 +109,8 @@ class RunSpec:
                                                        "dataset's own, thesis section 4.2).", shape=SIZE)
     aerial_size: tuple[int, int] | str | None = option(DATA, "Aerial image size HxW, e.g. 224x224, or auto (the "
                                                        "dataset's own).", shape=SIZE)
-    polar: bool = option(DATA, "SAFA's polar transform of aerial tiles (centre-aligned datasets only); --aerial-size "
-                         "is then the polar image size.", False, shape=FLAG)
+    polar: bool | None = option(DATA, "SAFA's polar transform of aerial tiles (centre-aligned datasets only); "
+                                "--aerial-size is then the polar image size.", shape=FLAG)
     fov: float | None = option(DATA, "Field of view of a ground query in degrees, (0, 360]: the panorama is cut to it "
                                "(360 = the whole panorama, the default; the literature uses 180, 90 and 70).")
     orientation: str | None = option(DATA, "known (queries face north, the default) or random (evaluation turns query "
@@ -117,7 +118,16 @@ class RunSpec:
     head: str | None = option(MODEL, "Aggregation head plugin (see `cvbench plugins`).")
     head_options: dict[str, Any] = option(MODEL, "Head option KEY=VALUE (repeatable).", shape=OPTIONS,
                                           cli="head_option", factory=dict)
-    dim: int | None = option(MODEL, "Embedding dimension.")
+    dim: int | str | None = option(MODEL, "Embedding dimension, or auto: the head's natural size for the backbone "
+                                   "(SAFA 8 x channels, GeM the channels, NetVLAD clusters x channels, ...).",
+                                   shape=COUNT)
+    backbone_options: dict[str, Any] = option(MODEL, "Option KEY=VALUE passed to timm.create_model (repeatable), "
+                                              "e.g. dynamic_img_size=true.", shape=OPTIONS, cli="backbone_option",
+                                              factory=dict)
+    shared_backbone: bool | None = option(MODEL, "One backbone and head for both views, as Sample4Geo (the thesis' "
+                                          "branches are separate, the default).", shape=FLAG)
+    freeze_backbone: bool | None = option(MODEL, "Train the heads only; the backbones keep their start weights "
+                                          "(linear-adapter and zero-shot baselines).", shape=FLAG)
     loss: list[tuple[str, float]] | None = option(FINETUNING, "Loss NAME[:WEIGHT], repeatable; the objective is the "
                                                   "weighted sum.", shape=LOSSES)
     loss_options: dict[str, dict[str, Any]] = option(FINETUNING, "Loss option NAME.KEY=VALUE (repeatable).",
@@ -141,11 +151,26 @@ class RunSpec:
                                      "backbone.")
     aerial_init: str | None = option(MODEL, "Aerial branch: auto, random, imagenet, pretrained or a .safetensors "
                                      "backbone.")
-    imagenet_weights: str | None = option(MODEL, "File with the backbone's ImageNet weights (offline machines).")
+    pretrained_weights: str | None = option(MODEL, "File with the backbone's pretrained weights (.safetensors or "
+                                            ".pth), for --base-init imagenet on a machine without timm's cache.")
     epochs: int | None = option(FINETUNING, "Fine-tuning epochs.")
     batch_size: int | None = option(FINETUNING, "Fine-tuning batch size.")
-    lr: float | None = option(FINETUNING, "Fine-tuning Adam learning rate.")
+    lr: float | None = option(FINETUNING, "Fine-tuning peak learning rate.")
     weight_decay: float | None = option(FINETUNING, "Fine-tuning weight decay.")
+    optimizer: str | None = option(FINETUNING, "Fine-tuning optimiser: adam (the thesis', the default) or adamw "
+                                   "(decoupled weight decay, Sample4Geo's).")
+    schedule: str | None = option(FINETUNING, "Fine-tuning learning-rate schedule: constant (the default), "
+                                  "milestones (x0.1 at --milestones) or cosine (after --warmup-epochs of linear "
+                                  "warm-up).")
+    milestones: tuple[int, ...] | None = option(FINETUNING, "Epochs where the fine-tuning lr drops x0.1 (schedule "
+                                                "milestones), e.g. 20,40.", shape=EPOCH_LIST,
+                                                expect="a list of epochs such as [20, 40]")
+    warmup_epochs: float | None = option(FINETUNING, "Epochs of linear warm-up before the cosine decay (may be a "
+                                         "fraction, e.g. 0.5).")
+    sampler: str | None = option(FINETUNING, "Batch sampler plugin: which pairs share a batch (conflict_free, "
+                                 "gps_neighbours, hard_negatives; see `cvbench plugins`).")
+    sampler_options: dict[str, Any] = option(FINETUNING, "Sampler option KEY=VALUE (repeatable).", shape=OPTIONS,
+                                             cli="sampler_option", factory=dict)
     finetune_aug: str | None = option(FINETUNING, "Fine-tuning pair augmentation plugin, or none.")
     finetune_aug_options: dict[str, Any] = option(FINETUNING, "Augmentation option KEY=VALUE (repeatable).",
                                                   shape=OPTIONS, cli="finetune_aug_option", factory=dict)
@@ -179,8 +204,8 @@ class RunSpec:
     workers: int = option(MACHINE, "DataLoader worker processes.", 0)
     channels_last: str = option(MACHINE, "NHWC memory format for the convolutions: auto (on CUDA only), on or off.",
                                 "auto")
-    compile: bool = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps on GPU).",
-                           False, shape=FLAG)
+    compile: bool | None = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps "
+                                  "on GPU).", shape=FLAG)
 
     def conventions(self) -> Conventions:
         """The retrieval conventions this run's numbers follow (a resolved spec)."""
@@ -201,7 +226,8 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
-        """Build a spec from a dict, naming any key that is not an option."""
+        """Build a spec from a dict, naming any key that is not an option (old names read as their new ones)."""
+        values = {RENAMED.get(name, name): value for name, value in values.items()}
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields), key=str)
         if unknown:
@@ -230,7 +256,14 @@ def hints() -> dict[str, Any]:
     return typing.get_type_hints(RunSpec)
 
 
+RENAMED = {"imagenet_weights": "pretrained_weights"}
+"""Options renamed since records were first written: a stored spec or TOML row with the old name still reads."""
+
 FALLBACKS: dict[str, Any] = {
+    "polar": False,
+    "shared_backbone": False,
+    "freeze_backbone": False,
+    "compile": False,
     "backbone_stage": -1,
     "pretrainer": NO_PRETRAINER,
     "pretrain_branches": "aerial",
@@ -245,6 +278,11 @@ FALLBACKS: dict[str, Any] = {
     "finetune_aug": NO_AUGMENTATION,
     "eval_every": 1,
     "eval_batch_size": 256,
+    "optimizer": "adam",
+    "schedule": "constant",
+    "milestones": (),
+    "warmup_epochs": 0.0,
+    "sampler": "conflict_free",
     "train_fraction": 1.0,
     "metrics": ("recall", "ap", "localisation", "uniformity"),
     "fov": FULL_CIRCLE,
@@ -255,8 +293,22 @@ FALLBACKS: dict[str, Any] = {
 }
 
 
+# Options that belong to one plugin: a preset's apply only while the run keeps
+# the preset's plugin (``--head safa`` under a preset of ``gem`` drops its
+# ``p``), and the user's add to or override them.
+SCOPED_OPTIONS = {"data_options": "dataset", "head_options": "head", "backbone_options": "backbone",
+                  "pretrain_options": "pretrainer", "sampler_options": "sampler",
+                  "finetune_aug_options": "finetune_aug", "eval_data_options": "eval_dataset"}
+# Options keyed by plugin name: a preset's keys for a plugin the run does not use are dropped.
+KEYED_OPTIONS = {"loss_options": "loss", "metric_options": "metrics"}
+
+
 def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
-    """Fill every ``None`` field from the preset, then from :data:`FALLBACKS`."""
+    """Fill every ``None`` field from the preset, then from :data:`FALLBACKS`; merge plugin options.
+
+    A preset's plugin options join the user's only for the plugins the run
+    keeps (:data:`SCOPED_OPTIONS`, :data:`KEYED_OPTIONS`); the user's win.
+    """
     names = {f.name for f in dataclasses.fields(RunSpec)}
     unknown = sorted(set(preset_values) - names)
     if unknown:
@@ -268,8 +320,14 @@ def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
                 values[name] = preset_values[name]
             elif name in FALLBACKS:
                 values[name] = FALLBACKS[name]
-        elif isinstance(value, dict) and isinstance(preset_values.get(name), dict):
-            values[name] = {**preset_values[name], **value}
+    chosen = RunSpec.from_dict(values)
+    for name, plugin in SCOPED_OPTIONS.items():
+        if getattr(chosen, plugin) == preset_values.get(plugin):
+            values[name] = {**preset_values.get(name, {}), **values[name]}
+    for name, plugin in KEYED_OPTIONS.items():
+        used = _plugin_names(getattr(chosen, plugin))
+        preset = {key: options for key, options in preset_values.get(name, {}).items() if key in used}
+        values[name] = {key: {**preset.get(key, {}), **values[name].get(key, {})} for key in {*preset, *values[name]}}
     resolved = RunSpec.from_dict(values)
     if resolved.pretrain_from is None:
         resolved.pretrain_from = resolved.base_init
@@ -280,7 +338,12 @@ def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
     return resolved
 
 
-OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "imagenet_weights",
+def _plugin_names(choice: Any) -> set[str]:
+    """The plugin names of ``--loss`` (``[(name, weight), ...]``) or ``--metric`` (``(name, ...)``)."""
+    return {item[0] if isinstance(item, (tuple, list)) else item for item in choice or ()}
+
+
+OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "pretrained_weights",
             "grad_clip", "eval_dataset", "eval_split", "eval_data_root"}
 
 

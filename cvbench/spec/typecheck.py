@@ -16,7 +16,7 @@ import typing
 from typing import Any
 
 from ..errors import SpecError
-from .parse import LOSSES, SIZE, is_whole, parse_loss, parse_size, show, weighted_loss
+from .parse import COUNT, LOSSES, SIZE, is_whole, parse_count, parse_loss, parse_size, show, weighted_loss
 
 # A scalar type: (the Python types a value may have, what the error says is expected).
 _SCALARS: dict[type, tuple[type | tuple[type, ...], str]] = {
@@ -43,6 +43,8 @@ def typed(name: str, value: Any, hint: Any, shape: str | None = None, expect: st
             return parse_size(value)
         except SpecError as exc:
             raise SpecError(f"option {name}: {exc}") from None
+    if shape == COUNT:
+        return parse_count(value, f"option {name}")
     if shape == LOSSES:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items:

@@ -28,9 +28,15 @@ def validate(spec: RunSpec) -> None:
         if getattr(spec, f"{branch}_init") == "pretrained" and not pretrains(spec, branch):
             raise SpecError(f"--{branch}-init pretrained needs pre-training of the {branch} branch: "
                             f"set --pretrainer and --pretrain-branches {branch} (or both)")
-    for name in ("epochs", "batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size", "dim"):
+    for name in ("batch_size", "pretrain_batch_size", "eval_every", "eval_batch_size"):
         if int(getattr(spec, name)) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(spec, name)}")
+    if spec.epochs < 0:
+        raise SpecError(f"--epochs must be 0 (evaluate the start weights: a zero-shot baseline) or more, "
+                        f"got {spec.epochs}")
+    if spec.dim != AUTO_SIZE and int(spec.dim) < 1:
+        raise SpecError(f"--dim must be at least 1 or auto, got {spec.dim}")
+    _training(spec)
     if spec.batch_size < 2:
         raise SpecError("--batch-size must be at least 2: the losses need in-batch negatives")
     if spec.pretrain_epochs < 0:
@@ -52,6 +58,7 @@ def validate(spec: RunSpec) -> None:
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
     _metric_names(spec.metrics)
+    _keyed_options(spec)
     _choice("ties", spec.ties, TIES)
     _choice("one_percent", spec.one_percent, ONE_PERCENT)
     _choice("hit_rate", spec.hit_rate, HIT_RATES)
@@ -75,7 +82,40 @@ def validate(spec: RunSpec) -> None:
         raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
 
 
-MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "milestones", "cosine")
+
+
+def _training(spec: RunSpec) -> None:
+    """The optimiser, its schedule and what may train: combinations that cannot work fail here."""
+    _choice("optimizer", spec.optimizer, OPTIMIZERS)
+    _choice("schedule", spec.schedule, SCHEDULES)
+    if spec.schedule == "milestones" and not spec.milestones:
+        raise SpecError("--schedule milestones needs --milestones, the epochs where the lr drops x0.1 (e.g. 20,40)")
+    if any(int(m) < 1 for m in spec.milestones):
+        raise SpecError(f"--milestones {','.join(map(str, spec.milestones))}: epochs count from 1")
+    if not 0 <= spec.warmup_epochs < max(spec.epochs, 1) or (spec.warmup_epochs and spec.schedule != "cosine"):
+        raise SpecError(f"--warmup-epochs {spec.warmup_epochs:g}: expected 0 or more, below --epochs "
+                        f"{spec.epochs}, and only with --schedule cosine")
+    if spec.freeze_backbone and pretrains(spec, "ground") | pretrains(spec, "aerial"):
+        raise SpecError("--freeze-backbone keeps the start weights, but --pretrainer would train the backbone "
+                        "first: drop one of them (or start from a pre-trained checkpoint with --aerial-init FILE)")
+    if spec.shared_backbone:
+        starts = {branch: getattr(spec, f"{branch}_init") for branch in BRANCHES}
+        if starts["ground"] != starts["aerial"]:
+            raise SpecError(f"--shared-backbone makes one backbone of both branches, but --ground-init "
+                            f"{starts['ground']} and --aerial-init {starts['aerial']} start them apart: give both "
+                            "the same start")
+
+
+def _keyed_options(spec: RunSpec) -> None:
+    """``--loss-option`` / ``--metric-option`` name only losses and metrics the run uses (a typo would be ignored)."""
+    for option, chosen, flag in (("loss_options", [name for name, _ in spec.loss], "--loss"),
+                                 ("metric_options", list(spec.metrics), "--metric")):
+        stray = sorted(set(getattr(spec, option)) - set(chosen))
+        if stray:
+            raise SpecError(f"--{option[:-1].replace('_', '-')} {', '.join(map(_show, stray))}.KEY=VALUE: the run "
+                            f"uses no such {flag[2:]} (its {flag}: {', '.join(chosen)}); name one of these")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
