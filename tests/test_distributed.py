@@ -102,6 +102,7 @@ def test_torchrun_two_processes_write_one_complete_record_that_one_process_repro
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cvbench",
          "run", "--preset", "smoke", "--pretrainer", "mocov2", "--pretrain-batch-size", "32", "--epochs", "2",
+         "--sampler", "hard_negatives", "--sampler-option", "count=4", "--sampler-option", "pool=8",
          "--runs-dir", str(runs), "--quiet", *SMALL_WORLD_ARGS],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,6 +110,7 @@ def test_torchrun_two_processes_write_one_complete_record_that_one_process_repro
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "finished" and record["processes"] == 2
     assert record["num_queries"] == 128 and record["pretraining"]["aerial"]["images"] > 0
+    assert record["timings"]["mining_s"] > 0  # epoch 2 mined on both ranks, which agreed on its batches
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {

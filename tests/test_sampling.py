@@ -164,3 +164,18 @@ def test_a_sampler_option_the_training_pairs_cannot_honour_fails_before_any_comp
     assert result.returncode != 0
     assert "hard_negatives: pool 500 hard tiles per pair, but the training pairs hold 128 tiles" in result.stderr
     assert not (tmp_path / "runs").exists()  # refused before pre-training, before a run folder
+
+
+def test_ranks_that_plan_different_batches_are_stopped(registry, monkeypatch):
+    from cvbench.nn import distributed
+
+    plan = EpochBatches(cvbench.create("sampler", "conflict_free"), "conflict_free",
+                        lambda epoch: batching([(t,) for t in range(8)], batch_size=4, epoch=epoch),
+                        torch.Generator().manual_seed(0), 8, 4)
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "broadcast_object", lambda batches: batches)  # rank 0 agrees
+    plan.prepare(1)
+    monkeypatch.setattr(distributed, "broadcast_object", lambda batches: [list(reversed(b)) for b in batches])
+    with pytest.raises(PluginError, match="planned different batches for epoch 2 on rank 1 than on rank 0"):
+        plan.prepare(2)

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Sampler as TorchSampler
 
 from ..errors import PluginError
+from ..nn import distributed
 from ..nn.distributed import shard_batches
 
 
@@ -122,8 +123,21 @@ class EpochBatches(TorchSampler[list[int]]):
         planned = self.sampler.plan(self.batching(epoch))
         if self.sampler.mines:
             self.seconds += time.perf_counter() - started
-        self.batches = self._checked(planned)
+        self.batches = self._same_on_every_rank(self._checked(planned), epoch)
         self.epoch = epoch
+
+    def _same_on_every_rank(self, batches: list[list[int]], epoch: int) -> list[list[int]]:
+        """Under DDP, rank 0's plan, after checking this rank planned the same (else each rank's shard of a
+        "batch" would come from different batches, and the loss's negatives with them)."""
+        if not distributed.active():
+            return batches
+        agreed = distributed.broadcast_object(batches)
+        if agreed != batches:
+            raise PluginError(f"sampler {self.name!r} planned different batches for epoch {epoch} on rank "
+                              f"{distributed.rank()} than on rank 0; a sampler must draw every random choice from "
+                              "batching.generator (seeded alike on every rank), not from Python's, NumPy's or "
+                              "torch's global generators")
+        return agreed
 
     def _checked(self, planned: Any) -> list[list[int]]:
         """The plan as lists of ints, or a :class:`PluginError` naming the sampler and what is wrong."""
