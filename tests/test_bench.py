@@ -263,6 +263,10 @@ def test_a_stage_may_start_from_a_stage_above_it_only(tmp_path):
     ("[bench]\nseeds = []\n[[rows]]\nname = 'a'\n", "non-empty list"),
     ("[oops]\n", "unknown section"),
     ("[[rows]]\nname = 'a'\n[[findings]]\nbaseline = 'a'\ntreatment = 'b'\nthesis = 'higher'\n", "finding"),
+    ("[[rows]]\nname = 'a'\n[[rows]]\nname = 'b'\n[[findings]]\nquestion = 'q'\nbaseline = 'a'\ntreatment = 'b'\n"
+     "thesis = 'higher'\nexpected = 'higher'\n", "both thesis and expected"),
+    ("[[rows]]\nname = 'a'\n[[rows]]\nname = 'b'\n[[findings]]\nquestion = 'q'\nbaseline = 'a'\ntreatment = 'b'\n"
+     "expected = 'sideways'\n", "expected \\(or thesis\\) = higher or lower"),
     ("not toml = = 1", "not valid TOML"),
     ("[bench]\nmargin = -1\n[[rows]]\nname = 'a'\n", "margin"),
     ("[[rows]]\nname = 'a'\n[report]\ncurve = { option = 'train_fraction', series = { s = ['b'] } }\n", "curve"),

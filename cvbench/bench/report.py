@@ -88,7 +88,7 @@ def assess(bench: Bench, runs_dir: Path, loaded: Records | None = None) -> pd.Da
     adjusted = holm([row["difference"].p for row in rows]) if rows else np.array([])
     for row, p in zip(rows, adjusted):
         row["holm p"] = float(p)
-        row["verdict"] = verdict(row["difference"], VERDICTS[row["finding"].thesis], float(p), margin=bench.margin)
+        row["verdict"] = verdict(row["difference"], VERDICTS[row["finding"].expected], float(p), margin=bench.margin)
     return pd.DataFrame(rows)
 
 
@@ -272,14 +272,15 @@ def _findings_section(bench: Bench, runs_dir: Path, loaded: Records) -> list[str
              f"their training pairs and validation queries): the mean paired difference of {SCORE} (treatment minus "
              "baseline), its 95% paired t interval, the two-sided p, and p after Holm's correction across the "
              f"{len(bench.findings)} findings. A finding is \"reproduced\" when the Holm-corrected p is below 0.05 "
-             "and the difference has the thesis' sign, \"opposite\" when it is below 0.05 with the other sign, and "
+             "and the difference has the expected sign (the thesis' or the cited paper's), \"opposite\" when it is "
+             "below 0.05 with the other sign, and "
              f"\"inconclusive\" otherwise.{margin} Inconclusive is not \"no effect\": the interval shows what the "
              "data allow ([statistics](statistics.md)).", ""]
     rows = []
     for _, entry in assessed.iterrows():
         finding, d = entry["finding"], entry["difference"]
         rows.append({"question": finding.question, "rows": f"{finding.baseline} -> {finding.treatment}",
-                     "thesis": finding.note or f"{SCORE} {finding.thesis}", "seeds": d.n,
+                     "expected": finding.note or f"{SCORE} {finding.expected}", "seeds": d.n,
                      f"measured {SCORE} change": _number(d.mean, signed=True),
                      "95% interval": f"[{_number(d.low, signed=True)}, {_number(d.high, signed=True)}]",
                      "p": _p(d.p), "Holm p": _p(entry["holm p"]),

@@ -23,7 +23,7 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
     question = "..."
     baseline = "exp12"
     treatment = "exp16"
-    thesis = "higher"              # what the thesis found for the treatment
+    expected = "higher"            # the claim's direction for the treatment (thesis = ... in the thesis grids)
 
     [report]
     compare = ["exp12", "exp16"]   # embedding figures side by side
@@ -67,12 +67,16 @@ class Row:
 
 @dataclass
 class Finding:
-    """A thesis claim: the ``treatment`` row scores ``thesis`` ("higher"/"lower") R@1 than ``baseline``."""
+    """A claim: the ``treatment`` row scores ``expected`` ("higher"/"lower") R@1 than ``baseline``.
+
+    The claim is the thesis' (the thesis grids write ``thesis = ...``) or a
+    paper's (``expected = ...``, the paper named in ``note``).
+    """
 
     question: str
     baseline: str
     treatment: str
-    thesis: str
+    expected: str
     note: str = ""
 
 
@@ -161,11 +165,15 @@ def load_bench(path: str | Path) -> Bench:
                                    f"[stages.{value[1:]}]; stages: {', '.join(stages) or 'none'}")
     findings = []
     for number, raw in enumerate(_tables(path, "[[findings]]", data.get("findings", [])), start=1):
-        _known(path, f"finding {number}", raw, FINDING_KEYS)
+        _known(path, f"finding {number}", raw, (*FINDING_KEYS, "thesis"))
+        if "thesis" in raw and "expected" in raw:
+            raise CvbenchError(f"{path}: finding {number} gives both thesis and expected; they are one key (thesis "
+                               "in the thesis grids)")
+        raw = {**raw, "expected": raw.get("expected", raw.get("thesis", ""))}
         finding = Finding(*(_text(path, f"finding {number} {key}", raw.get(key, "")) for key in FINDING_KEYS))
-        if finding.baseline not in names or finding.treatment not in names or finding.thesis not in VERDICTS:
+        if finding.baseline not in names or finding.treatment not in names or finding.expected not in VERDICTS:
             raise CvbenchError(f"{path}: finding {finding.question!r} needs baseline and treatment row names and "
-                               f"thesis = {' or '.join(VERDICTS)}")
+                               f"expected (or thesis) = {' or '.join(VERDICTS)}")
         findings.append(finding)
     report = _table(path, "[report]", data.get("report", {}))
     _known(path, "[report]", report, REPORT_KEYS)
@@ -203,7 +211,7 @@ def _curve(path: Path, value: Any, names: list[str]) -> dict[str, Any] | None:
 
 SECTIONS = ("bench", "defaults", "stages", "rows", "findings", "report")
 BENCH_KEYS = ("title", "seeds", "margin")
-FINDING_KEYS = ("question", "baseline", "treatment", "thesis", "note")
+FINDING_KEYS = ("question", "baseline", "treatment", "expected", "note")
 REPORT_KEYS = ("compare", "curve", "notes", "metrics")
 RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunSpec))
 
