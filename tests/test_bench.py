@@ -13,7 +13,7 @@ from scipy import stats
 from toy_dataset import ToyPlugin
 
 from cvbench.bench.report import assess, curve, summarise
-from cvbench.bench.scheduler import plan, run_bench
+from cvbench.bench.scheduler import describe, plan, run_bench
 from cvbench.bench.schema import load_bench
 from cvbench.errors import CvbenchError
 
@@ -44,6 +44,21 @@ def test_every_thesis_experiment_resolves_without_the_data(name, rows, first, la
         assert by_row["exp29"].loss == [("soft_triplet", 1.0), ("uniformity", 0.01)]
         assert by_row["exp32"].finetune_aug == "mocov2-nocrop"
         assert (by_row["exp12"].ground_size, by_row["exp12"].epochs, by_row["exp12"].dim) == ((224, 448), 100, 4096)
+
+
+def test_the_baselines_grid_resolves_and_names_each_rows_recipe(tmp_path):
+    bench = load_bench(BENCHMARKS / "baselines_synthetic.toml")
+    stages, jobs = plan(bench, tmp_path)
+    assert all(job.error is None for job in jobs), [job.error for job in jobs if job.error]
+    assert {row.name for row in bench.rows} >= {"safa_triplet", "gem", "netvlad", "mixvpr", "salad", "sample4geo",
+                                                "frozen_standin"}
+    assert all(len(row.seeds) >= 3 for row in bench.rows if row.name != "zeroshot_standin")
+    text = {job.row: describe(job.spec, job.refs) for job in jobs}
+    assert text["safa_triplet"] == "init random; safa, soft_triplet"
+    assert text["sample4geo"] == ("init random; shared backbone; gem, infonce; aug geo-sync; batches hard_negatives; "
+                                  "adamw, cosine lr")
+    assert text["frozen_standin"] == "init @standin; frozen backbone; safa, soft_triplet"
+    assert text["zeroshot_standin"] == "init @standin; frozen backbone; gem, zero-shot (no fine-tuning)"
 
 
 def test_dry_run_lists_the_synthetic_study(tmp_path):

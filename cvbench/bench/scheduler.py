@@ -194,7 +194,8 @@ def default_runs_dir(bench: Bench) -> Path:
 
 
 def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
-    """A short text of what a row varies: pre-training, inits, loss, augmentation (stages as ``@name``)."""
+    """A short text of what a row varies: pre-training, inits, backbone use, loss, augmentation, batches and
+    optimiser where not the thesis' (stages as ``@name``)."""
     refs = refs or {}
 
     def start(option: str) -> str:
@@ -209,10 +210,17 @@ def describe(spec: RunSpec, refs: dict[str, str] | None = None) -> str:
     for branch in ("ground", "aerial"):
         if getattr(spec, f"{branch}_init") != "auto":
             parts.append(f"{branch} {start(f'{branch}_init')}")
+    if spec.shared_backbone or spec.freeze_backbone:
+        parts.append(" ".join(word for word, on in (("shared", spec.shared_backbone),
+                                                     ("frozen", spec.freeze_backbone)) if on) + " backbone")
     losses = " + ".join(name if weight == 1 else f"{weight:g}*{name}" for name, weight in spec.loss)
-    parts.append(f"{spec.head}, {losses}")
+    parts.append(f"{spec.head}, {losses}" if spec.epochs else f"{spec.head}, zero-shot (no fine-tuning)")
     if spec.finetune_aug != NO_AUGMENTATION:
         parts.append(f"aug {spec.finetune_aug}")
+    if spec.sampler != "conflict_free":
+        parts.append(f"batches {spec.sampler}")
+    if (spec.optimizer, spec.schedule) != ("adam", "constant"):
+        parts.append(f"{spec.optimizer}, {spec.schedule} lr")
     if spec.train_fraction < 1:
         parts.append(f"{spec.train_fraction:.0%} of the labels")
     view = spec.field_of_view()
