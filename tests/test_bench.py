@@ -61,6 +61,27 @@ def test_the_baselines_grid_resolves_and_names_each_rows_recipe(tmp_path):
     assert text["zeroshot_standin"] == "init @standin; frozen backbone; gem, zero-shot (no fine-tuning)"
 
 
+def test_a_run_recorded_before_newer_options_existed_is_still_found(tmp_path):
+    from cvbench.bench.scheduler import finished_runs, settle
+
+    bench = load_bench(BENCHMARKS / "fov_synthetic.toml")
+    _, jobs = plan(bench, tmp_path)
+    job = jobs[0]
+    old = job.spec.to_dict()
+    for newer in ("sampler", "sampler_options", "optimizer", "schedule", "shared_backbone", "freeze_backbone"):
+        del old[newer]  # written by a cvbench before these options
+    old["imagenet_weights"] = old.pop("pretrained_weights")  # and before this rename
+    folder = tmp_path / "fov360_known" / "old-run"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"status": "finished", "spec": old}))
+    job.done = None
+    assert settle(job, finished_runs(tmp_path)).done == folder
+    old["schedule"] = "cosine"  # a different experiment is not taken for this one
+    (folder / "result.json").write_text(json.dumps({"status": "finished", "spec": old}))
+    job.done = None
+    assert settle(job, finished_runs(tmp_path)).done is None
+
+
 def test_dry_run_lists_the_synthetic_study(tmp_path):
     result = cli("bench", str(BENCHMARKS / "thesis_synthetic.toml"), "--dry-run", "--runs-dir", str(tmp_path),
                      env={"COLUMNS": "300"})

@@ -22,6 +22,7 @@ from ..runs.folder import RunFolder
 from ..runs.leaderboard import start_name
 from ..runs.runner import run
 from ..spec import NO_AUGMENTATION, NO_PRETRAINER, RunSpec
+from ..spec.run_spec import from_record
 from .schema import START_OPTIONS, Bench, load_bench, spec_of
 
 ENVIRONMENT = {"device", "workers"}  # where a run ran, not what it is
@@ -86,12 +87,22 @@ STAGE_KEY = "@stage"  # no run option starts with "@"
 
 
 def finished_runs(folder: Path) -> list[tuple[dict[str, Any], Path]]:
-    """(resolved spec, run folder) of every finished run below ``folder``."""
+    """(resolved spec, run folder) of every finished run below ``folder``.
+
+    A spec written before an option existed reads with that option at its
+    fallback (the behaviour the run had), so adding an option to cvbench does
+    not make a grid run its finished rows again.
+    """
     found = []
     for candidate in RunFolder.all_under(folder):
         record = candidate.record()
-        if record.get("status") == "finished" and isinstance(record.get("spec"), dict):
-            found.append((identity(record["spec"], record.get("stage", "run")), candidate.path))
+        if record.get("status") != "finished" or not isinstance(record.get("spec"), dict):
+            continue
+        try:
+            spec = from_record(record["spec"]).to_dict()
+        except CvbenchError:
+            continue  # an option this cvbench no longer knows: not the same experiment
+        found.append((identity(spec, record.get("stage", "run")), candidate.path))
     return found
 
 
