@@ -23,8 +23,10 @@ class Batching:
     ``generator``, so a seed gives the same batches on every rank and on a
     resumed run. ``embed()``, for a sampler that mines (``mines = True``),
     returns the items' query embeddings (N, D) and the gallery's (M, D) from
-    the model as it is now, both L2-normalised; in :meth:`Sampler.check`,
-    before there is a model to read, it raises.
+    the model as it is now, both L2-normalised. Only the rows of tiles in
+    ``tiles`` are embedded (no other tile can bring an item into a batch);
+    the rest are zero. In :meth:`Sampler.check`, before there is a model to
+    read, it raises.
     """
 
     conflicts: list[tuple[int, ...]]

@@ -217,9 +217,14 @@ def batching_of(model: TwoBranchNet | None, pairs: CrossViewPairs, indices: np.n
         pairs.ground_meta
     views = readers(spec)
 
+    used = np.unique(pairs.positives[indices])  # only these tiles can bring a training pair into a batch
+
     def embed_now() -> tuple[np.ndarray, np.ndarray]:
         queries = embed(model, "ground", pairs.ground, views["ground"], device, spec.eval_batch_size, indices)
-        return queries, embed(model, "aerial", pairs.aerial, views["aerial"], device, spec.eval_batch_size)
+        tiles = embed(model, "aerial", pairs.aerial, views["aerial"], device, spec.eval_batch_size, used)
+        gallery = np.zeros((len(pairs.aerial), tiles.shape[1]), dtype=np.float32)
+        gallery[used] = tiles
+        return queries, gallery
 
     def batching(epoch: int) -> Batching:
         return Batching(conflicts, pairs.positives[indices], meta, min(spec.batch_size, len(indices)), epoch,
