@@ -60,6 +60,12 @@ def test_a_vit_gives_its_patch_tokens_as_a_map_at_any_size_its_patches_divide():
                                "sides must be multiples of 14 (e.g. 28x56)")
 
 
+def test_dinov3_vits_take_the_same_path():
+    vit = create_backbone("vit_small_patch16_dinov3")  # timm's Eva-based DINOv3, with rotary position embeddings
+    assert vit.out_channels == 384 and vit.patch == 16
+    assert vit(torch.zeros(1, 3, 32, 128)).shape == (1, 384, 2, 8) and vit.feature_hw((64, 64)) == (4, 4)
+
+
 def test_a_size_timm_refuses_is_one_line_naming_the_option():
     fixed = create_backbone("vit_tiny_patch16_224", options={"dynamic_img_size": False})
     with pytest.raises(SpecError) as info:
