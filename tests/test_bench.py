@@ -12,7 +12,7 @@ from conftest import cli
 from scipy import stats
 from toy_dataset import ToyPlugin
 
-from cvbench.bench.report import assess, curve, summarise
+from cvbench.bench.report import assess, curve, records, summarise, training
 from cvbench.bench.scheduler import describe, plan, run_bench
 from cvbench.bench.schema import load_bench
 from cvbench.errors import CvbenchError
@@ -268,6 +268,28 @@ def test_findings_are_paired_and_holm_corrected(paired_grid):
     warning = "aerial pre-training did not learn in 5 of 5 seeds (probe 5.0 -> 4.0, loss 2.000 -> 2.500 on average)"
     assert summary.loc["b", "pre-training"] == warning and summary.loc["a", "pre-training"] == ""
     assert [bool(caution) for caution in assessed["caution"]] == [True, False, True]  # the findings with row b
+
+
+def test_the_training_table_reads_each_runs_first_and_last_epoch_loss_and_mining_share(paired_grid):
+    bench, runs = paired_grid
+    _fake_records(bench, runs)
+    for row in ("a", "b"):
+        for seed, folder in enumerate(sorted((runs / row).iterdir())):
+            rising = row == "b" and seed == 0
+            losses = [0.3, 0.5] if rising else [0.3 + seed / 10, 0.2, 0.1]
+            (folder / "metrics.csv").write_text("epoch,R@1,loss\n0,0.1,\n" + "".join(
+                f"{epoch},,{loss}\n" for epoch, loss in enumerate(losses, start=1)))
+            if row == "b":
+                record = json.loads((folder / "result.json").read_text())
+                record["timings"] = {"finetune_s": 10.0, "mining_s": 1.0 + seed}
+                (folder / "result.json").write_text(json.dumps(record))
+    _, jobs, found = records(bench, runs)
+    table = training(jobs, found).set_index("row")
+    assert list(table.index) == ["a", "b"]  # c has no metrics.csv: nothing to show
+    assert table.loc["a", "loss first epoch"] == pytest.approx(np.mean([0.3 + s / 10 for s in range(5)]))
+    assert table.loc["a", "loss last epoch"] == pytest.approx(0.1) and table.loc["a", "loss fell"] == "5/5"
+    assert table.loc["b", "loss fell"] == "4/5" and table.loc["a", "mining share"] == ""
+    assert table.loc["b", "mining share"] == "30%"  # mean of 1/10 .. 5/10
 
 
 def test_the_label_curve_reads_the_option_and_pairs_two_series(paired_grid):

@@ -119,6 +119,41 @@ def evidence(stages: dict[str, Job], found: dict[str, dict[int, dict[str, Any]]]
     return pd.DataFrame(table)
 
 
+def training(jobs: list[Job], found: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
+    """Every row that fine-tunes, averaged over its finished seeds: the epoch loss of its first and last
+    fine-tuning epoch (``metrics.csv``), how many seeds' loss fell, and the share of fine-tuning time a mining
+    sampler spent embedding (``timings.mining_s``)."""
+    per_row: dict[str, list[tuple[float, float, float | None]]] = {}
+    for job in jobs:
+        if job.done is None or job.seed not in found.get(job.row, {}):
+            continue
+        folder = RunFolder(job.done)
+        if not folder.metrics_file.is_file():
+            continue
+        losses = folder.read_metrics()
+        if "loss" not in losses:
+            continue
+        losses = losses.loc[(losses["epoch"] >= 1) & losses["loss"].notna(), "loss"].tolist()
+        if not losses:
+            continue  # zero-shot: nothing trained
+        timings = found[job.row][job.seed].get("timings") or {}
+        share = timings["mining_s"] / timings["finetune_s"] if timings.get("mining_s") and \
+            timings.get("finetune_s") else None
+        per_row.setdefault(job.row, []).append((losses[0], losses[-1], share))
+    table = []
+    for row, seeds in per_row.items():
+        shares = [share for *_, share in seeds if share is not None]
+        table.append({"row": row, "seeds": len(seeds),
+                      "loss first epoch": _mean([first for first, _, _ in seeds]),
+                      "loss last epoch": _mean([last for _, last, _ in seeds]),
+                      "loss fell": f"{sum(last < first for first, last, _ in seeds)}/{len(seeds)}",
+                      "mining share": f"{100 * _mean(shares):.0f}%" if shares else ""})
+    frame = pd.DataFrame(table)
+    if len(frame) and not frame["mining share"].str.len().any():
+        frame = frame.drop(columns="mining share")
+    return frame
+
+
 def not_learned(stages: dict[str, Job], jobs: list[Job], found: dict[str, dict[int, dict[str, Any]]]) -> dict[str, str]:
     """Row or ``@stage`` name -> a warning saying which evidence failed, for every pre-training (any seed) that did
     not learn, and for every row that starts from such a stage."""
@@ -231,6 +266,15 @@ def write_report(bench: Bench, runs_dir: Path, out: Path, figure: Path | None = 
     lines += [*_with_conventions(table, summary["row"], found), ""]
     if bench.findings:
         lines += _findings_section(bench, runs_dir, loaded)
+    trained = training(loaded[1], found)
+    if len(trained):
+        mining = (" `mining share` is the part of fine-tuning time a mining sampler spent embedding the training "
+                  "pairs (`timings.mining_s` over `timings.finetune_s`).") if "mining share" in trained else ""
+        lines += ["## Did fine-tuning train?", "",
+                  "Every row that fine-tunes, averaged over its seeds: the mean training loss of its first and last "
+                  "epoch (each run's `metrics.csv`). A row near chance whose loss fell fitted its training pairs "
+                  f"without learning a match that carries to the evaluation queries.{mining}", "",
+                  trained.round(3).to_markdown(index=False), ""]
     proof = evidence(stages, found)
     if len(proof):
         lines += ["## Did pre-training learn?", "",
