@@ -325,6 +325,8 @@ def test_a_stage_may_start_from_a_stage_above_it_only(tmp_path):
      "thesis = 'higher'\nexpected = 'higher'\n", "both thesis and expected"),
     ("[[rows]]\nname = 'a'\n[[rows]]\nname = 'b'\n[[findings]]\nquestion = 'q'\nbaseline = 'a'\ntreatment = 'b'\n"
      "expected = 'sideways'\n", "expected \\(or thesis\\) = higher or lower"),
+    ("[[rows]]\nname = 'a'\nseed = 3\n", "row a sets seed = 3, .* write seeds = \\[3\\] instead"),
+    ("[defaults]\nseed = 1\n[[rows]]\nname = 'a'\n", "\\[defaults\\] sets seed = 1"),
     ("not toml = = 1", "not valid TOML"),
     ("[bench]\nmargin = -1\n[[rows]]\nname = 'a'\n", "margin"),
     ("[[rows]]\nname = 'a'\n[report]\ncurve = { option = 'train_fraction', series = { s = ['b'] } }\n", "curve"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import cli_spec as cli
@@ -115,3 +116,37 @@ def test_options_for_a_loss_or_metric_the_run_does_not_use_are_refused(registry,
     with pytest.raises(SpecError) as info:
         resolve_spec(cli(preset="smoke", **values))
     assert culprit in str(info.value)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"lr": float("nan")}, "--lr nan: expected a finite number"),
+    ({"weight_decay": float("inf")}, "--weight-decay inf: expected a finite number"),
+    ({"lr": 0.0}, "--lr 0: expected a number above 0"),
+    ({"pretrain_lr": -0.1}, "--pretrain-lr -0.1: expected a number above 0"),
+    ({"weight_decay": -1e-4}, "--weight-decay -0.0001: expected 0 or more"),
+    ({"loss": ["soft_triplet:-1"]}, "--loss soft_triplet:-1: a loss weight must be a finite number above 0"),
+    ({"loss": ["soft_triplet", "uniformity:nan"]}, "--loss 'uniformity:nan': the weight after ':' must be a finite"),
+])
+def test_numbers_that_cannot_train_are_refused_naming_the_option(options, message, registry):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        resolve_spec(cli(preset="smoke", **options))
+
+
+def test_a_nan_learning_rate_fails_before_a_run_folder_is_made(tmp_path):
+    from conftest import cli as run_cli_in_process
+
+    result = run_cli_in_process("run", "--preset", "smoke", "--lr", "nan", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode != 0 and "--lr nan: expected a finite number" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_that_is_a_file_is_one_line_naming_the_option(tmp_path):
+    from conftest import cli as run_cli_in_process
+
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for runs_dir in (taken, taken / "below"):
+        result = run_cli_in_process("run", "--preset", "smoke", "--runs-dir", str(runs_dir), "--quiet")
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"--runs-dir {runs_dir}: it, or a folder above it, is a file" in result.stderr
+    assert taken.read_text() == "not a folder"

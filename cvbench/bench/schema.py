@@ -125,6 +125,7 @@ def load_bench(path: str | Path) -> Bench:
     _known(path, "[bench]", head, BENCH_KEYS)
     seeds = _seeds(head.get("seeds", [0]), f"{path}: [bench] seeds")
     defaults = _options(path, "[defaults]", data.get("defaults", {}))
+    _no_seed(path, "[defaults]", defaults)
     stages = {name: _options(path, f"[stages.{name}]", options)
               for name, options in _table(path, "[stages]", data.get("stages", {})).items()}
     rows = []
@@ -135,6 +136,7 @@ def load_bench(path: str | Path) -> Bench:
         where = f"row {name}"
         _known(path, where, raw, (*sorted(ROW_KEYS), *RUN_OPTIONS), listed=sorted(ROW_KEYS))
         options = {k: v for k, v in raw.items() if k not in ROW_KEYS}
+        _no_seed(path, where, options)
         spec_of({**defaults, **options}, f"{path} {where}")  # names and types; values are checked when it resolves
         reported = _table(path, f"{where} reported", raw.get("reported", {}))
         _known(path, f"{where} reported", reported, REPORTED)
@@ -214,6 +216,13 @@ BENCH_KEYS = ("title", "seeds", "margin")
 FINDING_KEYS = ("question", "baseline", "treatment", "expected", "note")
 REPORT_KEYS = ("compare", "curve", "notes", "metrics")
 RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunSpec))
+
+
+def _no_seed(path: Path, where: str, options: dict[str, Any]) -> None:
+    """A row runs once per seed of ``seeds``; a ``seed`` option would be overridden by them, silently."""
+    if "seed" in options:
+        raise CvbenchError(f"{path}: {where} sets seed = {options['seed']!r}, but a grid runs each row once per "
+                           f"seed of its seeds list: write seeds = [{options['seed']!r}] instead")
 
 
 def _known(path: Path, where: str, table: dict[str, Any], valid: Sequence[str], what: str = "key",

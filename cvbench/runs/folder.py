@@ -96,7 +96,11 @@ class RunFolder:
     def create(cls, runs_dir: str | Path, spec: RunSpec, stage: str = "run") -> "RunFolder":
         """A fresh folder for a run, named by time, stage, dataset, pretrainer, head and seed; never shared."""
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise CvbenchError(f"--runs-dir {runs_dir}: it, or a folder above it, is a file; expected a folder "
+                               "(made if missing)") from None
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         parts = [stamp, stage, spec.dataset, spec.pretrainer, spec.head, f"s{spec.seed}"]
         base = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p))

@@ -8,6 +8,8 @@ dataset's splits and the head's fit are checked where they are known
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 
 from ..contract.metric import HIT_RATES, ONE_PERCENT, TIES
@@ -22,6 +24,7 @@ MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torc
 
 def validate(spec: RunSpec) -> None:
     """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
+    _numbers(spec)
     _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
     _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
     for branch in BRANCHES:
@@ -80,6 +83,30 @@ def validate(spec: RunSpec) -> None:
             expand(getattr(spec, name), name)
     if spec.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", spec.device):
         raise SpecError(f"--device {_show(spec.device)}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+POSITIVE = ("lr", "pretrain_lr", "grad_clip")
+NOT_NEGATIVE = ("weight_decay", "pretrain_weight_decay")
+
+
+def _numbers(spec: RunSpec) -> None:
+    """Every number finite (a NaN lr would train to NaN and then fail to write its record), learning rates and the
+    clip positive, weight decays not negative, and every loss weight finite and positive."""
+    for field in dataclasses.fields(RunSpec):
+        value = getattr(spec, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"--{field.name.replace('_', '-')} {value}: expected a finite number")
+    for name in POSITIVE:
+        value = getattr(spec, name)
+        if value is not None and not value > 0:
+            raise SpecError(f"--{name.replace('_', '-')} {value:g}: expected a number above 0")
+    for name in NOT_NEGATIVE:
+        if getattr(spec, name) < 0:
+            raise SpecError(f"--{name.replace('_', '-')} {getattr(spec, name):g}: expected 0 or more")
+    for name, weight in spec.loss:
+        if not (math.isfinite(weight) and weight > 0):
+            raise SpecError(f"--loss {name}:{weight:g}: a loss weight must be a finite number above 0 (the "
+                            "objective is the weighted sum, minimised)")
 
 
 OPTIMIZERS = ("adam", "adamw")
