@@ -45,7 +45,7 @@ class Killer(nn.Module):
         if self.at and self.calls == self.at and self.marker and not Path(self.marker).exists():
             Path(self.marker).write_text(str(self.calls))
             os.kill(os.getpid(), getattr(signal, "SIG" + self.signal))
-        return z_ground.sum() * 0.0
+        return z_ground.sum() * 0.0  # weight 1, value 0: the objective is unchanged
 
 
 @hookimpl
@@ -55,7 +55,7 @@ def register_losses(register):
 
 EPOCHS, BATCHES_PER_EPOCH = 2, 4  # smoke: 128 pairs in batches of 32
 RUN = ("run", "--preset", "smoke", "--epochs", str(EPOCHS), "--eval-every", str(EPOCHS), "--pretrainer", "mocov2",
-       "--pretrain-epochs", "2", "--loss", "soft_triplet", "--loss", "killer:0", "--quiet", *SMALL_WORLD_ARGS)
+       "--pretrain-epochs", "2", "--loss", "soft_triplet", "--loss", "killer", "--quiet", *SMALL_WORLD_ARGS)
 
 
 @pytest.fixture(scope="module")
