@@ -48,6 +48,15 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
         load_weights(nn.Linear(2, 2), bad)
 
 
+def test_a_truncated_checkpoint_is_named_when_its_metadata_is_read(tmp_path):
+    whole = save_weights(tmp_path / "model.safetensors", nn.Linear(64, 64), {"spec": {"dim": 64}})
+    data = whole.read_bytes()
+    whole.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    for read in (read_metadata, lambda path: load_weights(nn.Linear(64, 64), path)):
+        with pytest.raises(CheckpointError, match="cannot read checkpoint .*model.safetensors.*truncated"):
+            read(whole)
+
+
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "result.json"
     write_json(target, {"a": 1})

@@ -31,9 +31,18 @@ def save_weights(path: str | Path, module: nn.Module, metadata: dict[str, Any] |
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata stored in a checkpoint."""
-    with safe_open(str(_existing(path)), framework="pt") as handle:
-        return {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
+    """The JSON metadata stored in a checkpoint; a truncated or foreign file is a :class:`CheckpointError`."""
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"cannot read checkpoint {path}: {exc} (expected a .safetensors file written by cvbench; "
+                           "a truncated file is what an interrupted copy leaves)")
 
 
 def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> dict[str, Any]:
@@ -46,7 +55,7 @@ def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> di
     try:
         tensors = load_file(str(path))
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc} (expected a .safetensors file written by cvbench)") from None
+        raise _unreadable(path, exc) from None
     metadata = read_metadata(path)
     check_fit(module, tensors, f"checkpoint {path}", what, metadata)
     with torch.no_grad():
