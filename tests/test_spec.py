@@ -150,3 +150,11 @@ def test_a_runs_dir_that_is_a_file_is_one_line_naming_the_option(tmp_path):
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert f"--runs-dir {runs_dir}: it, or a folder above it, is a file" in result.stderr
     assert taken.read_text() == "not a folder"
+
+
+def test_resume_followed_by_an_option_says_the_folder_goes_first(tmp_path):
+    from conftest import cli as run_cli_in_process
+
+    result = run_cli_in_process("run", "--resume", "-q")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--resume -q: expected the run folder to continue, not an option" in result.stderr

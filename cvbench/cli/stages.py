@@ -47,6 +47,9 @@ def _resume(options: dict, rest: dict) -> bool:
     """Continue ``--resume RUN_DIR`` if given (refusing other run options); False when not resuming."""
     if rest["resume"] is None:
         return False
+    if str(rest["resume"]).startswith("-"):
+        raise SpecError(f"--resume {rest['resume']}: expected the run folder to continue, not an option; put the "
+                        "folder right after --resume (cvbench run --resume RUN_DIR -q)")
     spec, default = spec_from_cli(options).to_dict(), RunSpec().to_dict()
     changed = sorted(name for name, value in spec.items()
                      if name not in RESUMABLE and value != default[name] and value not in (None, {}, []))
