@@ -44,7 +44,9 @@ def test_finished_runs_ranked_by_r1_and_others_apart(runs):
     assert finished.loc[0, "aerial init"] == "pretrained" and finished.loc[0, "ground init"] == "random"
     assert finished.loc[0, "loss"] == "soft_triplet + 0.001*uniformity"
     assert sorted(others["run"]) == ["c", "d", "e"]
-    assert set(others.loc[others["run"] == "e", "status"]) == {"unreadable"}
+    unreadable = others.loc[others["run"] == "e"].iloc[0]
+    assert unreadable["status"] == "unreadable"
+    assert unreadable["dataset"] == "" and unreadable["pretrainer"] == ""  # not "None" nor "none": nothing is known
 
 
 def test_markdown_csv_and_json_exports(runs):

@@ -114,6 +114,8 @@ def conventions_line(shared: dict[str, Any]) -> str:
 
 def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
     """``dataset/split``, and ``-> dataset/split`` of the evaluation where the run transferred to another one."""
+    if not spec.get("dataset"):
+        return ""  # an unreadable record: its error says why, "None" would read as a dataset's name
     trained = f"{spec.get('dataset')}/{record.get('split') or spec.get('split') or ''}".rstrip("/")
     evaluated = record.get("evaluated_on") or {}
     other = f"{evaluated.get('dataset')}/{evaluated.get('split')}"
@@ -153,7 +155,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
         row = {
             "run": record.get("run"),
             "status": record.get("status", "unknown"),
-            "pretrainer": spec.get("pretrainer", "none"),
+            "pretrainer": spec.get("pretrainer", "none") if spec else "",
             "pretraining": _pretraining(spec),
             "ground init": _init(spec, "ground") if spec else "",
             "aerial init": _init(spec, "aerial") if spec else "",
