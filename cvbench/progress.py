@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-STDERR = Console(stderr=True)
+STDERR = Console(stderr=True, log_path=False)  # per-epoch lines without "runner.py:191"
 
 
 class _Nested(Progress):

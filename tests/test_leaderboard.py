@@ -98,3 +98,4 @@ def test_a_share_of_the_labels_gets_its_own_column(tmp_path):
     assert frame.loc["all", "labels"] == "100%" and frame.loc["tenth", "labels"] == "10%"
     (tmp_path / "tenth" / "result.json").unlink()
     assert "labels" not in to_frame(load_records(tmp_path)).columns  # every run saw all its pairs
+
