@@ -25,11 +25,24 @@ from . import stages as stage_commands
 
 app = typer.Typer(
     name="cvbench",
-    help="Does self-supervised pre-training help cross-view geo-localization, and by how much?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"cvbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                          help="Print cvbench's version and exit.")) -> None:
+    """Does self-supervised pre-training help cross-view geo-localization, and by how much?"""
 plugins_commands.register(app)
 stage_commands.register(app)
 leaderboard_commands.register(app)
