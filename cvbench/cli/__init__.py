@@ -33,9 +33,12 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
-        print(f"cvbench {__version__}")
+        try:
+            print(f"cvbench {version('cvbench')}")  # what cvbench.__version__ reads, without importing upwards
+        except PackageNotFoundError:
+            print("cvbench 0+unknown (not installed; run `pip install -e .`)")
         raise typer.Exit()
 
 
