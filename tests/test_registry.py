@@ -87,3 +87,21 @@ def test_presets_are_data(registry):
     assert smoke["epochs"] == 1
     smoke["epochs"] = 99
     assert cvbench.create("preset", "smoke")["epochs"] == 1  # a copy each time
+
+
+class _HalfSampler(cvbench.Sampler):
+    """Forgets plan(), the one method every sampler must have."""
+
+
+class _HalfPlugin:
+    @hookimpl
+    def register_samplers(self, register):
+        register("half", _HalfSampler, summary="a sampler without plan()")
+
+
+def test_a_plugin_class_missing_a_required_method_is_named_when_built(registry):
+    from cvbench.errors import PluginError
+
+    registry.add(_HalfPlugin(), source="half-pkg")
+    with pytest.raises(PluginError, match=r"sampler 'half' \(.*\) does not implement plan\(\), which every sampler must"):
+        cvbench.create("sampler", "half")

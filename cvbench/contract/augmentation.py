@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 
-class Augmentation:
+class Augmentation(abc.ABC):
     """Base class of a fine-tuning pair augmentation (``--finetune-aug NAME``).
 
     Built as ``factory(ground_size, aerial_size, **options)`` with the two
@@ -14,6 +16,6 @@ class Augmentation:
     pair's correspondence.
     """
 
+    @abc.abstractmethod
     def __call__(self, panorama: torch.Tensor, tile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 ``(3, H, W)`` panorama and tile, already at the branch sizes -> both as float in [0, 1]."""
-        raise NotImplementedError

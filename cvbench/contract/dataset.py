@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Callable, ClassVar
 
 from ..data import SUBSETS, CrossViewPairs
@@ -10,7 +12,7 @@ from ..errors import SpecError
 GROUND_VIEWS = ("panorama", "image")
 
 
-class Dataset:
+class Dataset(abc.ABC):
     """Base class of a dataset plugin, built as ``factory(root, **options)``.
 
     A subclass implements :meth:`splits` and :meth:`read`; the template
@@ -24,13 +26,13 @@ class Dataset:
 
     ground_view: ClassVar[str] = "panorama"
 
+    @abc.abstractmethod
     def splits(self) -> list[str]:
         """The protocols this dataset offers (VIGOR: ``same_area``, ``cross_area``); the first is the default."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def read(self, split: str, subset: str) -> CrossViewPairs:
         """The pairs of ``subset`` (``train`` or ``val``) of ``split``, both already checked by :meth:`load`."""
-        raise NotImplementedError
 
     def image_sizes(self) -> dict[str, tuple[int, int]] | None:
         """The ``ground`` and ``aerial`` ``(H, W)`` sizes that suit this dataset (``--ground-size auto``).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
 
-class Loss(nn.Module):
+class Loss(nn.Module, metaclass=abc.ABCMeta):
     """Base class of a cross-view fine-tuning loss (thesis sections 3.2.2 and 3.4.1).
 
     Built as ``factory(**options)``. ``forward(z_ground, z_aerial)`` gets the
@@ -26,5 +28,6 @@ class Loss(nn.Module):
     def after_step(self) -> None:
         """Called after every optimiser step (momentum updates, queues). Default: nothing."""
 
+    @abc.abstractmethod
     def forward(self, z_ground: torch.Tensor, z_aerial: torch.Tensor, *images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The scalar loss of a batch of ground and aerial embeddings ``(N, D)``, L2-normalised."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -79,7 +81,7 @@ class Retrieval:
             self.notes.append(message)
 
 
-class Metric:
+class Metric(abc.ABC):
     """Base class of a metric, built as ``factory(**options)`` (``--metric NAME``, ``--metric-option NAME.KEY=V``).
 
     Calling it with a :class:`Retrieval` returns named float values. Values
@@ -92,5 +94,6 @@ class Metric:
 
     section: ClassVar[str] = "metrics"
 
+    @abc.abstractmethod
     def __call__(self, retrieval: Retrieval) -> dict[str, float]:
-        raise NotImplementedError
+        """Metric name -> value, computed from the retrieval's embeddings, positives and conventions."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import Callable, ClassVar
 
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 ViewTransform = Callable[[torch.Tensor], torch.Tensor]
 
 
-class Pretrainer(nn.Module):
+class Pretrainer(nn.Module, metaclass=abc.ABCMeta):
     """Base class of a pre-training method (thesis section 3.1).
 
     Built as ``factory(backbone, feature_dim, **options)``; the method wraps
@@ -37,13 +39,13 @@ class Pretrainer(nn.Module):
     backbone: nn.Module
     """The encoder the factory was given, trained in place (set it in ``__init__``)."""
 
+    @abc.abstractmethod
     def forward(self, view1: torch.Tensor, view2: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
         """The scalar loss of a batch of two augmented views ``(B, 3, H, W)`` (normalised)."""
-        raise NotImplementedError
 
     def after_step(self) -> None:
         """Called after every optimiser step: momentum-encoder and queue updates. Default: nothing."""
 
+    @abc.abstractmethod
     def augmentations(self, image_size: tuple[int, int]) -> tuple[ViewTransform, ViewTransform]:
         """The two transforms (uint8 ``(3, H, W)`` -> float [0, 1]) that make view 1 and view 2."""
-        raise NotImplementedError

@@ -150,6 +150,10 @@ class Registry:
         if kind in DATA_KINDS:
             return dict(plugin.factory)
         check_options(plugin, args, options)
+        if inspect.isclass(plugin.factory) and inspect.isabstract(plugin.factory):
+            missing = ", ".join(f"{method}()" for method in sorted(plugin.factory.__abstractmethods__))
+            raise PluginError(f"{kind} {name!r} ({plugin.origin()}) does not implement {missing}, which every "
+                              f"{kind} must (docs/plugins.md)")
         try:
             built = plugin.factory(*args, **options)
         except CvbenchError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -38,7 +40,7 @@ class Batching:
     embed: Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
-class Sampler:
+class Sampler(abc.ABC):
     """Base class of a batch sampler, built as ``factory(**options)`` (``--sampler NAME``).
 
     :meth:`plan` returns the epoch's batches: lists of item positions, each
@@ -59,5 +61,6 @@ class Sampler:
         :class:`Batching`, whose ``embed`` is not available yet.
         """
 
+    @abc.abstractmethod
     def plan(self, batching: Batching) -> list[list[int]]:
-        raise NotImplementedError
+        """The epoch's batches: lists of item positions, each item at most once, none over ``batch_size``."""
