@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import QuadMesh
 from PIL import Image
 
-from cvbench.analysis.curves import training_curves_figure
-from cvbench.analysis.feature_maps import activation_map, feature_map_figure
-from cvbench.analysis.heatmaps import QueryMap, local_metres, localization_figure
+from cvbench.analysis.curves import build_training_curves_figure, training_curves_figure
+from cvbench.analysis.feature_maps import activation_map, build_feature_map_figure, feature_map_figure
+from cvbench.analysis.heatmaps import (
+    QueryMap,
+    build_localization_figure,
+    local_metres,
+    localization_figure,
+    rank_caption,
+)
 
 METRES_PER_MILLIDEGREE = 6371008.8 * math.pi / 180 * 0.001  # 111.195 m: one arc of 0.001 deg on the sphere
 VIRIDIS_LOW = (0x44, 0x01, 0x54)  # published end points of viridis: #440154 and #fde725
@@ -107,6 +116,74 @@ def test_localization_figure_rejects_no_maps_and_bad_columns(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def _rendered(fig) -> tuple[object, np.ndarray]:
+    """Lay ``fig`` out and draw it as the PNG writer does: its renderer and its pixels (RGB)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer(), np.asarray(canvas.buffer_rgba())[..., :3].astype(np.int16)
+
+
+def _city_map(seed: int) -> QueryMap:
+    """400 tiles, 20 x 20 at 60 m by 50 m (wider than tall), with a long two-part title as the analysis makes."""
+    xy = np.stack(np.meshgrid(np.arange(20) * 60.0, np.arange(20) * 50.0), axis=-1).reshape(-1, 2)
+    rng = np.random.default_rng(seed)
+    scores = rng.uniform(-0.5, 0.7, len(xy))
+    return QueryMap(f"query {seed} · garden_city-6: true tile 77/400", xy, scores, tuple(xy[150] + 5.0), 150, 50.0)
+
+
+def test_heatmap_titles_stay_clear_of_the_colour_bars():
+    fig = build_localization_figure([_city_map(s) for s in range(4)], columns=4)
+    renderer, _ = _rendered(fig)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    bars = [ax.collections[0].colorbar.ax for ax in panels]
+    assert len(panels) == len(bars) == 4
+    for panel in panels:
+        title = panel.title.get_window_extent(renderer)
+        for bar in bars:
+            assert not title.overlaps(bar.get_window_extent(renderer)), panel.get_title()
+
+
+def test_heatmap_marks_true_and_top1_tiles_on_top_visible_and_in_the_legend():
+    query_map = _city_map(0)
+    fig = build_localization_figure([query_map])
+    renderer, pixels = _rendered(fig)
+    (ax,) = [ax for ax in fig.axes if ax.get_title()]
+    tiles = ax.collections[0]
+    expected = {"true tile": query_map.reference_xy[150], "top-1 tile": query_map.reference_xy[np.argmax(
+        query_map.scores)], "query location": query_map.true_xy}
+    marks = {line.get_label(): line for line in ax.lines}
+    for name, xy in expected.items():
+        assert (marks[name].get_xdata()[0], marks[name].get_ydata()[0]) == pytest.approx(tuple(xy))
+        assert marks[name].get_zorder() > tiles.get_zorder()  # drawn over the tiles
+    assert len({marks[name].get_marker() for name in expected}) == 3  # three different shapes
+    (legend,) = fig.legends
+    assert {text.get_text() for text in legend.get_texts()} == set(expected)
+
+    def around(xy, half=14):
+        x, y = ax.transData.transform(xy)
+        row = pixels.shape[0] - round(y)
+        return pixels[row - half: row + half, round(x) - half: round(x) + half]
+
+    # Tiles here are about 14 px wide; each marker stands out on any viridis colour: the true tile's red
+    # square, the top-1 tile's ring in white with a black outline (on yellow, a white ring alone vanishes).
+    assert _count_near(around(expected["true tile"]), (255, 0, 0), tol=40) > 20
+    top1 = around(expected["top-1 tile"])
+    assert _count_near(top1, (255, 255, 255), tol=20) > 20 and _count_near(top1, (0, 0, 0), tol=40) > 20
+
+
+def test_heatmap_caption_explains_the_rank_in_the_titles():
+    caption = rank_caption([400, 400])
+    assert caption == ("true tile r/400: rank r of the true tile among the 400 gallery tiles nearest the query, "
+                       "by cosine similarity (1 = retrieved first)")
+    assert "among the N (120 to 400) gallery tiles" in rank_caption([400, 120])
+    fig = build_localization_figure([_city_map(0), _city_map(1)], caption=caption)
+    renderer, _ = _rendered(fig)
+    (text,) = [t for t in fig.texts if t.get_text() == caption]
+    assert not text.get_window_extent(renderer).overlaps(fig.legends[0].get_window_extent(renderer))
+    for ax in fig.axes:
+        assert not text.get_window_extent(renderer).overlaps(ax.get_tightbbox(renderer))
+
+
 # --- feature maps -------------------------------------------------------------------------------------------------
 
 def test_activation_map_by_hand():
@@ -138,21 +215,37 @@ def test_feature_map_figure_sizes_panels_by_aspect_and_rows(tmp_path):
     assert many.shape[1] <= 17 * 120 and many.shape[0] < panoramas.shape[0]
 
 
-def test_feature_map_overlay_is_hot_where_the_features_are(tmp_path):
+def _panel_pixels(fig, pixels: np.ndarray) -> np.ndarray:
+    """The pixels inside the figure's first axes (the first image panel), as the PNG at 120 dpi drew them."""
+    x0, y0, x1, y1 = (np.array(fig.axes[0].get_position().extents) * np.tile(fig.get_size_inches(), 2) * 120)
+    height = pixels.shape[0]
+    return pixels[round(height - y1) + 2: round(height - y0) - 2, round(x0) + 2: round(x1) - 2]
+
+
+def test_feature_map_overlay_is_bright_where_the_features_are_with_a_perceptual_scale(tmp_path):
     images = np.full((1, 32, 64, 3), 128, dtype=np.uint8)
     features = np.zeros((1, 4, 4, 8))
     features[:, :, :, :2] = 5.0  # strong activations in the left quarter only
-    pixels = _pixels(feature_map_figure([("grey", images, features)], tmp_path / "overlay.png", alpha=0.5))
-    coloured = (pixels.max(axis=-1) - pixels.min(axis=-1)) > 20  # the panel; title text is grey
-    rows, cols = np.nonzero(coloured)
-    panel = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    rows = [("grey", images, features)]
+    panel = _panel_pixels(build_feature_map_figure(rows), _pixels(feature_map_figure(rows, tmp_path / "overlay.png")))
     quarter = panel.shape[1] // 4
     left, right = panel[:, : quarter - 2].reshape(-1, 3), panel[:, -quarter:].reshape(-1, 3)
-    # jet(1) is dark red, jet(0) dark blue, each half-blended with grey.
-    assert left[:, 0].mean() > left[:, 2].mean() + 40
-    assert right[:, 2].mean() > right[:, 0].mean() + 40
-    plain = _pixels(feature_map_figure([("grey", images, features)], tmp_path / "plain.png", alpha=0.0))
-    assert ((plain.max(axis=-1) - plain.min(axis=-1)) > 20).sum() == 0  # alpha 0: the image alone
+    # A perceptual map runs dark to light: half-blended with grey, magma(1) #fcfdbf gives about (190, 190, 160),
+    # magma(0) #000004 about (64, 64, 66); jet's dark red and dark blue would differ by some 10 in brightness.
+    assert left.mean() > right.mean() + 80
+    plain = _pixels(feature_map_figure(rows, tmp_path / "plain.png", alpha=0.0))
+    assert ((plain.max(axis=-1) - plain.min(axis=-1)) > 20).sum() == 0  # alpha 0: the image alone, no scale
+
+
+def test_feature_map_figure_has_a_colour_bar_of_the_overlay_colour_map():
+    fig = build_feature_map_figure([_row(2, 32, 64)])
+    overlays = [ax.images[1] for ax in fig.axes if len(ax.images) == 2]
+    assert len(overlays) == 2
+    assert {image.get_cmap().name for image in overlays} <= {"viridis", "magma", "cividis", "inferno"}
+    (bar,) = [ax for ax in fig.axes if "activation" in ax.get_ylabel()]
+    (scale,) = [c for c in bar.collections if isinstance(c, QuadMesh)]  # the bar's colours
+    assert scale.get_cmap().name == overlays[0].get_cmap().name
+    assert bar.get_position().x0 > max(ax.get_position().x1 for ax in fig.axes if ax is not bar)  # beside, not over
 
 
 def test_feature_map_figure_rejects_what_does_not_fit(tmp_path):
@@ -219,3 +312,58 @@ def test_training_curves_reject_no_runs_and_frames_without_epochs(tmp_path):
     with pytest.raises(ValueError, match="epoch"):
         training_curves_figure([("run", pd.DataFrame({"loss": [1.0]}))], tmp_path / "x.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_training_curves_recall_axis_starts_at_zero():
+    # R@1 from 30 to 60 %: left to itself matplotlib would start the axis near 28 and exaggerate the rise.
+    fig = build_training_curves_figure([("run", _metrics(range(1, 11), set(range(1, 11))).assign(
+        **{"R@1": np.linspace(30.0, 60.0, 10)}))])
+    (recall,) = [ax for ax in fig.axes if ax.get_title().startswith("R@1")]
+    low, high = recall.get_ylim()
+    assert low == 0.0 and high >= 60.0
+
+
+# --- file formats and resolution ----------------------------------------------------------------------------------
+
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-", "svg": b"<?xml"}
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+def test_every_figure_is_written_in_the_format_its_file_name_asks_for(tmp_path, fmt):
+    written = [
+        localization_figure([_grid_map(0)], tmp_path / f"heatmaps.{fmt}"),
+        feature_map_figure([_row(2, 16, 32)], tmp_path / f"feature_maps.{fmt}"),
+        training_curves_figure([("run", _metrics(range(3), {0, 1, 2}))], tmp_path / f"curves.{fmt}"),
+    ]
+    for path in written:
+        assert path.suffix == f".{fmt}" and path.read_bytes().startswith(MAGIC[fmt])
+    if fmt == "svg":
+        assert b"<svg" in written[0].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)  # no temporary left
+
+
+def test_figure_dpi_sets_the_pixels_and_bad_names_or_dpi_write_nothing(tmp_path):
+    frames = [("run", _metrics(range(3), {0, 1, 2}))]
+    with Image.open(training_curves_figure(frames, tmp_path / "curves.png", dpi=60)) as image:
+        assert image.size == (16 * 60, round(4.4 * 60))  # the figure is 16 x 4.4 inches
+    with pytest.raises(ValueError, match="jpg"):
+        training_curves_figure(frames, tmp_path / "curves.jpg")
+    with pytest.raises(ValueError, match="dpi"):
+        training_curves_figure(frames, tmp_path / "curves.pdf", dpi=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_a_failed_figure_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    out = training_curves_figure([("run", _metrics(range(3), {0, 1, 2}))], tmp_path / "curves.svg")
+    before = out.read_bytes()
+
+    def half_written(self, target, **kwargs):
+        Path(target).write_bytes(b"<?xml trunc")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        training_curves_figure([("run", _metrics(range(3), {0, 1, 2}))], out)
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["curves.svg"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -44,6 +45,26 @@ def runs(tmp_path_factory):
 def toy(registry):
     registry.add(ToyPlugin(), source="toy-tests")
     return registry
+
+
+@pytest.fixture
+def toy_cli(monkeypatch):
+    """:func:`conftest.cli` with the toy dataset registered (the in-process CLI reloads the registry)."""
+    import cvbench.contract.registry as registry_module
+
+    reload = registry_module.reset_registry
+
+    def reload_with_toy() -> None:
+        reload()
+        registry_module.get_registry().add(ToyPlugin(), source="toy-cli")
+
+    monkeypatch.setattr(registry_module, "reset_registry", reload_with_toy)
+    yield cli
+    reload()
+
+
+SMALL = ("--sample", "40", "--queries", "2", "--images", "2", "--neighbourhood", "20", "--quiet")
+READABLE_SVG = {"svg.fonttype": "none"}  # text stays text in the SVG, so a test can read titles and legends
 
 
 def not_blank(path) -> None:
@@ -122,3 +143,51 @@ def test_analyze_cli_errors(tmp_path):
     assert result.returncode == 2 and "not a finished cvbench run" in result.stderr
     result = cli("analyze", str(tmp_path), str(tmp_path), env=wide)
     assert result.returncode == 2 and "--compare" in result.stderr
+
+
+def test_compare_labels_name_the_runs_in_titles_and_legends(toy_cli, runs, tmp_path):
+    out = tmp_path / "cmp"
+    with matplotlib.rc_context(READABLE_SVG):
+        result = toy_cli("analyze", "--compare", str(runs[0]), str(runs[1]), "--label", "baseline", "--label",
+                         "higher lr", "--fig-format", "svg", "--out", str(out), *SMALL)
+    assert result.returncode == 0, result.stderr
+    curves = (out / "curves.svg").read_text()
+    assert ">baseline<" in curves and ">higher lr<" in curves
+    assert runs[0].name not in curves and runs[1].name not in curves
+    embeddings = (out / "embeddings_before.svg").read_text()
+    assert "higher lr (before fine-tuning)" in embeddings and runs[1].name not in embeddings
+
+
+def test_compare_label_count_must_match_the_runs(toy_cli, runs, tmp_path):
+    out = tmp_path / "cmp"
+    result = toy_cli("analyze", "--compare", str(runs[0]), str(runs[1]), "--label", "baseline", "--out", str(out),
+                     env={"COLUMNS": "1000"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --label: 1 given for 2 run folder(s); give one per run, in the order of the runs"]
+    assert not out.exists()
+    result = toy_cli("analyze", str(runs[0]), "--label", "a", "--label", "b", "--out", str(out))
+    assert result.returncode == 2 and "--label: 2 given for 1 run folder(s)" in result.stderr
+
+
+def test_analyze_writes_the_chosen_format_with_the_rank_caption(toy_cli, runs, tmp_path):
+    with matplotlib.rc_context(READABLE_SVG):
+        result = toy_cli("analyze", str(runs[0]), "--fig-format", "svg", "--out", str(tmp_path), *SMALL)
+    assert result.returncode == 0, result.stderr
+    names = ["embeddings.svg", "heatmaps.svg", "feature_maps.svg", "curves.svg"]
+    assert result.stdout.splitlines() == [f"wrote {tmp_path / name}" for name in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    # The toy validation split has 48 tiles on one street; a panel draws the 20 nearest its query.
+    assert "rank r of the true tile among the 20 gallery tiles nearest the query" in \
+        (tmp_path / "heatmaps.svg").read_text()
+    result = toy_cli("analyze", str(runs[0]), "--fig-format", "jpg", "--out", str(tmp_path))
+    assert result.returncode == 2 and all(f"'{fmt}'" in result.stderr for fmt in ("png", "pdf", "svg"))
+
+
+def test_analyze_dpi_sets_the_size_in_pixels(toy_cli, runs, tmp_path):
+    result = toy_cli("analyze", str(runs[0]), "--dpi", "60", "--out", str(tmp_path), *SMALL)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "curves.png") as image:
+        assert image.size == (16 * 60, round(4.4 * 60))  # the curves figure is 16 x 4.4 inches
+    result = toy_cli("analyze", str(runs[0]), "--dpi", "0", "--out", str(tmp_path / "none"))
+    assert result.returncode == 2 and "--dpi 0: expected a whole number from 20 to 1200" in result.stderr

@@ -19,14 +19,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from ..atomic import atomic_path
+from .figure_files import DEFAULT_DPI, save_figure
 
 UNIFORMITY_COLOURS = {"ground": "red", "satellite": "blue", "all": "black"}
 LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2))]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 
-def training_curves_figure(runs: Sequence[tuple[str, pd.DataFrame]], out: Path | str, *, dpi: int = 120) -> Path:
+def build_training_curves_figure(runs: Sequence[tuple[str, pd.DataFrame]]) -> Figure:
     """Three panels -- fine-tuning loss, R@1, uniformity (ground, satellite, all) -- against epoch, one line
     style per run (label = the run's name), read from metrics.csv frames. Missing columns or all-NaN columns
     are skipped in that panel (e.g. a run without evaluation); epochs without a value are not drawn as gaps
@@ -34,7 +34,8 @@ def training_curves_figure(runs: Sequence[tuple[str, pd.DataFrame]], out: Path |
 
     Each run also has a marker, drawn on the epochs that have a value, so the
     evaluated epochs stay visible where a line joins them. Loss and R@1 lines
-    take the default colour cycle (one colour per run) besides the style.
+    take the default colour cycle (one colour per run) besides the style. The
+    R@1 axis starts at 0, so that the height of a curve reads as its recall.
     """
     runs = [_check_run(i, run) for i, run in enumerate(runs)]
     if not runs:
@@ -55,11 +56,16 @@ def training_curves_figure(runs: Sequence[tuple[str, pd.DataFrame]], out: Path |
             with_uniformity.append((name, style, marker))
     _finish(loss_ax, "fine-tuning loss", "loss")
     _finish(recall_ax, "R@1 (validation)", "R@1 (%)")
+    recall_ax.set_ylim(bottom=0.0)
     _finish(uniformity_ax, "uniformity (eq 3.6-3.8, validation)", "uniformity (lower = more uniform)")
     _uniformity_legends(legend_ax, bool(uniformity_ax.lines), with_uniformity)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return Path(out)
+    return fig
+
+
+def training_curves_figure(runs: Sequence[tuple[str, pd.DataFrame]], out: Path | str, *,
+                           dpi: int = DEFAULT_DPI) -> Path:
+    """Write :func:`build_training_curves_figure` to ``out`` (PNG, PDF or SVG by its extension) at ``dpi``."""
+    return save_figure(build_training_curves_figure(runs), out, dpi)
 
 
 def _check_run(index: int, run: tuple[str, pd.DataFrame]) -> tuple[str, pd.DataFrame]:

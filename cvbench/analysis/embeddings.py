@@ -25,11 +25,10 @@ from matplotlib.patches import Circle
 from scipy.special import i0e
 from sklearn.manifold import TSNE
 
-from cvbench.atomic import atomic_path
+from .figure_files import DEFAULT_DPI, figure_format, save_figure
 
 COLUMN_TITLES = ("t-SNE in R²", "on S¹", "vMF density of angles")
 GRID_SIZE = 512
-DPI = 120
 _ROW_SIZE = (12.0, 3.8)  # inches for one row of three panels
 _ALL_COLOR = "black"  # the thesis' overall curve (section 4.5.2, "the black curve")
 _CAPTION_KEYS = ("ground", "satellite", "all")
@@ -141,8 +140,9 @@ def embedding_panels(axes: Sequence[Axes], sets: Sequence[PointSet], seed: int =
 
 
 def embedding_figure(rows: Sequence[tuple[str, Sequence[PointSet], str]], out: Path | str,
-                     seed: int = 0, kappa: float = 10.0) -> Path:
-    """Figure 4.3/4.4: one row of three panels per (title, sets, caption), written atomically as PNG.
+                     seed: int = 0, kappa: float = 10.0, *, dpi: int = DEFAULT_DPI) -> Path:
+    """Figure 4.3/4.4: one row of three panels per (title, sets, caption), written atomically (PNG, PDF or
+    SVG by the extension of ``out``) at ``dpi``.
 
     Each row is drawn by :func:`embedding_panels` with its own t-SNE (rows are different
     model states, so their maps are not comparable point by point anyway).
@@ -153,6 +153,7 @@ def embedding_figure(rows: Sequence[tuple[str, Sequence[PointSet], str]], out: P
         if len(row) != 3:
             raise ValueError(f"rows[{i}] must be (title, sets, caption), got {len(row)} items")
     out = Path(out)
+    figure_format(out)  # a wrong name fails before the t-SNE rather than after
     width, height = _ROW_SIZE
     fig = Figure(figsize=(width, height * len(rows) + 0.4), layout="constrained")
     grid = fig.subplots(len(rows), 3, squeeze=False)
@@ -160,9 +161,7 @@ def embedding_figure(rows: Sequence[tuple[str, Sequence[PointSet], str]], out: P
         embedding_panels(axes, sets, seed=seed, kappa=kappa, title=title, caption=caption)
     for ax, name in zip(grid[0], COLUMN_TITLES):
         _column_title(ax, name)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    return out
+    return save_figure(fig, out, dpi)
 
 
 def _draw_plane(ax: Axes, parts: list[np.ndarray], colors: list[str], sets: Sequence[PointSet]) -> None:

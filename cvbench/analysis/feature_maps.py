@@ -12,17 +12,21 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from scipy.ndimage import zoom
 
-from ..atomic import atomic_path
+from .figure_files import DEFAULT_DPI, save_figure
 
-OVERLAY_CMAP = "jet"
+# Perceptually uniform, and dark-to-light so that "more" reads as brighter in grey print too (jet is neither).
+OVERLAY_CMAP = "magma"
 PANEL_HEIGHT_IN = 2.0
-MAX_ROW_WIDTH_IN = 16.0  # rows of many panoramas are shrunk to this width rather than made ever wider
+MAX_ROW_WIDTH_IN = 15.0  # rows of many panoramas are shrunk to this width rather than made ever wider
 GAP_IN = 0.1
 TITLE_IN = 0.35
 MARGIN_IN = 0.15
+COLOURBAR_IN = (0.25, 0.15, 0.75)  # gap before the colour bar, its width, room for its ticks and label
 
 
 def activation_map(features: np.ndarray) -> np.ndarray:
@@ -44,17 +48,17 @@ def activation_map(features: np.ndarray) -> np.ndarray:
     return (energy - low) / (high - low)
 
 
-def feature_map_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray]], out: Path | str, alpha: float = 0.5,
-                       *, dpi: int = 120) -> Path:
+def build_feature_map_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray]], alpha: float = 0.5) -> Figure:
     """One row per (title, images (B, H, W, 3) uint8, features (B, C, h, w) float): each image with its
-    activation_map upsampled (bilinear, e.g. scipy.ndimage.zoom or torch.nn.functional.interpolate) to the
-    image size and overlaid as a 'jet' heatmap with `alpha`. Panoramas are wide: size each panel by the image
-    aspect ratio. B may differ between rows.
+    activation_map upsampled (bilinear) to the image size and overlaid in OVERLAY_CMAP with `alpha`, and one
+    colour bar for the figure. Panoramas are wide: each panel is sized by the image aspect ratio. B may
+    differ between rows.
 
     Panels are placed by hand (in inches) rather than on a shared grid so that
     a row of 2:1 panoramas and a row of square tiles each keep their shape;
     each map is normalised on its own (activation_map), so colours compare
-    locations within an image, not images with each other.
+    locations within an image, not images with each other, and the colour bar
+    says so. With ``alpha`` 0 nothing is overlaid and there is no colour bar.
     """
     rows = [_check_row(i, row) for i, row in enumerate(rows)]
     if not rows:
@@ -64,7 +68,8 @@ def feature_map_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray]], out: 
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     sizes = [_panel_size(images) for _, images, _ in rows]
     row_widths = [len(images) * w + (len(images) - 1) * GAP_IN for (_, images, _), (w, _) in zip(rows, sizes)]
-    fig_w = max(row_widths) + 2 * MARGIN_IN
+    colourbar_w = sum(COLOURBAR_IN) if alpha > 0 else 0.0
+    fig_w = max(row_widths) + 2 * MARGIN_IN + colourbar_w
     fig_h = sum(h + TITLE_IN for _, h in sizes) + 2 * MARGIN_IN
     fig = Figure(figsize=(fig_w, fig_h))
     top = fig_h - MARGIN_IN
@@ -80,9 +85,24 @@ def feature_map_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray]], out: 
             ax.imshow(heat, cmap=OVERLAY_CMAP, vmin=0.0, vmax=1.0, alpha=alpha)
             ax.set_axis_off()
         top = bottom
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return Path(out)
+    if alpha > 0:
+        _colour_bar(fig, fig_w, fig_h, left=max(row_widths) + MARGIN_IN + COLOURBAR_IN[0])
+    return fig
+
+
+def feature_map_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray]], out: Path | str, alpha: float = 0.5,
+                       *, dpi: int = DEFAULT_DPI) -> Path:
+    """Write :func:`build_feature_map_figure` to ``out`` (PNG, PDF or SVG by its extension) at ``dpi``."""
+    return save_figure(build_feature_map_figure(rows, alpha), out, dpi)
+
+
+def _colour_bar(fig: Figure, fig_w: float, fig_h: float, left: float) -> None:
+    """The overlay's scale, at the right over the figure's height, placed in inches as the panels are."""
+    height = fig_h - 2 * MARGIN_IN - TITLE_IN
+    cax = fig.add_axes((left / fig_w, MARGIN_IN / fig_h, COLOURBAR_IN[1] / fig_w, height / fig_h))
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), OVERLAY_CMAP), cax=cax, ticks=[0.0, 1.0])
+    bar.ax.set_yticklabels(["min", "max"], fontsize="small")
+    bar.set_label("activation, each image", fontsize="small")
 
 
 def _check_row(index: int, row: tuple[str, np.ndarray, np.ndarray]) -> tuple[str, np.ndarray, np.ndarray]:

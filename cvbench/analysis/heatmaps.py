@@ -7,8 +7,9 @@ the top-1 tile is wrong; the thesis uses this to compare exp 2 and exp 5.
 
 The thesis draws the query as a cross of blue dotted lines over red squares;
 here the query is a red star over a viridis colour scale (a perceptually
-uniform map reads better than depth of red), the true tile is outlined and
-the top-1 tile is circled so that a miss is visible at a glance.
+uniform map reads better than depth of red), the true tile is framed by a
+red square and the top-1 tile ringed in white, so that a miss is visible at
+a glance.
 """
 
 from __future__ import annotations
@@ -19,19 +20,31 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, Rectangle
+from matplotlib.patches import Rectangle
 from scipy.spatial import cKDTree
 
-from ..atomic import atomic_path
+from .figure_files import DEFAULT_DPI, save_figure
 
 EARTH_RADIUS_M = 6371008.8  # IUGG mean earth radius
 CMAP = "viridis"
 PANEL_INCHES = (4.2, 3.6)
+# Sizes in points, not metres, so that a marker stays visible however densely the tiles lie; an outline
+# of the opposite brightness keeps each one visible on the dark and the bright end of viridis alike.
+_DARK_OUTLINE = [patheffects.withStroke(linewidth=4.5, foreground="black")]
+_LIGHT_OUTLINE = [patheffects.withStroke(linewidth=4.5, foreground="white")]
+MARKERS = {
+    "query location": dict(marker="*", markersize=11, color="red", markeredgecolor="white", markeredgewidth=1.0,
+                           zorder=6),
+    "true tile": dict(marker="s", markersize=14, markerfacecolor="none", markeredgecolor="red", markeredgewidth=2.0,
+                      path_effects=_LIGHT_OUTLINE, zorder=5),
+    "top-1 tile": dict(marker="o", markersize=21, markerfacecolor="none", markeredgecolor="white",
+                       markeredgewidth=2.0, path_effects=_DARK_OUTLINE, zorder=4),
+}
 
 
 @dataclass(frozen=True)
@@ -113,13 +126,18 @@ def estimate_tile_metres(reference_xy: np.ndarray) -> float:
     return float(np.median(nearest))
 
 
-def localization_figure(maps: Sequence[QueryMap], out: Path | str, columns: int = 4, *, dpi: int = 120) -> Path:
-    """Write one localization heatmap panel per query (thesis appendix 6.3) in a grid of `columns`.
+def build_localization_figure(maps: Sequence[QueryMap], columns: int = 4, caption: str = "") -> Figure:
+    """One localization heatmap panel per query (thesis appendix 6.3) in a grid of `columns`, as a Figure.
 
     Each panel has its own colour normalisation (its scores' min to max) and
     its own colorbar, because similarity ranges differ between queries and a
     shared scale would flatten most panels. Tiles are squares of
-    ``tile_metres`` in data units, axes are in metres with equal aspect.
+    ``tile_metres`` in data units, axes are in metres with equal aspect; the
+    axes keep their whole box (the data limits give way instead), so a
+    colour bar never reaches above its panel into the title. The query, the
+    true tile and the top-1 tile are markers of a fixed size in points, drawn
+    over the tiles with an outline that shows on both ends of the colour
+    scale, and named in a legend; ``caption`` goes under the figure.
     """
     maps = list(maps)
     if not maps:
@@ -130,27 +148,50 @@ def localization_figure(maps: Sequence[QueryMap], out: Path | str, columns: int 
         raise ValueError(f"columns must be a positive integer, got {columns!r}")
     ncols = min(int(columns), len(maps))
     nrows = math.ceil(len(maps) / ncols)
-    fig = Figure(figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows + 0.4), layout="constrained")
-    for i, query_map in enumerate(maps):
-        _draw_panel(fig, fig.add_subplot(nrows, ncols, i + 1), query_map)
-    fig.legend(handles=_legend_handles(), loc="outside lower center", ncols=3, fontsize="small", frameon=False)
-    return _save(fig, out, dpi)
+    fig = Figure(figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows + 0.7), layout="constrained")
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(maps))]
+    for ax, query_map in zip(axes, maps):
+        _draw_panel(fig, ax, query_map)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=3, fontsize="small",
+               frameon=False)
+    if caption:
+        fig.supxlabel(caption, fontsize="small")
+    return fig
+
+
+def localization_figure(maps: Sequence[QueryMap], out: Path | str, columns: int = 4, *, caption: str = "",
+                        dpi: int = DEFAULT_DPI) -> Path:
+    """Write :func:`build_localization_figure` to ``out`` (PNG, PDF or SVG by its extension) at ``dpi``."""
+    return save_figure(build_localization_figure(maps, columns, caption), out, dpi)
+
+
+def rank_caption(tile_counts: Sequence[int]) -> str:
+    """What a panel title's "true tile r/N" means, for panels that drew ``tile_counts`` tiles each.
+
+    ``[400, 400]`` gives "true tile r/400: rank r of the true tile among the 400 gallery tiles nearest
+    the query, ..."; counts that differ (a small city) are named as a range.
+    """
+    counts = sorted(set(int(n) for n in tile_counts))
+    if not counts:
+        raise ValueError("tile_counts is empty: no panel to caption")
+    n = str(counts[0]) if len(counts) == 1 else "N"
+    among = n if len(counts) == 1 else f"N ({counts[0]} to {counts[-1]})"
+    return (f"true tile r/{n}: rank r of the true tile among the {among} gallery tiles nearest the query, "
+            "by cosine similarity (1 = retrieved first)")
 
 
 def _draw_panel(fig: Figure, ax: Axes, query_map: QueryMap) -> None:
     xy, scores = query_map.reference_xy, query_map.scores
     side = query_map.tile_metres or estimate_tile_metres(xy)
     tiles = PatchCollection([Rectangle((x - side / 2, y - side / 2), side, side) for x, y in xy],
-                            cmap=CMAP, norm=_norm(scores), edgecolor="none")
+                            cmap=CMAP, norm=_norm(scores), edgecolor="none", zorder=1)
     tiles.set_array(scores)
     ax.add_collection(tiles)
-    px, py = xy[query_map.positive]
-    ax.add_patch(Rectangle((px - side / 2, py - side / 2), side, side, fill=False, edgecolor="red", linewidth=1.5))
-    tx, ty = xy[int(np.argmax(scores))]
-    ax.add_patch(Circle((tx, ty), side * 0.35, fill=False, edgecolor="white", linewidth=1.5))
-    ax.plot(*query_map.true_xy, marker="*", color="red", markersize=13, markeredgecolor="white", linestyle="none")
+    for name, (x, y) in (("top-1 tile", xy[int(np.argmax(scores))]), ("true tile", xy[query_map.positive]),
+                         ("query location", query_map.true_xy)):
+        ax.plot([x], [y], linestyle="none", label=name, **MARKERS[name])
     ax.autoscale_view()
-    ax.set_aspect("equal")
+    ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(query_map.title, fontsize="medium")
     ax.set_xlabel("x east (m)")
     ax.set_ylabel("y north (m)")
@@ -162,21 +203,3 @@ def _norm(scores: np.ndarray) -> Normalize:
     if high <= low:  # all tiles equally similar: centre them on the scale instead of a singular one
         low, high = low - 0.5, high + 0.5
     return Normalize(vmin=low, vmax=high)
-
-
-def _legend_handles() -> list[Line2D]:
-    return [
-        Line2D([], [], marker="*", color="red", markeredgecolor="white", markersize=12, linestyle="none",
-               label="query location"),
-        Line2D([], [], marker="s", color="red", fillstyle="none", markersize=10, linestyle="none",
-               label="true tile"),
-        Line2D([], [], marker="o", color="grey", markerfacecolor="none", markeredgecolor="grey", markersize=10,
-               linestyle="none", label="top-1 tile (white circle)"),
-    ]
-
-
-def _save(fig: Figure, out: Path | str, dpi: int) -> Path:
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return out

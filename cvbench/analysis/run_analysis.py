@@ -33,7 +33,8 @@ from ..spec import RunSpec
 from .curves import training_curves_figure
 from .embeddings import PointSet, embedding_figure, uniformity_caption
 from .feature_maps import feature_map_figure
-from .heatmaps import QueryMap, estimate_tile_metres, local_metres, localization_figure
+from .figure_files import DEFAULT_DPI, DEFAULT_FORMAT, DPI_RANGE, FIGURE_FORMATS, check_dpi
+from .heatmaps import QueryMap, estimate_tile_metres, local_metres, localization_figure, rank_caption
 
 STATES = {"before": INITIAL_CHECKPOINT, "after": MODEL_CHECKPOINT}
 STATE_TITLES = {"before": "before fine-tuning", "after": "after fine-tuning"}
@@ -44,7 +45,7 @@ VIEW_COLOURS = [("tab:red", "tab:blue"), ("tab:orange", "tab:green"), ("tab:purp
 
 @dataclass
 class AnalysisOptions:
-    """How much of the validation set the figures look at."""
+    """How much of the validation set the figures look at, and the files they are written to."""
 
     sample: int = 1000
     queries: int = 4
@@ -54,6 +55,21 @@ class AnalysisOptions:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 64
+    fig_format: str = DEFAULT_FORMAT
+    dpi: int = DEFAULT_DPI
+
+    def __post_init__(self) -> None:
+        if self.fig_format not in FIGURE_FORMATS:
+            raise CvbenchError(f"--fig-format {self.fig_format!r}: expected one of {', '.join(FIGURE_FORMATS)}")
+        try:
+            check_dpi(self.dpi)
+        except ValueError:
+            raise CvbenchError(f"--dpi {self.dpi}: expected a whole number from {DPI_RANGE[0]} to {DPI_RANGE[1]}") \
+                from None
+
+    def file(self, folder: Path, name: str) -> Path:
+        """``folder/name.<fig_format>``."""
+        return folder / f"{name}.{self.fig_format}"
 
 
 @dataclass
@@ -66,15 +82,18 @@ class Validation:
 
 
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, options: AnalysisOptions | None = None,
-                quiet: bool = False) -> list[Path]:
-    """Write ``embeddings.png``, ``heatmaps.png``, ``feature_maps.png`` and ``curves.png``; returns their paths.
+                quiet: bool = False, label: str | None = None) -> list[Path]:
+    """Write ``embeddings``, ``heatmaps``, ``feature_maps`` and ``curves`` (``.png`` unless
+    ``options.fig_format`` says otherwise); returns their paths.
 
     The figures go to ``RUN_DIR/analysis/`` unless ``out`` names a folder.
     A run without ``initial.safetensors`` (made before cvbench kept it) gets
-    the "after" figures only.
+    the "after" figures only. ``label`` names the run in the curves' legend
+    (default: its folder name).
     """
     options = options or AnalysisOptions()
     run_dir = Path(run_dir)
+    (label,) = run_labels([run_dir], None if label is None else [label])
     out = Path(out) if out is not None else run_dir / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     states = available_states(run_dir)
@@ -87,16 +106,19 @@ def analyze_run(run_dir: str | Path, out: str | Path | None = None, options: Ana
         for state, model in models.items():
             ground, aerial = embed_sample(model, validation, device, options, progress)
             rows.append(embedding_row(STATE_TITLES[state], validation, ground, aerial))
-        written.append(_embeddings(rows, out / "embeddings.png", options, progress))
+        written.append(_embeddings(rows, options.file(out, "embeddings"), options, progress))
         final = models["after"]
         maps = query_maps(final, validation, device, options, progress)
         if maps:
-            written.append(localization_figure(maps, out / "heatmaps.png"))
+            written.append(localization_figure(maps, options.file(out, "heatmaps"), dpi=options.dpi,
+                                               caption=rank_caption([len(m.scores) for m in maps])))
         else:
             log("[yellow]no heatmaps:[/] the dataset gives no locations (ground_meta/aerial_meta x, y or lat, lon)",
                 quiet)
-        written.append(feature_map_figure(feature_rows(models, validation, options, device), out / "feature_maps.png"))
-    written.append(training_curves_figure([(run_dir.name, read_metrics(run_dir))], out / "curves.png"))
+        written.append(feature_map_figure(feature_rows(models, validation, options, device),
+                                          options.file(out, "feature_maps"), dpi=options.dpi))
+    written.append(training_curves_figure([(label, read_metrics(run_dir))], options.file(out, "curves"),
+                                          dpi=options.dpi))
     return written
 
 
@@ -107,17 +129,18 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "
 
     ``state`` "before" (as figures 4.3 and 4.4: what pre-training gave
     fine-tuning) or "after". Every run must be on the same dataset split, so
-    that all rows show the same sampled places.
+    that all rows show the same sampled places. ``labels`` (one per run, in
+    order) name the runs in row titles and legends instead of their folders.
     """
     if state not in STATES:
         raise CvbenchError(f"--state {state!r}: expected one of {', '.join(STATES)}")
     if len(run_dirs) < 2:
         raise CvbenchError("--compare needs at least two run folders")
     options = options or AnalysisOptions()
+    run_dirs = [Path(run) for run in run_dirs]
+    labels = run_labels(run_dirs, labels)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run_dirs = [Path(run) for run in run_dirs]
-    labels = list(labels) if labels is not None else [run.name for run in run_dirs]
     for run in run_dirs:
         if state not in available_states(run):
             raise CvbenchError(f"{run} has no checkpoints/{STATES[state]}: it cannot be compared {STATE_TITLES[state]}")
@@ -130,10 +153,30 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path, state: str = "
             _check_same_data(validation.spec, spec, run)
             ground, aerial = embed_sample(model.to(device).eval(), validation, device, options, progress)
             rows.append(embedding_row(f"{label} ({STATE_TITLES[state]})", validation, ground, aerial))
-        written = [_embeddings(rows, out / f"embeddings_{state}.png", options, progress)]
+        written = [_embeddings(rows, options.file(out, f"embeddings_{state}"), options, progress)]
     curves = [(label, read_metrics(run)) for run, label in zip(run_dirs, labels)]
-    written.append(training_curves_figure(curves, out / "curves.png"))
+    written.append(training_curves_figure(curves, options.file(out, "curves"), dpi=options.dpi))
     return written
+
+
+def run_labels(run_dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
+    """The name of each run in titles and legends: ``labels`` in order, else the folder names.
+
+    One label per run, each non-empty and different from the others, so that
+    no legend entry is ambiguous; else a one-line error naming the mismatch.
+    """
+    if labels is None:
+        return [run.name for run in run_dirs]
+    labels = [str(label) for label in labels]
+    if len(labels) != len(run_dirs):
+        raise CvbenchError(f"--label: {len(labels)} given for {len(run_dirs)} run folder(s); "
+                           "give one per run, in the order of the runs")
+    for label in labels:
+        if not label.strip():
+            raise CvbenchError("--label '': a label names its run in the legends, it cannot be empty")
+        if labels.count(label) > 1:
+            raise CvbenchError(f"--label {label!r} is given twice: the legends could not tell those runs apart")
+    return labels
 
 
 def available_states(run_dir: Path) -> list[str]:
@@ -202,7 +245,7 @@ def _embeddings(rows: list, out: Path, options: AnalysisOptions, progress: Progr
     task = progress.add_task(f"t-SNE of {len(rows)} x {points // len(rows)} points", total=None, info="") \
         if progress is not None else None
     try:
-        return embedding_figure(rows, out, seed=options.seed, kappa=options.kappa)
+        return embedding_figure(rows, out, seed=options.seed, kappa=options.kappa, dpi=options.dpi)
     finally:
         if task is not None:
             progress.remove_task(task)
@@ -249,7 +292,7 @@ def query_maps(model: TwoBranchNet, validation: Validation, device: torch.device
         scores = z_tiles @ z_query[0]
         rank = int((scores > scores[list(nearest).index(positive)]).sum())
         city = f" · {pairs.ground_meta['city'].iloc[query]}" if "city" in pairs.ground_meta else ""
-        maps.append(QueryMap(f"query {query}{city}: true tile {rank + 1}/{len(nearest)}",
+        maps.append(QueryMap(f"query {query}{city}\ntrue tile {rank + 1}/{len(nearest)}",
                              aerial_xy[nearest], scores, tuple(ground_xy[query]), list(nearest).index(positive),
                              _square_side(aerial_xy[nearest])))
     return maps
