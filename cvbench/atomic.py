@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -26,9 +27,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp_path, path)
+        _fsync_folder(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable: a power cut after it must not bring back the old entry (POSIX only).
+
+    Skipped where the system cannot open a folder (``os.O_DIRECTORY`` is
+    missing: Windows), where the folder cannot be opened for reading, and
+    where the file system refuses to sync one (EINVAL): the new file is in
+    place either way, so the write has succeeded.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+    os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

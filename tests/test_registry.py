@@ -34,6 +34,13 @@ def test_unknown_name_lists_the_registered_names_and_the_closest(registry):
     assert "siamese_vgg" in message
 
 
+@pytest.mark.parametrize("kind, plural", [("loss", "losses"), ("head", "heads"), ("dataset", "datasets")])
+def test_unknown_name_spells_the_kind_in_the_plural(registry, kind, plural):
+    with pytest.raises(UnknownPluginError, match=rf"\. Registered {plural}: ") as info:
+        cvbench.create(kind, "no_such_plugin")
+    assert "losss" not in str(info.value)
+
+
 def test_unknown_kind_names_the_kinds(registry):
     with pytest.raises(UnknownPluginError, match="kinds are"):
         cvbench.create("optimizer", "adam")
@@ -105,3 +112,18 @@ def test_a_plugin_class_missing_a_required_method_is_named_when_built(registry):
     registry.add(_HalfPlugin(), source="half-pkg")
     with pytest.raises(PluginError, match=r"sampler 'half' \(.*\) does not implement plan\(\), which every sampler"):
         cvbench.create("sampler", "half")
+
+
+class _WrongArgument:
+    @hookimpl
+    def register_heads(self, reg):
+        reg("odd", lambda in_channels, feature_hw, dim: None)
+
+
+def test_a_hook_with_the_wrong_argument_is_refused_by_name(registry):
+    from cvbench.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"'_WrongArgument' \(package 'odd-pkg'\).*'register_heads'.*\{'reg'\}"):
+        registry.add(_WrongArgument(), source="odd-pkg")
+    assert "odd" not in cvbench.plugins()["head"]
+    registry.manager.check_pending()  # nothing of it stays registered

@@ -78,3 +78,14 @@ def test_unknown_plugin_on_the_command_line_fails_fast(tmp_path):
     assert result.returncode == 2
     assert "did you mean 'safa'" in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_a_misspelled_hook_is_an_error_naming_the_hook_and_the_module(tmp_path):
+    misspelled = HEAD_PACKAGE.replace("def register_heads(", "def register_head(")
+    site = make_distribution(tmp_path / "site", "acme-cvbench", "acme_cvbench", misspelled, {"acme": "acme_cvbench"})
+    result = cli("plugins", site=site)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Traceback" not in result.stderr
+    assert "unknown hook 'register_head'" in line and "did you mean 'register_heads'" in line
+    assert "'acme_cvbench'" in line and "'acme-cvbench'" in line

@@ -21,7 +21,8 @@ from typing import Any, Callable
 import pluggy
 
 from ..errors import CvbenchError, PluginConflictError, PluginError, SpecError, UnknownPluginError
-from . import conform, hookspecs
+from . import hookspecs
+from .conform import conform
 
 BUILTIN_DISTRIBUTION = "cvbench"
 DISABLE_ENV = "CVBENCH_DISABLE_PLUGINS"
@@ -95,7 +96,7 @@ class Registry:
         naming both sources; in that case nothing of ``plugin`` stays registered.
         """
         name = name or source
-        self.manager.register(plugin, name=name)
+        self._register_checked(plugin, name, source, entry_point)
         staged: list[Plugin] = []
         try:
             for kind, hook_name in KINDS.items():
@@ -121,6 +122,32 @@ class Registry:
         for entry in staged:
             self.plugins[entry.kind][entry.name] = entry
 
+    def _register_checked(self, plugin: object, name: str, source: str, entry_point: str) -> None:
+        """Register with pluggy, refusing a hook no spec declares (``register_head``) or with the wrong arguments.
+
+        pluggy accepts an unknown hook until :meth:`pluggy.PluginManager.check_pending`
+        is called, and would then never call it: the plugin's names would
+        silently be missing.
+        """
+        origin = f"plugin module {_module_name(plugin)!r} (package {source!r}" + (
+            f", entry point {entry_point!r})" if entry_point else ")")
+        try:
+            self.manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # a known hook whose arguments differ from its spec's
+            detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise PluginError(f"{origin}: {detail} (every hook takes the one argument `register`)") from exc
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            unknown = sorted({caller.name for caller in self.manager.get_hookcallers(plugin) or []
+                              if not caller.has_spec()})
+            self.manager.unregister(plugin)
+            hooks = list(KINDS.values())
+            guesses = [difflib.get_close_matches(hook, hooks, n=1) for hook in unknown]
+            hint = "".join(f"; did you mean {guess[0]!r}?" for guess in guesses if guess)
+            raise PluginError(f"{origin} implements unknown hook {', '.join(map(repr, unknown)) or '?'}{hint} "
+                              f"The hooks are: {', '.join(hooks)} ({DISABLE_ENV}=1 skips third-party plugins)") from exc
+
     def remove(self, source: str) -> None:
         """Unregister everything a source registered (tests add a plugin, then remove it)."""
         for kind in self.plugins.values():
@@ -142,7 +169,8 @@ class Registry:
         hint = f"; did you mean {close[0]!r}?" if close else "."
         broken = [f"{f.entry_point!r} of package {f.source!r} ({f.error})" for f in self.failures]
         note = f" (plugin modules that failed to load: {'; '.join(broken)})" if broken else ""
-        raise UnknownPluginError(f"unknown {kind} {name!r}{hint} Registered {kind}s: {', '.join(names) or 'none'}{note}")
+        plural = KINDS[kind].removeprefix("register_")  # the hook names the kind in the plural: losses
+        raise UnknownPluginError(f"unknown {kind} {name!r}{hint} Registered {plural}: {', '.join(names) or 'none'}{note}")
 
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Build a registered plugin; options it does not accept fail before it runs."""
@@ -214,6 +242,11 @@ def _collector(kind: str, source: str, staged: list[Plugin], entry_point: str = 
 def _first_line(obj: object) -> str:
     doc = inspect.getdoc(obj) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _module_name(plugin: object) -> str:
+    """A plugin module's name, or the class of a plugin object."""
+    return getattr(plugin, "__name__", None) or type(plugin).__qualname__
 
 
 def _distribution(ep: EntryPoint) -> str:

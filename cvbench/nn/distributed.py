@@ -141,6 +141,13 @@ class _GatherWithGrad(torch.autograd.Function):
     is ``world_size`` times the gradient of that loss, which DDP's average then
     brings back to exactly the one-process gradient. Built on ``all_reduce``
     (which gloo also has) rather than ``reduce_scatter`` (NCCL only).
+
+    Kept by hand on purpose: ``torch.distributed.nn.functional.all_gather``
+    gives the same gradients (the two-process test passes with it to 1e-5),
+    but torch 2.14 deprecates it with a ``FutureWarning`` and names as its
+    successor ``all_gather_single`` in the private
+    ``torch.distributed._functional_collectives``; neither is an API to
+    build on. Swap when torch has a public, differentiable all-gather.
     """
 
     @staticmethod
