@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CvbenchError, SpecError
+from .memory import meta_forward
 
 
 class FeatureExtractor(nn.Module):
@@ -50,7 +51,10 @@ class FeatureExtractor(nn.Module):
         return super().train(mode and not self.frozen)
 
     def feature_hw(self, image_size: tuple[int, int], option: str = "--ground-size") -> tuple[int, int]:
-        """The feature map's (h, w) for an input of ``image_size``, measured by a dry run.
+        """The feature map's (h, w) for an input of ``image_size``, measured by a dry run on the meta device.
+
+        The meta device computes shapes only, so a large size costs no memory
+        here; the memory a batch needs is checked later (:mod:`cvbench.training.batch_memory`).
 
         A size the model cannot take is a :class:`SpecError` naming ``option``
         and, for a transformer, the sizes its patches fit.
@@ -63,9 +67,7 @@ class FeatureExtractor(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
-                probe = torch.zeros(1, 3, height, width, device=next(self.parameters()).device)
-                shape = self.forward(probe).shape
+            shape = self._probe(height, width)
         except (RuntimeError, AssertionError, ValueError) as exc:
             raise SpecError(f"{option} {height}x{width}: backbone {self.name} cannot take this size "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); try a larger image or an "
@@ -73,6 +75,19 @@ class FeatureExtractor(nn.Module):
         finally:
             self.train(was_training)
         return int(shape[-2]), int(shape[-1])
+
+    def _probe(self, height: int, width: int) -> torch.Size:
+        """The output shape for one image, from shapes alone (the meta device), else from a real zero image.
+
+        A model the meta device cannot run (an operation without a meta kernel,
+        a value read with ``.item()``) gets the real image, whose error, if any,
+        is the one reported.
+        """
+        try:
+            return meta_forward(self, (1, 3, height, width)).shape
+        except Exception:  # noqa: BLE001 - any failure on the meta device is settled by the real image below
+            with torch.no_grad():
+                return self.forward(torch.zeros(1, 3, height, width, device=next(self.parameters()).device)).shape
 
 
 def check_name(name: str) -> None:

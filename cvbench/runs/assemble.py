@@ -30,6 +30,7 @@ from ..spec import (
     resolve,
     validate,
 )
+from ..spec.plugin_options import type_plugin_options
 from ..training.checkpoint import load_weights
 from .folder import MODEL_CHECKPOINT, RunFolder, check_starts, start_checkpoint
 from .subsets import open_dataset
@@ -37,7 +38,7 @@ from .subsets import open_dataset
 
 def resolve_spec(spec: RunSpec) -> RunSpec:
     """Apply the preset, validate every option and check every plugin name, before any work."""
-    resolved = resolve(spec, create("preset", spec.preset))
+    resolved = type_plugin_options(resolve(spec, create("preset", spec.preset)))  # p=3 as the head's p: float
     registry = get_registry()
     dataset = registry.get("dataset", resolved.dataset)
     if spec.ground_size is None and ground_view_of(dataset.factory) == "image" and resolved.ground_size != AUTO_SIZE:
@@ -144,7 +145,7 @@ def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> Tw
     if spec.shared_backbone:
         branches["ground"] = branches["aerial"]
         _check_shared_head(spec, branches["aerial"])
-    return TwoBranchNet(branches["ground"], branches["aerial"])
+    return TwoBranchNet(branches["ground"], branches["aerial"], spec.head, int(spec.dim))
 
 
 def _check_shared_head(spec: RunSpec, branch: Branch) -> None:

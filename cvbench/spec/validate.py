@@ -12,14 +12,18 @@ import dataclasses
 import math
 import re
 
-from ..contract.metric import HIT_RATES, ONE_PERCENT, TIES
-from ..data.field_of_view import ORIENTATIONS
 from ..errors import SpecError
 from .parse import AUTO_SIZE
 from .parse import show as _show
-from .run_spec import BAD_IMAGES, BRANCHES, CHANNELS_LAST, PRETRAIN_BRANCHES, PRETRAIN_DATA, RunSpec, expand, pretrains
+from .run_spec import (BAD_IMAGES, BRANCHES, CHANNELS_LAST, HIT_RATES, ONE_PERCENT, OPTIMIZERS, ORIENTATIONS,
+                       PRETRAIN_BRANCHES, PRETRAIN_DATA, SCHEDULES, TIES, RunSpec, expand, pretrains)
 
 MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
+MAX_IMAGE_SIDE = 4096
+"""The largest side ``--ground-size`` / ``--aerial-size`` may have. The datasets' own images are at most 1024x2048
+(VIGOR's panoramas, usually halved; CVACT's are 832x1664, satellite tiles up to 1200x1200), and one 4096x4096
+image already fills 4 GiB in VGG16's first layer: a larger side is a typo (100000x100000), refused before anything
+is built for it. Memory within the bound is estimated per batch (cvbench.nn.memory)."""
 
 
 def validate(spec: RunSpec) -> None:
@@ -58,6 +62,9 @@ def validate(spec: RunSpec) -> None:
             continue
         if len(size) != 2 or min(size) < 8:
             raise SpecError(f"--{name.replace('_', '-')} must be HxW with both sides at least 8, got {size}")
+        if max(size) > MAX_IMAGE_SIDE:
+            raise SpecError(f"--{name.replace('_', '-')} {size[0]}x{size[1]}: each side must be at most "
+                            f"{MAX_IMAGE_SIDE} pixels (the supported datasets' images are at most 2048 wide)")
     if not spec.loss:
         raise SpecError("at least one --loss is needed")
     _metric_names(spec.metrics)
@@ -107,10 +114,6 @@ def _numbers(spec: RunSpec) -> None:
         if not (math.isfinite(weight) and weight > 0):
             raise SpecError(f"--loss {name}:{weight:g}: a loss weight must be a finite number above 0 (the "
                             "objective is the weighted sum, minimised)")
-
-
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "milestones", "cosine")
 
 
 def _training(spec: RunSpec) -> None:
