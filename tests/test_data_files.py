@@ -196,5 +196,5 @@ def test_folder_names_and_text_lines(tmp_path):
     assert folder_names(tmp_path / "missing") == set()
     assert list(text_lines(tmp_path / "x.txt")) == [(1, "first"), (3, "second")]
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(DatasetFormatError, match="bin.txt: not a UTF-8 text file"):
+    with pytest.raises(DatasetFormatError, match=r"bin.txt:1: not a UTF-8 text file \(invalid start byte: byte 0xff\)"):
         list(text_lines(tmp_path / "bin.txt"))

@@ -9,6 +9,7 @@ decompression-bomb content. See tests/hostile.py for what counts as a pass.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -32,6 +33,7 @@ from hostile import (
     counts,
     hostile_text,
     line_count,
+    load_everything,
     loads_or_names,
     make_pairs,
     tolerated_text,
@@ -45,6 +47,7 @@ from vigor_layout import CITIES, make_vigor, panorama_name, tile_name
 import cvbench.cli.stages
 from cvbench.cli import main
 from cvbench.data import FileImages
+from cvbench.data.check import check_dataset
 from cvbench.data.layout import text_lines
 from cvbench.data.loaders import Reader, Views, load_image
 from cvbench.data.problems import DatasetWarning
@@ -107,7 +110,8 @@ def test_text_lines_gives_numbered_lines_of_the_file_or_names_it(tmp_path, conte
     try:
         lines = list(text_lines(path))
     except DatasetFormatError as error:
-        assert str(error).startswith(f"{path}: not a UTF-8 text file")
+        assert re.match(rf"{re.escape(str(path))}:\d+: not a UTF-8 text file", str(error)), str(error)
+        assert_names(error, path)  # the line is one of the file's
         return
     assert all(1 <= number <= line_count(path) and text == text.strip() and text for number, text in lines)
     assert [number for number, _ in lines] == sorted({number for number, _ in lines})
@@ -208,6 +212,34 @@ def test_cvact_mat_file_contents(cvact_root, data, key):
         return
     with Replaced(path, buffer.getvalue()):
         loads_or_names(lambda: Cvact(cvact_root), path)
+
+
+@FAST
+@given(data=st.data(), layout=st.sampled_from(["vigor", "cvusa", "pairs"]))
+def test_repeated_lines_load_like_the_file_without_them_and_each_is_named(vigor_root, cvusa_root, pairs_root, data,
+                                                                         layout):
+    """A repeated label line, split-file line or CSV row, anywhere in the file: the first occurrence counts."""
+    path, make, header = {
+        "vigor": (vigor_root / "splits" / "NewYork" / "pano_label_balanced.txt", lambda: Vigor(vigor_root), 0),
+        "cvusa": (cvusa_root / "splits" / "val-19zl.csv", lambda: CVUSA(cvusa_root), 0),
+        "pairs": (pairs_root / "pairs.csv", lambda: Pairs(pairs_root), 1),
+    }[layout]
+    top, body = valid_lines(path)[:header], valid_lines(path)[header:]
+    lines = list(body)
+    for _ in range(data.draw(st.integers(1, 4))):
+        lines.insert(data.draw(st.integers(0, len(lines))), data.draw(st.sampled_from(body)))
+    with Replaced(path, "\n".join(top + list(dict.fromkeys(lines))).encode()):
+        expected = counts(loads_or_names(make, path))
+    with Replaced(path, "\n".join(top + lines).encode()):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = counts(load_everything(make()))
+        report = check_dataset(make(), images=False)
+    assert loaded == expected
+    assert any("repeats line" in str(w.message) and "first occurrence" in str(w.message) for w in caught)
+    repeats = {header + i + 1 for i, line in enumerate(lines) if line in lines[:i]}
+    assert {p.line for p in report.warnings if p.path == str(path) and "repeats line" in p.message} == repeats
+    assert not report.errors
 
 
 # ----------------------------------------------------------------- documented tolerances

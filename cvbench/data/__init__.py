@@ -6,8 +6,9 @@ A dataset plugin returns :class:`CrossViewPairs` of image lists
     from cvbench.data import CrossViewPairs, FileImages
 
 - :mod:`.images`, :mod:`.pairs`: image lists and the pairs of a protocol's subset.
-- :mod:`.layout`, :mod:`.problems`: the helpers dataset plugins use to check a
-  folder and report what is wrong in it, naming file and line.
+- :mod:`.layout`, :mod:`.problems`, :mod:`.entries`: the helpers dataset plugins
+  use to check a folder and the entries of its list files (repeats, empty
+  lists, paths outside the root), reporting what is wrong, naming file and line.
 - :mod:`.imagecheck`, :mod:`.check`: ``cvbench data check``'s image and dataset checks.
 - :mod:`.loaders`, :mod:`.augment`, :mod:`.polar`: images to tensors, view
   transforms, the polar transform of aerial tiles.

@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from ..errors import CvbenchError, SpecError
 from .imagecheck import check_files, image_paths
-from .pairs import SUBSETS, CrossViewDataset, load_subset
+from .pairs import SUBSETS, CrossViewDataset, empty_subset, load_subset
 from .problems import Problem, collect_problems
 
 
@@ -63,23 +63,28 @@ def check_dataset(dataset: CrossViewDataset, splits: Sequence[str] | None = None
     unknown = [split for split in splits or () if split not in offered]
     if unknown:
         raise SpecError(f"--split {', '.join(unknown)}: not a split of this dataset; it offers: {', '.join(offered)}")
+    stopped: dict[str, list[str]] = {}  # error message -> the subsets it stopped
     for split in splits or offered:
         for subset in SUBSETS:
             with collect_problems() as found:
                 try:
                     pairs = load_subset(dataset, split, subset)
-                except CvbenchError as exc:  # what a dataset cannot go on after (a missing folder)
-                    found.append(Problem(f"{split}/{subset}", str(exc)))
+                except CvbenchError as exc:  # what a dataset cannot go on after (a missing folder, a non-UTF-8 file)
+                    stopped.setdefault(str(exc), []).append(f"{split}/{subset}")
                     pairs = None
             report.problems += found
             if pairs is None:
                 continue
+            if pairs.num_queries == 0 and not stopped and not any(p.fatal for p in report.problems):  # else: said why
+                report.problems.append(Problem(f"{split}/{subset}", empty_subset(dataset, split, subset)))
             meta = pairs.query_meta
             cities = tuple(sorted(map(str, meta["city"].unique()))) if "city" in meta else ()
             report.counts.append(SubsetCount(split, subset, pairs.num_queries, pairs.num_references,
                                              pairs.semi_positives is not None, cities, pairs.query_view))
             for view in (pairs.ground, pairs.aerial):
                 files += image_paths(view) or []
+    # a file shared by several protocols stops each of them: one error, naming them all
+    report.problems += [Problem(", ".join(where), message) for message, where in stopped.items()]
     if images:
         results = check_files(files, progress=progress)
         report.images_checked = len(results)

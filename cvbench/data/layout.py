@@ -96,16 +96,36 @@ def text_lines(path: Path | str) -> Iterator[tuple[int, str]]:
     nothing else does (``str.splitlines`` would also split at a form feed or
     U+2028, and the line numbers would no longer be the file's).
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # newline=None: CRLF and CR arrive as LF
-    except FileNotFoundError:
-        raise DatasetNotFoundError(f"file is missing: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetFormatError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DatasetFormatError(f"{path}: cannot be read ({exc.strerror or exc}); expected a UTF-8 text file") from None
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(utf8_text(path).split("\n"), start=1):
         line = line.strip()
         if line:
             yield number, line
+
+
+def utf8_text(path: Path | str) -> str:
+    """The text of a UTF-8 file (a byte order mark skipped), every line ending (CRLF, CR) made LF.
+
+    A byte that is not UTF-8 is a :class:`DatasetFormatError` naming the
+    file and the line it is on, as an editor counts lines.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"file is missing: {path}") from None
+    except OSError as exc:
+        raise DatasetFormatError(f"{path}: cannot be read ({exc.strerror or exc}); expected a UTF-8 text file"
+                                 ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = len(_newlines(exc.object[:exc.start]).split(b"\n"))
+        bad = exc.object[exc.start:exc.start + 1].hex()
+        raise DatasetFormatError(f"{path}:{line}: not a UTF-8 text file ({exc.reason}: byte 0x{bad}); "
+                                 "expected UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _newlines(data: bytes) -> bytes:
+    """``data`` with CRLF and CR line endings made LF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

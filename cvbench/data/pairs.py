@@ -15,8 +15,9 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import DatasetFormatError, SpecError
 from .images import ImageList, take_images
+from .problems import collecting
 
 SUBSETS = ("train", "val")
 
@@ -164,4 +165,15 @@ def load_subset(dataset: CrossViewDataset, split: str, subset: str) -> CrossView
         raise SpecError(f"--split {split!r} is not a split of this dataset; it offers: {', '.join(available)}")
     if subset not in SUBSETS:
         raise SpecError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    return dataset.load(split, subset)
+    pairs = dataset.load(split, subset)
+    if pairs.num_queries == 0 and not collecting():  # ``data check`` reports it beside the dataset's own problems
+        raise DatasetFormatError(empty_subset(dataset, split, subset))
+    return pairs
+
+
+def empty_subset(dataset: CrossViewDataset, split: str, subset: str) -> str:
+    """The error for a subset without queries, for datasets that do not name the empty file themselves."""
+    describe = getattr(dataset, "describe", None)
+    name = describe() if callable(describe) else f"the {type(dataset).__name__.lower()} dataset"
+    return (f"{name}: split {split!r}, subset {subset!r} has no queries; expected at least one "
+            "(`cvbench data check` shows what its files hold)")

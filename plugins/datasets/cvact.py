@@ -15,6 +15,7 @@ protocols, both trained on ``trainSet.trainInd``:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pandas as pd
 from cvbench.contract import Dataset
 from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
+from cvbench.data.entries import first_occurrences
 from cvbench.data.layout import Listings, require_layout
 from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import SpecError
@@ -103,9 +105,19 @@ class Cvact(Dataset):
         """One pair per listed panorama whose two images exist; ``near`` fills ``also_correct``."""
         data = self._act_data()
         ground_dir, aerial_dir = self.root / folder / GROUND_DIR, self.root / folder / AERIAL_DIR
+        mat = self.root / MAT_FILE
+        listed = list(enumerate(data.indices.get(key, np.empty(0, dtype=np.int64)).tolist(), start=1))
+        if key in data.indices and not listed:
+            report_problem(mat, f"{key!r} lists no panorama; expected 1-based MATLAB indices into panoIds")
+        listed = first_occurrences(mat, listed, key=lambda entry: f"panoId {data.pano_ids[entry[1]]}",
+                                   line=lambda entry: entry[0], what=f"entries of {key!r}", unit=f"{key!r} entry")
         kept, skipped = [], []
-        for index in data.indices.get(key, np.empty(0, dtype=np.int64)):
+        for _, index in listed:
             pano = str(data.pano_ids[index])
+            if not is_file_name(pano):
+                report_problem(mat, f"panoIds entry {index + 1} is {pano!r}, not a panorama id: expected a file name "
+                                    f"stem without a path (it names {pano}{GROUND_SUFFIX} in {ground_dir})")
+                continue
             files = [ground_dir / f"{pano}{GROUND_SUFFIX}", aerial_dir / f"{pano}{AERIAL_SUFFIX}"]
             missing = [path for path in files if not self._listings.exists(path)]
             if missing:
@@ -113,6 +125,10 @@ class Cvact(Dataset):
             else:
                 kept.append(int(index))
         report_skipped(f"{DATASET} {subset} pairs ({key}, {folder}) whose image files are missing", skipped)
+        if skipped and not kept:
+            report_problem(mat, f"none of the {len(skipped)} panoramas of {key!r} has both image files in "
+                                f"{self.root / folder}; expected {GROUND_DIR}/<id>{GROUND_SUFFIX} and "
+                                f"{AERIAL_DIR}/<id>{AERIAL_SUFFIX}")
         kept_ids = np.asarray(kept, dtype=np.int64)
         names = [str(data.pano_ids[i]) for i in kept_ids]
         meta = pd.DataFrame({"city": [CITY] * len(kept_ids), "x": data.utm[kept_ids, 0], "y": data.utm[kept_ids, 1],
@@ -148,6 +164,11 @@ def parse_distance(options: dict[str, Any]) -> float:
         raise SpecError(f"{DATASET} option distance={value!r}: expected a positive number of metres "
                         f"(default {DEFAULT_DISTANCE})")
     return distance
+
+
+def is_file_name(pano: str) -> bool:
+    """Whether ``pano`` is a plain name: no folder part, so ``<pano>_grdView.jpg`` stays in its folder."""
+    return not any(sep in pano for sep in ("/", "\\", os.sep))
 
 
 def missing_pair(missing: list[Path], pano: str, index: int) -> Problem:

@@ -18,6 +18,13 @@ import pandas as pd
 from cvbench.contract import Dataset
 from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
+from cvbench.data.entries import (
+    OUTSIDE_ROOT_OPTION,
+    first_occurrences,
+    inside_root,
+    outside_root_allowed,
+    require_entries,
+)
 from cvbench.data.layout import Listings, require_layout, text_lines
 from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import SpecError
@@ -26,6 +33,7 @@ SPLIT = "val"
 SPLIT_FILES = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}
 IMAGE_FOLDERS = ("bingmap/19", "streetview/panos")
 FIELDS = 3
+EXAMPLE_LINE = "bingmap/19/ID.jpg,streetview/panos/ID.jpg,streetview/annotations/ID.png"
 
 LAYOUT = """\
 ROOT/
@@ -47,13 +55,18 @@ class CVUSA(Dataset):
     Each pair has its own tile, so a subset's gallery is its tiles in file
     order and query i's positive is tile i. Metadata: ``name``, the 7-digit
     image id (CVUSA spans the USA, so there is no city column). Pairs whose
-    image files are missing are skipped with a warning; a line without three
-    comma-separated fields is reported with its file and line. No options.
+    image files are missing are skipped with a warning, and so are the later
+    lines of a panorama or tile listed twice; a line without three
+    comma-separated fields, an empty split file and a path outside the data
+    root are errors naming the file (and line). Option ``allow_outside_root``
+    (false) accepts paths outside the root.
     """
 
-    def __init__(self, root: Path | str | None = None, **options: Any) -> None:
+    def __init__(self, root: Path | str | None = None, allow_outside_root: bool = False, **options: Any) -> None:
         if options:
-            raise SpecError(f"the cvusa dataset takes no options, got: {', '.join(sorted(options))}")
+            raise SpecError(f"the cvusa dataset has no option {', '.join(sorted(options))}; it accepts: "
+                            f"{OUTSIDE_ROOT_OPTION}")
+        self.allow_outside_root = outside_root_allowed("cvusa", allow_outside_root)
         required = [*SPLIT_FILES.values(), *IMAGE_FOLDERS]
         self.root = require_layout("CVUSA", root, required, LAYOUT, SOURCE).absolute()
 
@@ -69,11 +82,14 @@ class CVUSA(Dataset):
     def read(self, split: str, subset: str) -> CrossViewPairs:
         """The ``train`` or ``val`` pairs of the split file, those whose two images exist."""
         path = self.root / SPLIT_FILES[subset]
-        pairs = parse_split_file(path)
+        pairs = parse_split_file(path, self.root, self.allow_outside_root)
         kept, missing = present_pairs(self.root, pairs)
         report_skipped(f"CVUSA {SPLIT} {subset} pairs whose image files are missing", [
             Problem(str(path), f"missing image {', '.join(str(self.root / name) for name in names)}; pair skipped",
                     line) for line, names in missing])
+        if pairs and not kept:
+            report_problem(path, f"none of its {len(pairs)} pairs has both image files on disk; expected pairs of "
+                                 f"{' and '.join(IMAGE_FOLDERS)} files")
         aerial = [self.root / tile for _, tile, _ in kept]
         ground = [self.root / pano for _, _, pano in kept]
         return CrossViewPairs(
@@ -82,20 +98,32 @@ class CVUSA(Dataset):
             aerial_meta=pd.DataFrame({"name": [p.stem for p in aerial]}))
 
 
-def parse_split_file(path: Path) -> list[tuple[int, str, str]]:
-    """(line, aerial path, ground path) of each well-formed line of a ``*-19zl.csv`` file.
+def parse_split_file(path: Path, root: Path, allow_outside_root: bool = False) -> list[tuple[int, str, str]]:
+    """(line, aerial path, ground path) of each well-formed line of a ``*-19zl.csv`` file, each pair once.
 
-    A line without exactly three non-empty fields is reported and left out.
+    A line without exactly three non-empty fields, or naming a file outside
+    ``root`` (unless ``allow_outside_root``), is reported and left out; an
+    empty file is an error. A panorama or tile listed again is reported and
+    its later lines dropped: each pair has its own tile, so a repeat would be
+    a second query or a second gallery tile.
     """
+    lines = list(text_lines(path))
+    require_entries(path, len(lines), f"one pair a line ({EXAMPLE_LINE})")
     pairs = []
-    for line, text in text_lines(path):
+    for line, text in lines:
         fields = [field.strip() for field in text.split(",")]
         if len(fields) != FIELDS or not all(fields[:2]):
-            report_problem(path, "expected 3 comma-separated fields, the first two non-empty (bingmap/19/ID.jpg,"
-                                 f"streetview/panos/ID.jpg,streetview/annotations/ID.png), got {text!r}", line=line)
+            report_problem(path, f"expected 3 comma-separated fields, the first two non-empty ({EXAMPLE_LINE}), "
+                                 f"got {text!r}", line=line)
             continue
-        pairs.append((line, fields[0], fields[1]))
-    return pairs
+        if all(inside_root(root, name, path, line, allow_outside_root) for name in fields[:2]):
+            pairs.append((line, fields[0], fields[1]))
+    pairs = first_occurrences(path, pairs, key=lambda pair: f"panorama {pair[2]}", line=_line, what="panoramas")
+    return first_occurrences(path, pairs, key=lambda pair: f"tile {pair[1]}", line=_line, what="tiles")
+
+
+def _line(pair: tuple[int, str, str]) -> int:
+    return pair[0]
 
 
 def present_pairs(root: Path, pairs: list[tuple[int, str, str]]

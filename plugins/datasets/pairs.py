@@ -10,6 +10,7 @@ this format.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -23,7 +24,8 @@ import pandas as pd
 from cvbench.contract import Dataset
 from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
-from cvbench.data.layout import Listings, expand_root, path_is
+from cvbench.data.entries import OUTSIDE_ROOT_OPTION, first_occurrences, inside_root, outside_root_allowed
+from cvbench.data.layout import Listings, expand_root, path_is, utf8_text
 from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import DatasetNotFoundError, SpecError
 
@@ -87,12 +89,16 @@ class Pairs(Dataset):
     unknown, NaN), and ``name`` (the path as written); a tile takes its
     aerial-only row's values, else those of the first query naming it.
     Options: ``val_fraction`` (0.2, 0 < f < 1) and ``seed`` (0), used only
-    without a ``split`` column. Malformed rows are reported with their CSV
-    line; rows whose image files are missing are skipped with a warning.
+    without a ``split`` column; ``allow_outside_root`` (false) accepts image
+    paths outside the CSV's folder. Malformed rows and paths outside the
+    folder are errors naming their CSV line; rows whose image files are
+    missing, and the later rows of a ground image (or aerial-only tile)
+    listed twice, are skipped with a warning.
     """
 
-    def __init__(self, root: Path | str | None = None, **options: Any) -> None:
+    def __init__(self, root: Path | str | None = None, allow_outside_root: bool = False, **options: Any) -> None:
         self.csv = find_csv(root)
+        self.allow_outside_root = outside_root_allowed("pairs", allow_outside_root)
         self.val_fraction, self.seed = parse_options(options)
         self._options_given = sorted(options)
         self._header: Header | None = None
@@ -122,6 +128,9 @@ class Pairs(Dataset):
         if key not in self._built:
             rows = [row for row in self.rows() if row.split == key]
             self._built[key] = build_pairs(rows, self.csv.parent, self.header().location)
+            if self.header().location and not self._built[key].num_queries:
+                report_problem(self.csv, f"has no usable query row of split {key!r}: expected rows with a ground "
+                                         "image, whose two image files exist")
         return self._built[key]
 
     def header(self) -> Header:
@@ -135,6 +144,9 @@ class Pairs(Dataset):
         if self._rows is None:
             header = self.header()
             rows = parse_rows(self.csv, header.frame, header.location) if header.location else []
+            rows = first_occurrences(self.csv, inside(self.csv, rows, self.allow_outside_root),
+                                     key=lambda row: row_key(row, self.csv.parent), line=lambda row: row.line,
+                                     what="rows")
             if header.location and "split" not in header.frame.columns:
                 rows = holdout(self.csv, rows, self.val_fraction, self.seed)
             self._rows = present_rows(self.csv, rows)
@@ -172,7 +184,8 @@ def parse_options(options: dict[str, Any]) -> tuple[float, int]:
     """``(val_fraction, seed)`` from keyword options, coercing CLI strings; SpecError for a bad or unknown one."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise SpecError(f"the pairs dataset has no option {', '.join(unknown)}; it accepts: {', '.join(OPTIONS)}")
+        raise SpecError(f"the pairs dataset has no option {', '.join(unknown)}; it accepts: {', '.join(OPTIONS)}, "
+                        f"{OUTSIDE_ROOT_OPTION}")
     try:
         fraction = float(options.get("val_fraction", OPTIONS["val_fraction"]))
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
@@ -197,7 +210,7 @@ def read_frame(csv: Path) -> pd.DataFrame | None:
     take the first column for an index and shift every cell silently.
     """
     try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig",
+        frame = pd.read_csv(io.StringIO(utf8_text(csv)), dtype=str, keep_default_na=False, skip_blank_lines=False,
                             header=None)
     except pd.errors.EmptyDataError:
         report_problem(csv, f"the file is empty; expected a header line {HEADER} and one row per pair")
@@ -206,12 +219,6 @@ def read_frame(csv: Path) -> pd.DataFrame | None:
         found = re.search(r"line (\d+)", str(exc))
         report_problem(csv, f"does not parse as CSV ({exc}); every row needs the header's number of fields",
                        line=int(found.group(1)) if found else None)
-        return None
-    except UnicodeDecodeError as exc:
-        report_problem(csv, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})")
-        return None
-    except OSError as exc:
-        report_problem(csv, f"cannot be read ({exc.strerror or exc}); expected a UTF-8 CSV file")
         return None
     columns = [str(column).strip().lower() or f"(column {i + 1})" for i, column in enumerate(frame.iloc[0])]
     twice = sorted({column for column in columns if columns.count(column) > 1})
@@ -297,6 +304,17 @@ def holdout(csv: Path, rows: list[Row], fraction: float, seed: int) -> list[Row]
     held = {queries[i] for i in np.random.default_rng(seed).choice(len(queries), count, replace=False)}
     return [replace(row, split=HOLDOUT_PROTOCOL if i in held or not row.ground else TRAIN)
             for i, row in enumerate(rows)]
+
+
+def inside(csv: Path, rows: list[Row], allowed: bool) -> list[Row]:
+    """The rows whose image paths stay inside the CSV's folder; the others are reported (unless ``allowed``)."""
+    return [row for row in rows if all([inside_root(csv.parent, name, csv, row.line, allowed)
+                                        for name in (row.ground, row.aerial) if name])]
+
+
+def row_key(row: Row, folder: Path) -> str:
+    """What makes a row a repeat: its ground image (a second query of it), or for an aerial-only row its tile."""
+    return f"ground {resolve(folder, row.ground)}" if row.ground else f"aerial-only tile {resolve(folder, row.aerial)}"
 
 
 def resolve(folder: Path, name: str) -> Path:

@@ -165,6 +165,11 @@ class University1652(Dataset):
         buildings = [b for b in satellite.buildings]
         index = {b: i for i, b in enumerate(buildings)}
         ground = [(b, path) for b in views.buildings if b in index for path in views.images[b]]
+        if not ground and views.buildings:
+            report_problem(views.path, f"none of its buildings has a satellite image in {satellite.path}; expected "
+                                       "the same building folders in both")
+        elif not ground:
+            report_problem(views.path, "holds no building folder with images; expected <building>/<image>.jpg")
         return CrossViewPairs(
             ground=FileImages([path for _, path in ground]),
             aerial=FileImages([satellite.images[b][0] for b in buildings]),
@@ -185,6 +190,8 @@ class University1652(Dataset):
             first.setdefault(building, position)
             correct.setdefault(building, []).append(position)
         query_items = [(b, path) for b in queries.buildings if b in gallery.images for path in queries.images[b]]
+        if not queries.buildings:
+            report_problem(queries.path, "holds no building folder with images; expected <building>/<image>.jpg")
         widest = max((len(correct[b]) for b, _ in query_items), default=1)
         also = np.full((len(query_items), widest - 1), -1, dtype=np.int64)
         for row, (building, _) in enumerate(query_items):

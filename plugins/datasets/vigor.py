@@ -23,6 +23,7 @@ import pandas as pd
 from cvbench.contract import Dataset
 from cvbench.contract.hookspecs import hookimpl
 from cvbench.data import CrossViewPairs, FileImages
+from cvbench.data.entries import first_occurrences, require_entries
 from cvbench.data.layout import Listings, expand_root, path_is, require_layout, text_lines
 from cvbench.data.problems import Problem, report_problem, report_skipped
 from cvbench.errors import DatasetNotFoundError, SpecError
@@ -42,6 +43,7 @@ PROTOCOLS = {
 LABEL_SETS = ("original", "corrected")
 SATELLITE_LIST = "satellite_list"
 LINE_FIELDS = 13  # panorama, then 4 x (satellite name, row offset, column offset)
+LABEL_LINE = "panorama name, then 4 x satellite name, row offset, column offset"
 SEMI_POSITIVES = 3
 
 PANORAMA_NAME = re.compile(r",(-?[0-9.]+),(-?[0-9.]+),\.jpg$")
@@ -163,7 +165,9 @@ class Vigor(Dataset):
             lists.append(list_path)
             folder = self.root / city / "satellite"
             on_disk = self._listings.names(folder)
-            for number, name in text_lines(list_path):
+            listed = list(text_lines(list_path))
+            require_entries(list_path, len(listed), "one satellite tile file name a line")
+            for number, name in first_occurrences(list_path, listed, key=_text, line=_number, what="tile lines"):
                 if name not in on_disk:
                     missing[name] = folder / name
                     problems.append(Problem(str(list_path), f"missing image {folder / name}", number))
@@ -181,16 +185,19 @@ class Vigor(Dataset):
     def _read_pairs(self, split: str, subset: str, cities: tuple[str, ...], stem: str) -> CrossViewPairs:
         """The queries of the ``stem`` label files of ``cities``, against the tiles of those cities."""
         gallery = self._gallery(cities)
-        paths, rows, positives, semis, skipped = [], [], [], [], []
+        paths, rows, positives, semis, skipped, label_paths = [], [], [], [], [], []
+        every_file_lists = True
         for city in cities:
             label_path = self._split_file(city, stem)
+            label_paths.append(label_path)
             folder = self.root / city / "panorama"
             on_disk = self._listings.names(folder)
-            for number, line in text_lines(label_path):
-                parsed = parse_line(label_path, number, line, gallery, cities)
-                if parsed is None:
-                    continue
-                name, tiles, offsets = parsed
+            listed = list(text_lines(label_path))
+            every_file_lists &= require_entries(label_path, len(listed), f"one line per panorama ({LABEL_LINE})")
+            parsed = [(number, fields) for number, line in listed
+                      if (fields := parse_line(label_path, number, line, gallery, cities)) is not None]
+            for number, (name, tiles, offsets) in first_occurrences(label_path, parsed, key=_panorama, line=_number,
+                                                                    what="panorama lines"):
                 lost = _missing_image(name, on_disk, folder, tiles[0], gallery)
                 if lost:
                     skipped.append(Problem(str(label_path), lost, number))
@@ -201,11 +208,27 @@ class Vigor(Dataset):
                 positives.append(gallery.index[tiles[0]])
                 semis.append(kept + [-1] * (SEMI_POSITIVES - len(kept)))
         report_skipped(f"VIGOR {split} {subset} pairs whose image files are missing", skipped)
+        if every_file_lists and not paths:
+            report_problem(" and ".join(map(str, label_paths)), f"no usable panorama for VIGOR {split} {subset}: "
+                           "every line was left out (expected panoramas whose image file and positive tile exist)")
         columns = ["city", "lat", "lon", "name", "offset_row_px", "offset_col_px"]
         return CrossViewPairs(
             ground=FileImages(paths), aerial=gallery.images, positives=np.asarray(positives, dtype=np.int64),
             semi_positives=np.asarray(semis, dtype=np.int64).reshape(-1, SEMI_POSITIVES),
             ground_meta=pd.DataFrame(rows, columns=columns), aerial_meta=gallery.meta)
+
+
+def _text(entry: tuple[int, str]) -> str:
+    return entry[1]
+
+
+def _number(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
+def _panorama(entry: tuple[int, tuple[str, list[str], list[float]]]) -> str:
+    """The panorama a parsed label line is about: listed twice, it would be two queries."""
+    return f"panorama {entry[1][0]}"
 
 
 def _missing_image(name: str, on_disk: set[str], folder: Path, positive: str, gallery: Gallery) -> str | None:
