@@ -1,15 +1,20 @@
-"""Checkpoints: atomic safetensors, strict loading that lists every offending key."""
+"""Checkpoints: atomic safetensors, strict loading that lists every offending key, a run's model made by that run."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 import torch
+from conftest import cli, cli_spec
 from torch import nn
 
 from cvbench.atomic import write_json
 from cvbench.errors import CheckpointError
+from cvbench.runs.assemble import build_model, load_run_model, resolve_spec
+from cvbench.runs.folder import MODEL_CHECKPOINT, RunFolder
+from cvbench.spec import RunSpec
 from cvbench.training.checkpoint import load_weights, read_metadata, save_weights
 
 
@@ -68,3 +73,45 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the mode a plain open() gives
+
+
+
+def _run_folder(path, spec, checkpoint_spec, run=None):
+    """A run folder as `cvbench run` leaves it, whose model.safetensors was made with ``checkpoint_spec``
+    (by run ``run``, where given): the tiny smoke model, saved directly, nothing trained."""
+    folder = RunFolder(path)
+    folder.write_spec(spec)
+    metadata = {"spec": checkpoint_spec.to_dict(), **({"run": run} if run else {})}
+    folder.save_weights(MODEL_CHECKPOINT, build_model(checkpoint_spec), metadata)
+    return folder
+
+
+def test_eval_refuses_a_model_made_by_another_run_naming_both_and_the_fields(tmp_path):
+    spec = resolve_spec(cli_spec(preset="smoke", dim="1024"))
+    other = resolve_spec(cli_spec(preset="smoke", dim="256", seed=3))
+    folder = _run_folder(tmp_path / "mine", spec, other, run="20261205-100000-run-other")
+    result = cli("eval", str(folder.path), "--quiet")
+    assert result.returncode == 2 and not result.stdout, result.stdout
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: ") and "Traceback" not in message
+    assert f"{folder.checkpoint(MODEL_CHECKPOINT)} was made by run 20261205-100000-run-other" in message
+    assert f"with --dim 256, --seed 3, but {folder.spec_file} says --dim 1024, --seed 0" in message
+    assert "not the model of run mine" in message
+
+
+def test_a_run_model_with_the_runs_own_spec_loads_whatever_machine_it_was_resumed_on(tmp_path):
+    """--device and --workers may change on --resume; evaluation options and the data's location do not
+    define the weights."""
+    spec = resolve_spec(RunSpec(preset="smoke"))
+    resumed = dataclasses.replace(spec, device="cpu", workers=2, eval_batch_size=7, data_root="/elsewhere")
+    folder = _run_folder(tmp_path / "run", spec, resumed)
+    loaded, _ = load_run_model(folder.path)
+    assert loaded.to_dict() == resumed.to_dict()
+
+
+def test_a_checkpoint_without_a_spec_is_not_taken_for_the_runs_model(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.write_spec(resolve_spec(RunSpec(preset="smoke")))
+    save_weights(folder.checkpoint(MODEL_CHECKPOINT), nn.Linear(2, 2))
+    with pytest.raises(CheckpointError, match="model.safetensors records no spec in its metadata"):
+        folder.checkpoint_spec()

@@ -55,10 +55,10 @@ def test_markdown_csv_and_json_exports(runs):
     assert markdown.splitlines()[0].startswith("| run")
     assert "30.00" in markdown and "Unfinished or failed runs" in markdown
     csv = render(frame, "csv")
-    assert csv.splitlines()[0].startswith("run,pretrainer")
+    assert csv.splitlines()[0].startswith("section,rank,run,pretrainer")
     assert len(csv.strip().splitlines()) == 3
     data = json.loads(render(frame, "json"))
-    assert [row["run"] for row in data["finished"]] == ["b", "a"]
+    assert [row["run"] for row in data["sections"][0]["rows"]] == ["b", "a"]
 
 
 def test_missing_runs_folder_is_named(tmp_path):

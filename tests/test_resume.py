@@ -9,10 +9,12 @@ numbers are those of the soft-margin triplet loss alone, bit for bit.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
 import signal
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,7 @@ from conftest import SMALL_WORLD, SMALL_WORLD_ARGS, cli, make_distribution, run_
 from cvbench.runs import runner
 from cvbench.errors import CvbenchError
 from cvbench.runs.assemble import build_model, resolve_spec
+from cvbench.runs.folder import RunFolder
 from cvbench.spec import RunSpec
 from cvbench.training.resume import STATE, RunInterrupted, load_state
 
@@ -89,6 +92,8 @@ def _interrupt_and_resume(site: Path, runs: Path, sig: str, at: int) -> Path:
     record = json.loads((run_dir / "result.json").read_text())
     if sig == "KILL":
         assert killed.returncode == -signal.SIGKILL and record["status"] == "running"  # it never got to say
+        listed = RunFolder(run_dir).record()  # but its process is gone, so a listing knows
+        assert (listed["status"], listed["resume"]) == ("dead", f"cvbench run --resume {run_dir}")
     else:
         assert killed.returncode == 130 and record["status"] == "interrupted", killed.stderr
         assert f"--resume {run_dir}" in killed.stderr and record["resume"] == f"cvbench run --resume {run_dir}"
@@ -110,6 +115,18 @@ def _assert_same_numbers(run_dir: Path, reference: Path) -> None:
     assert losses(record) == losses(expected)
     pd.testing.assert_frame_equal(rows, expected_rows, check_exact=True)
     assert not (run_dir / "checkpoints" / STATE).exists()  # removed once finished
+
+
+def test_a_run_records_its_owner_and_heartbeat(uninterrupted):
+    """The process that wrote the record (host, pid), and when it last did: what tells a dead run from a live one."""
+    record = json.loads((uninterrupted / "result.json").read_text())
+    owner = record["owner"]
+    assert owner["host"] == socket.gethostname()
+    assert isinstance(owner["pid"], int) and owner["pid"] not in (0, os.getpid())  # the run's own process
+    started = dt.datetime.fromisoformat(record["started"])
+    heartbeat = dt.datetime.fromisoformat(record["heartbeat"])
+    assert started <= heartbeat <= dt.datetime.now(dt.timezone.utc)
+    assert RunFolder(uninterrupted).record()["status"] == "finished"  # a finished run is never judged
 
 
 def test_sigkill_at_a_random_batch_then_resume_gives_the_uninterrupted_numbers(site, uninterrupted, tmp_path):

@@ -6,6 +6,9 @@
 - :mod:`.state`: what a run carries from stage to stage.
 - :mod:`.folder`: every path, read and write of a run folder.
 - :mod:`.records`: ``result.json`` and ``metrics.csv`` while a run runs.
+- :mod:`.liveness`: whether a record saying running still has a live owner, or died (SIGKILL).
 - :mod:`.reevaluate`: ``cvbench eval`` of a finished run.
 - :mod:`.leaderboard`: the records of many runs as one table.
+- :mod:`.run_settings`: a record's options as text: the leaderboard's option columns, ``--where``, ``--group-by``.
+- :mod:`.seed_merge`: the runs of one setting merged over their seeds (mean ± 95% interval).
 """

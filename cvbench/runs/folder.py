@@ -28,8 +28,9 @@ from ..atomic import atomic_path, write_json
 from ..errors import CvbenchError, SpecError
 from ..spec import BRANCHES, STARTS, RunSpec, expand, from_record, is_file
 from ..spec.parse import show
-from ..training.checkpoint import read_metadata, save_weights
+from ..training.checkpoint import check_made_with, read_metadata, save_weights
 from ..training.resume import STATE
+from .liveness import judged
 
 RESULT = "result.json"
 SPEC = "spec.json"
@@ -161,13 +162,18 @@ class RunFolder:
         return record
 
     def record(self) -> dict[str, Any]:
-        """The record for a listing: an unreadable one becomes an ``unreadable`` row naming the error."""
+        """The record for a listing: an unreadable one becomes an ``unreadable`` row naming the error.
+
+        A record saying ``running`` whose process died (SIGKILL, a power cut)
+        reads as ``dead``, with the command that resumes it
+        (:func:`cvbench.runs.liveness.judged`); the file itself is left as it is.
+        """
         try:
             record = self.read_result()
         except CvbenchError as exc:
             record = {"run": self.name, "status": "unreadable", "error": str(exc), "spec": {}}
         record.setdefault("run", self.name)
-        return record
+        return judged(record, self.path)
 
     def read_spec(self) -> RunSpec:
         """The spec the run was started with (``spec.json``)."""
@@ -177,12 +183,20 @@ class RunFolder:
             raise CvbenchError(f"{self.path} has no readable {SPEC} ({exc})") from None
 
     def checkpoint_spec(self, checkpoint: str = MODEL_CHECKPOINT) -> RunSpec:
-        """The spec stored in ``checkpoints/<checkpoint>``'s metadata, naming the folder if it is not a run."""
+        """The spec stored in ``checkpoints/<checkpoint>``'s metadata, naming the folder if it is not a run.
+
+        The checkpoint must have been made with this run's spec (``spec.json``)
+        in every field that defines the weights
+        (:func:`cvbench.training.checkpoint.check_made_with`): another run's
+        model copied here would otherwise be evaluated under this run's name.
+        """
         path = self.checkpoint(checkpoint)
         if not self.spec_file.is_file() or not path.is_file():
             raise CvbenchError(f"{self.path} is not a finished cvbench run (expected {SPEC} and "
                                f"{CHECKPOINTS}/{checkpoint})")
-        return from_record(read_metadata(path)["spec"])
+        metadata = read_metadata(path)
+        check_made_with(path, metadata, self.read_spec(), str(self.spec_file), self.name)
+        return from_record(metadata["spec"])
 
     def read_metrics(self) -> pd.DataFrame:
         """The per-epoch rows of ``metrics.csv``."""

@@ -2,22 +2,34 @@
 
 Result records are the only source of truth. The metric columns are the
 metrics the runs recorded (``--metric``), built-in or from a plugin, in the
-order they first appear. Finished runs are ranked; running, failed and
-interrupted runs are listed apart and never as results.
+order they first appear; every option the runs differ in is a column too
+(:mod:`cvbench.runs.run_settings`). Finished runs are ranked within their
+section (dataset, split, evaluation dataset, query view: :func:`sections`),
+never across; running, failed and interrupted runs are listed apart and
+never as results. ``--group-by`` merges seeds (:mod:`cvbench.runs.seed_merge`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import CvbenchError
-from .folder import RunFolder
+from ..evaluation.metrics import one_percent_k
+from .folder import CHECKPOINTS, RunFolder
+from .liveness import status_text
+from .run_settings import OPTION_FIELDS, differing, group_key, option_column, setting
+from .seed_merge import INTERVAL_SUFFIX, merge_seeds
 
 RANK_BY = "R@1"  # the thesis' headline number; a board without it ranks by its first metric
+WHOLE = ("seed", "queries", "gallery")  # whole numbers, some missing (an unreadable record)
+GROUP = "group key"  # to_frame(group_by=...): the grouped options' values of a run, merged away by sections()
 FORMATS = ("table", "markdown", "csv", "json")
 
 
@@ -38,9 +50,15 @@ def _pretraining(spec: dict[str, Any]) -> str:
 
 
 def start_name(start: str) -> str:
-    """A checkpoint start (file, run folder or its checkpoints/) as the file or run folder name."""
+    """A checkpoint start as the run it came from: ``RUN (file)`` for a file in a run's ``checkpoints/``.
+
+    Every pre-training run names its checkpoints alike, so the file name
+    alone does not say which run made the weights; the run folder does.
+    """
     path = Path(start)
-    return path.name if path.suffix == ".safetensors" else (path.parent.name if path.name == "checkpoints" else path.name)
+    if path.suffix != ".safetensors":
+        return path.parent.name if path.name == CHECKPOINTS else path.name
+    return f"{path.parent.parent.name} ({path.name})" if path.parent.name == CHECKPOINTS else path.name
 
 
 def _init(spec: dict[str, Any], branch: str) -> str:
@@ -106,8 +124,7 @@ def conventions_line(shared: dict[str, Any]) -> str:
     if not shared:
         return ""
     words = {"view": "query view {}", "ties": "ties {}", "R@1% k": "R@1% at k = {}", "hit rate": "hit rate {}"}
-    k_rules = {"floor+1": "floor(M/100) + 1", "floor": "max(1, floor(M/100))"}
-    parts = [words[column].format(k_rules.get(value, value) if column == "R@1% k" else value)
+    parts = [words[column].format(K_RULES.get(value, value) if column == "R@1% k" else value)
              for column, value in shared.items()]
     return "Conventions: " + "; ".join(parts) + " (docs/metrics.md)."
 
@@ -124,8 +141,8 @@ def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
 
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
 SETTINGS = ("run", "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss",
-            "sampler", "labels", "dataset", "seed", *PROTOCOL, "queries", "wall time (s)", "warnings",
-            "error")  # every column that is not a metric
+            "sampler", "labels", "dataset", "seed", *PROTOCOL, *map(option_column, OPTION_FIELDS), "queries",
+            "gallery", "wall time (s)", "warnings", "error", GROUP)  # every column that is not a metric
 
 
 def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
@@ -138,15 +155,26 @@ def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
     return columns
 
 
-def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.DataFrame:
+def _is_result(record: dict[str, Any]) -> bool:
+    return record.get("status") == "finished" and bool(record.get("metrics")) and record.get("stage") != "pretrain"
+
+
+def to_frame(records: list[dict[str, Any]], uniformity: bool = False,
+             group_by: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per record with the columns a reader compares; sorted by R@1 (best first).
 
-    With ``uniformity``, also the uniformity of the validation embeddings
-    after and before fine-tuning (lower is more uniform). Finished
-    ``cvbench pretrain`` runs are left out: they have checkpoints, not results.
+    Besides the summary columns, every other option in which the finished
+    runs differ gets a column named as the option (``epochs``, ``ground
+    size``; :mod:`cvbench.runs.run_settings`). With ``uniformity``, also the
+    uniformity of the validation embeddings after and before fine-tuning
+    (lower is more uniform). With ``group_by`` (option names), a column
+    ``group key`` holds each run's values of them, for :func:`sections` to
+    merge the seeds of. Finished ``cvbench pretrain`` runs are left out: they
+    have checkpoints, not results.
     """
     rows = []
     names = metric_names(records)
+    options = differing([record for record in records if _is_result(record)])
     for record in records:
         if record.get("stage") == "pretrain" and record.get("status") == "finished":
             continue  # a finished `cvbench pretrain` made checkpoints, not retrieval results
@@ -154,7 +182,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
         metrics = record.get("metrics", {}) or {}
         row = {
             "run": record.get("run"),
-            "status": record.get("status", "unknown"),
+            "status": status_text(record),  # a dead run names the command that resumes it
             "pretrainer": spec.get("pretrainer", "none") if spec else "",
             "pretraining": _pretraining(spec),
             "ground init": _init(spec, "ground") if spec else "",
@@ -164,20 +192,25 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False) -> pd.Data
             "loss": _loss(spec),
             "sampler": _sampler(spec),
             "labels": _labels(spec),
+            **{option_column(name): setting(record, name) for name in options},
             "dataset": _datasets(record, spec),
             "seed": spec.get("seed"),
             **protocol_columns(record),
             **{name: metrics.get(name) for name in names},
             **(_uniformity(record) if uniformity else {}),
             "queries": record.get("num_queries"),
+            "gallery": record.get("num_references"),
             "wall time (s)": (record.get("timings") or {}).get("total_s"),
             "warnings": "; ".join(record.get("warnings") or []) or None,
             "error": record.get("error"),
         }
+        if group_by is not None:
+            row[GROUP] = group_key(record, group_by)
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    frame = frame.astype({column: "Int64" for column in WHOLE if column in frame})  # 500, not 500.0 beside a blank
     rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
     frame = frame.sort_values([*rank_by, "run"], ascending=[False] * len(rank_by) + [True], na_position="last",
                               kind="stable")
@@ -222,24 +255,173 @@ def lift_protocol(finished: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return finished.drop(columns=list(shared)), conventions_line(shared)
 
 
+@dataclass
+class Section:
+    """One ranking: the finished runs (or merged settings) of one dataset, split and query view, best first."""
+
+    title: str
+    table: pd.DataFrame
+
+
+SECTION_BY = ("dataset", "view")
+"""Numbers from different datasets, splits, evaluation datasets or query views are never ranked in one order."""
+
+
+def measured_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric columns of a leaderboard frame (built-in or a plugin's), in their order."""
+    return [column for column in frame.columns if column not in SETTINGS and not column.startswith("U ")
+            and not column.endswith(INTERVAL_SUFFIX) and column not in ("n", "seeds", "runs")]
+
+
+def _ranked(table: pd.DataFrame) -> pd.DataFrame:
+    names = measured_columns(table)
+    rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
+    return table.sort_values(rank_by, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def sections(finished: pd.DataFrame) -> list[Section]:
+    """The finished runs split by :data:`SECTION_BY`, each section ranked on its own (sections by title).
+
+    A frame with a ``group key`` column (``to_frame(group_by=...)``) becomes
+    one row per key within each section: ``n`` runs, their ``seeds``, and
+    each metric's mean with ``<metric> ci95``, the half-width of its 95%
+    t-interval over the seeds (:mod:`cvbench.runs.seed_merge`).
+    """
+    if finished.empty:
+        return []
+    by = [column for column in SECTION_BY if column in finished]
+    several_views = "view" in finished and finished["view"].nunique() > 1
+    out = []
+    for values, table in finished.groupby(by, sort=True):
+        where = dict(zip(by, values))
+        title = where["dataset"] + (f", query view {where['view']}" if several_views else "")
+        if GROUP in table:
+            table = merge_seeds(table.drop(columns=[GROUP]), table[GROUP].tolist(), measured_columns(table))
+        out.append(Section(title, _ranked(table)))
+    return out
+
+
+K_RULES = {"floor+1": "floor(M/100) + 1", "floor": "max(1, floor(M/100))"}
+ONE_PERCENT = "R@1%"
+
+
+def drop_repeated_one_percent(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(the table without R@1% where it is an R@k column under another name, the line that says so).
+
+    R@1%'s k follows from the gallery size M (``one_percent_k``): a gallery
+    of 1,000 under ``floor`` makes R@1% = R@10, a column shown twice.
+    """
+    needed = (ONE_PERCENT, "gallery", "R@1% k")
+    if table.empty or not all(column in table for column in needed) or table["gallery"].isna().any():
+        return table, ""
+    ks = {one_percent_k(int(size), rule) for size, rule in zip(table["gallery"], table["R@1% k"])}
+    column = f"R@{min(ks)}"
+    if len(ks) != 1 or column not in table or not np.allclose(
+            table[column].astype(float), table[ONE_PERCENT].astype(float), equal_nan=True):
+        return table, ""
+    sizes = ", ".join(sorted({str(int(size)) for size in table["gallery"]}, key=int))
+    rules = " or ".join(sorted({K_RULES.get(rule, rule) for rule in table["R@1% k"]}))
+    dropped = [name for name in (ONE_PERCENT, ONE_PERCENT + INTERVAL_SUFFIX) if name in table]
+    return table.drop(columns=dropped), (f"R@1% is {column} here (gallery of {sizes}: k = {rules} = {min(ks)}), "
+                                         "so its column is left out.")
+
+
+def _with_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """Each metric's mean and ci95 columns as one text column ``mean ± half-width`` (the mean alone for n = 1)."""
+    table = table.copy()
+    for column in [name for name in table.columns if name + INTERVAL_SUFFIX in table]:
+        half = table.pop(column + INTERVAL_SUFFIX)
+        table[column] = [("" if pd.isna(mean) else f"{mean:.2f}" + ("" if pd.isna(h) else f" ± {h:.2f}"))
+                         for mean, h in zip(table[column], half)]
+    return table
+
+
+def presentable(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A section as a reader's table shows it, and the lines under it.
+
+    R@1% is left out where it repeats an R@k column, the conventions every
+    run shares are stated once, and merged seeds read ``mean ± half-width``.
+    """
+    table, repeated = drop_repeated_one_percent(table)
+    table, conventions = lift_protocol(table)
+    notes = [repeated, conventions]
+    if any(column.endswith(INTERVAL_SUFFIX) for column in table.columns):
+        table = _with_intervals(table.drop(columns=[c for c in ("runs",) if c in table]))
+        notes.append("Each metric: mean ± half-width of the 95% t-interval over the n seeds (docs/statistics.md).")
+    return table, [note for note in notes if note]
+
+
+SCHEMA_VERSION = 1
+"""``--format json``'s layout (docs/runs.md); raised when a key changes meaning or goes away."""
+
+
+def json_key(column: str) -> str:
+    """A column as a JSON key without spaces: ``R@1%`` -> ``r_at_1_pct``, ``wall time (s)`` -> ``wall_time_s``."""
+    text = column.replace("@", " at ").replace("%", " pct ")
+    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+
+
+def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(table.rename(columns=json_key).to_json(orient="records"))
+
+
+def _flat(parts: list[Section]) -> pd.DataFrame:
+    """Every section's rows in one table, with its ``section`` and ``rank`` (1 = best) first."""
+    tables = [section.table.assign(rank=range(1, len(section.table) + 1)).assign(section=section.title)
+              for section in parts]
+    if not tables:
+        return pd.DataFrame()
+    table = pd.concat(tables, ignore_index=True)
+    return table[["section", "rank", *(c for c in table.columns if c not in ("section", "rank"))]]
+
+
+def to_json(parts: list[Section], others: pd.DataFrame) -> dict[str, Any]:
+    """The JSON export: ``schema_version``, ``sections`` (each a title and its ranked rows) and ``unfinished``."""
+    return {"schema_version": SCHEMA_VERSION,
+            "sections": [{"title": section.title,
+                          "rows": [{"rank": rank, **row} for rank, row in enumerate(_json_rows(section.table), 1)]}
+                         for section in parts],
+            "unfinished": _json_rows(others) if not others.empty else []}
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A table as markdown: numbers to two decimals, text as written (``lr 0.0001`` is not a number to round)."""
+    numbers = set(measured_columns(table))  # "12.00 ± 4.97" as well
+    numeric = [column in numbers or table[column].dtype.kind in "fiu" for column in table.columns]
+    cells = table.astype(object).apply(lambda column: [cell_text(value) for value in column])
+    return cells.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if number else "left" for number in numeric])
+
+
+def cell_text(value: Any) -> str:
+    """A table cell: a float to two decimals, a missing value (None, NaN, NA) blank, the rest as written."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def render(frame: pd.DataFrame, fmt: str) -> str:
     """The finished runs as markdown, CSV or JSON text (unfinished ones follow in markdown).
 
-    CSV and JSON keep every column; markdown states the conventions the runs
-    share in one line under the table.
+    Each dataset, split and query view is its own section with its own
+    ranking. CSV (one table, with ``section`` and ``rank`` columns) and JSON
+    keep every column; markdown heads each section (where there are several)
+    and states under each table what it leaves out.
     """
     finished, others = split_finished(frame)
+    parts = sections(finished)
     if fmt == "markdown":
-        table, conventions = lift_protocol(finished)
-        text = table.to_markdown(index=False, floatfmt=".2f") if not table.empty else "_no finished runs_"
-        if conventions:
-            text += "\n\n" + conventions
+        blocks = []
+        for section in parts:
+            table, notes = presentable(section.table)
+            heading = f"### {section.title}\n\n" if len(parts) > 1 else ""
+            blocks.append(heading + "\n\n".join([markdown_table(table), *notes]))
+        text = "\n\n".join(blocks) or "_no finished runs_"
         if not others.empty:
             text += "\n\nUnfinished or failed runs (not results):\n\n" + others.to_markdown(index=False)
         return text + "\n"
     if fmt == "csv":
-        return finished.to_csv(index=False)
+        return _flat(parts).to_csv(index=False)
     if fmt == "json":
-        return json.dumps({"finished": json.loads(finished.to_json(orient="records")),
-                           "unfinished": json.loads(others.to_json(orient="records"))}, indent=2) + "\n"
+        return json.dumps(to_json(parts, others), indent=2, ensure_ascii=False) + "\n"
     raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

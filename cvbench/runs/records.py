@@ -2,7 +2,10 @@
 
 ``result.json`` exists from the start with ``"status": "running"`` and is
 replaced by the finished (or failed, or interrupted) record; the leaderboard
-only ranks finished runs. Where each file lives is :mod:`cvbench.runs.folder`'s.
+only ranks finished runs. While running, the record names its owner process and
+a heartbeat the recorder refreshes (:meth:`RunRecorder.beat`), so a listing can
+tell a run killed outright from a live one (:mod:`cvbench.runs.liveness`).
+Where each file lives is :mod:`cvbench.runs.folder`'s.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import datetime as _dt
 import os
 import platform
 import sys
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from ..spec import RunSpec
+from . import liveness
 from .folder import RunFolder
 
 
@@ -34,6 +39,8 @@ class RunRecorder:
         self.stage = stage
         self.write = write
         self.rows: list[dict[str, Any]] = []
+        self.record: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the heartbeat thread and the run both rewrite result.json
         self.started = _dt.datetime.now(_dt.timezone.utc)
         if resumed is not None:  # the run's own start time and epochs; metrics.csv is rewritten to those rows
             record, rows = resumed
@@ -75,15 +82,31 @@ class RunRecorder:
             "spec": self.spec.to_dict(),
             "started": self.started.isoformat(timespec="seconds"),
             **fields,
+            "owner": liveness.owner(),
+            "heartbeat": liveness.now(),
             "environment": environment(fields.get("device")),
         }
-        if self.write:
-            self.folder.write_result(record)
+        with self._lock:
+            self.record = record
+            if self.write:
+                self.folder.write_result(record)
         return record
+
+    def beat(self) -> None:
+        """Refresh the heartbeat of a running record (a finished, failed or interrupted one is left as it is)."""
+        with self._lock:
+            if not self.write or self.record.get("status") != liveness.RUNNING:
+                return
+            self.record = {**self.record, "heartbeat": liveness.now()}
+            self.folder.write_result(self.record)
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
-    """Versions and machine facts that make a number reproducible."""
+    """Versions and machine facts that make a number reproducible.
+
+    ``plugins`` names every installed plugin package (its methods made the
+    number) and ``gpu`` the GPU model of a CUDA run, ``None`` elsewhere.
+    """
     packages = {}
     for name in ("cvbench", "torch", "torchvision", "timm", "numpy", "faiss-cpu"):
         try:
@@ -95,5 +118,26 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "device": device,
+        "gpu": gpu_model(device),
         "packages": packages,
+        "plugins": plugin_packages(),
     }
+
+
+def plugin_packages() -> dict[str, str]:
+    """The version of every installed distribution that provides ``cvbench`` entry points, by distribution name."""
+    from importlib.metadata import entry_points
+
+    from ..contract.hookspecs import PROJECT
+
+    found = {ep.dist.name: ep.dist.version for ep in entry_points(group=PROJECT) if ep.dist is not None}
+    return dict(sorted(found.items()))
+
+
+def gpu_model(device: str | None) -> str | None:
+    """``torch.cuda.get_device_name`` of the current GPU where the run's device is CUDA; None otherwise."""
+    import torch
+
+    if not device or not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.cuda.current_device())

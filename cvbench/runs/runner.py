@@ -22,6 +22,7 @@ from ..nn import distributed
 from ..nn.device import describe, prepare_module, seed_everything, select_device, use_channels_last
 from ..progress import log, make_progress
 from ..spec import BRANCHES, NO_AUGMENTATION, NO_PRETRAINER, RunSpec, pretrains
+from ..training.batch_memory import check_batch_memory
 from ..training.checkpoint import check_fit
 from ..training.finetune import STAGE as FINETUNE_STAGE
 from ..training.finetune import Objective, check_sampler, finetune
@@ -29,6 +30,7 @@ from ..training.pretrain import pretrain_backbone
 from ..training.resume import Checkpointer, RunInterrupted, load_state
 from .assemble import build_model, resolve_spec
 from .folder import INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
+from .liveness import ALIVE, RUNNING, Heartbeat, liveness
 from .records import RunRecorder
 from .state import RunState
 from .subsets import Data, load_data, open_dataset, pretraining_set
@@ -54,12 +56,17 @@ def resume_run(run_dir: str | Path, quiet: bool = False, device_name: str | None
 
     The spec comes from the run folder; only the device and the number of
     loader workers may change (the numbers then may differ from an
-    uninterrupted run's). A finished run is refused.
+    uninterrupted run's). A finished run is refused, and so is one whose
+    process still runs (:mod:`cvbench.runs.liveness`): two writers would corrupt it.
     """
     folder = RunFolder(run_dir)
     record = folder.record()  # lenient: the saved training state, not the record, is what a resume needs
     if record.get("status") == "finished":
         raise CvbenchError(f"{folder.path} already finished; there is nothing to resume")
+    if record.get("status") == RUNNING and liveness(record) == ALIVE:  # two writers would corrupt the run
+        owner = record.get("owner") or {}
+        raise CvbenchError(f"{folder.path} is still running (pid {owner.get('pid')} on {owner.get('host')}, "
+                           f"heartbeat {record.get('heartbeat')}); resume it only once that process has ended")
     state = load_state(folder.state_file)
     spec = folder.read_spec()
     folder.remove_partial_writes()
@@ -75,11 +82,12 @@ def resume_run(run_dir: str | Path, quiet: bool = False, device_name: str | None
 
 def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool, stage: str,
          finetune_stage: bool, resume: tuple[RunFolder, dict[str, Any], dict[str, Any]] | None = None) -> Path:
+    dataset, split = open_dataset(spec)  # first: a wrong --data-root is named before any weights are downloaded
     generator = seed_everything(spec.seed)
     model = build_model(spec)
+    check_batch_memory(spec, model, device)
     if distributed.active():  # same weights everywhere, different augmentation draws per rank
         seed_everything(spec.seed + 1000 * distributed.rank())
-    dataset, split = open_dataset(spec)
     where = f", {distributed.world_size()} processes" if distributed.active() else ""
     verb = f"resuming {resume[0].name} at {_position(resume[2])}" if resume else f"cvbench {stage}"
     log(f"[bold]{verb}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
@@ -106,7 +114,8 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
     if distributed.active():
         state.processes = distributed.world_size()
     try:
-        with make_progress(quiet) as progress, checkpointer.stop.installed():
+        # the heartbeat keeps the running record fresh while the run works (cvbench.runs.liveness)
+        with make_progress(quiet) as progress, checkpointer.stop.installed(), Heartbeat(recorder.beat):
             parts = [part for b in BRANCHES for part in (model.branch(b).backbone, model.branch(b).head)]
             prepare_module(model, device, use_channels_last(device, spec.channels_last), parts if spec.compile else ())
             if saved is not None:
@@ -180,7 +189,7 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
         return values
 
     if not checkpointer.resumes(FINETUNE_STAGE):
-        recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
+        recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict(), "run": recorder.folder.name})
         recorder.log_epoch(row(0, {}, measure(0)))
 
     def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
@@ -192,7 +201,7 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
 
     trained = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
                        augment, on_epoch_end, checkpointer, state.snapshot)
-    recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict()})
+    recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict(), "run": recorder.folder.name})
     state.add_timing("finetune_s", trained.seconds)
     if trained.mining_seconds is not None:
         state.add_timing("mining_s", trained.mining_seconds)

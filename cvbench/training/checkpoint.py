@@ -3,11 +3,14 @@
 A checkpoint records the spec it was made with in its metadata. Loading
 fails with the list of missing, unexpected and misshapen keys instead of
 silently keeping random weights (``strict=False`` is how one public code base
-evaluates untrained networks without noticing).
+evaluates untrained networks without noticing). A run's own checkpoint must
+also have been made with the run's spec (:func:`check_made_with`): weights of
+another run that happen to fit would otherwise be reported under this run's name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,49 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..errors import CheckpointError
+from ..spec import RunSpec, from_record
+from ..spec.parse import show
+from ..spec.run_spec import EVALUATION, MACHINE
+
+NOT_IN_WEIGHTS = ("preset", "data_root", "pretrained_weights", "max_val_queries")
+"""Fields of the data, model and training groups that do not change the weights: the preset's name (its values
+are in the resolved spec), where the data and the ImageNet weights lie on a machine, and the evaluation subset."""
+
+
+def weight_fields() -> tuple[str, ...]:
+    """The spec fields that define a checkpoint's weights: the data, model and training, with the seed.
+
+    Left out: how the model is evaluated (the Evaluation group), on what
+    machine it ran (``--device`` and ``--workers`` may change on ``--resume``),
+    and :data:`NOT_IN_WEIGHTS`.
+    """
+    return tuple(item.name for item in dataclasses.fields(RunSpec)
+                 if item.metadata["group"] not in (EVALUATION, MACHINE) and item.name not in NOT_IN_WEIGHTS)
+
+
+def check_made_with(path: str | Path, metadata: dict[str, Any], expected: RunSpec, expected_source: str,
+                    owner: str) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint at ``path`` was made with ``expected``'s weight fields.
+
+    ``metadata`` is the checkpoint's (its ``spec``, and its ``run`` where
+    cvbench recorded one), ``expected_source`` names where ``expected`` comes
+    from (``RUN/spec.json``) and ``owner`` the run it should belong to. The
+    one-line message names both, and every field that differs with both values.
+    """
+    if not isinstance(metadata.get("spec"), dict):
+        raise CheckpointError(f"{path} records no spec in its metadata, so it cannot be shown to be {owner}'s model "
+                              "(expected a checkpoint written by `cvbench run`)")
+    made = from_record(metadata["spec"]).to_dict()  # options added since then at their fallbacks
+    wanted = expected.to_dict()
+    differing = [name for name in weight_fields() if made.get(name) != wanted.get(name)]
+    if not differing:
+        return
+    maker = f"run {metadata['run']}" if metadata.get("run") else "another run"
+    flag = (lambda name: "--" + name.replace("_", "-"))
+    theirs = ", ".join(f"{flag(name)} {show(made.get(name), 40)}" for name in differing)
+    ours = ", ".join(f"{flag(name)} {show(wanted.get(name), 40)}" for name in differing)
+    raise CheckpointError(f"{path} was made by {maker} with {theirs}, but {expected_source} says {ours}: it is not "
+                          f"the model of run {owner} (evaluate the run that made it instead)")
 
 
 def save_weights(path: str | Path, module: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
@@ -81,8 +127,9 @@ def check_fit(module: nn.Module, tensors: dict[str, torch.Tensor], source: str, 
     lines = [f"{source} does not fit the {what}"]
     if made_with:
         lines.append(f"  it was made with: {json.dumps(made_with)[:300]}")
-    lines += [f"  missing: {k}" for k in missing[:20]] + ([f"  ... and {len(missing) - 20} more missing"] if len(missing) > 20 else [])
-    lines += [f"  unexpected: {k}" for k in unexpected[:20]] + ([f"  ... and {len(unexpected) - 20} more unexpected"] if len(unexpected) > 20 else [])
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        lines += [f"  {label}: {k}" for k in keys[:20]] + ([f"  ... and {len(keys) - 20} more {label}"]
+                                                          if len(keys) > 20 else [])
     lines += [f"  shape: {m}" for m in misshapen[:20]]
     raise CheckpointError("\n".join(lines))
 
