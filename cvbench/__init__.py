@@ -27,10 +27,7 @@ import sys
 from importlib.machinery import ModuleSpec
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
-
-from .contract import Augmentation, Batching, Conventions, Dataset, Head, Loss, Metric, Pretrainer, Retrieval, Sampler
-from .contract.registry import create, plugins
-from .evaluation import metrics
+from typing import Any
 
 try:
     __version__ = version("cvbench")
@@ -73,5 +70,25 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.append(_MovedModuleFinder())
 
-__all__ = ["Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval",
-           "Sampler", "create", "metrics", "plugins", "__version__"]
+PUBLIC = {**dict.fromkeys(("Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer",
+                          "Retrieval", "Sampler"), "contract"),
+          "create": "contract.registry", "plugins": "contract.registry", "metrics": "evaluation.metrics"}
+"""The public API and the module each name comes from. They import torch, so they are imported when first used
+(PEP 562): ``import cvbench.cli`` (``cvbench --help``) does not pay for them."""
+
+
+def __getattr__(name: str) -> Any:
+    """``cvbench.create``, ``cvbench.Pretrainer``, ``cvbench.metrics``, ...: imported on first use, then kept."""
+    if name not in PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{PUBLIC[name]}", __name__)
+    value = module if module.__name__.endswith(f".{name}") else getattr(module, name)  # cvbench.metrics is a module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *PUBLIC})
+
+
+__all__ = [*PUBLIC, "__version__"]

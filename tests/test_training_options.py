@@ -92,6 +92,7 @@ def frozen_runs(tmp_path_factory) -> dict[str, Path]:
         result = cli(*common, *extra, "--runs-dir", str(runs / name))
         assert result.returncode == 0, result.stdout + result.stderr
         folders[name] = next((runs / name).iterdir())
+        assert result.stdout == f"{folders[name]}\n"  # --quiet: the run folder alone on stdout, RUN=$(cvbench run -q)
     return folders
 
 

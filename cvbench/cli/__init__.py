@@ -3,6 +3,12 @@
 Commands: ``plugins``, ``run``, ``pretrain``, ``train``, ``eval``,
 ``leaderboard``, ``analyze``, ``bench`` and ``data``. Errors the user can fix print one clear line
 and exit with status 2, without a traceback.
+
+The commands' modules import torch, timm, faiss, scikit-learn, matplotlib and
+pandas inside the commands that use them, never at the top: typer builds
+every command's options to show ``cvbench --help``, and that takes well
+under a second only while nothing heavy is imported (tests/test_cli_startup.py,
+benchmarks/perf/startup.py).
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import warnings
 import typer
 from rich.text import Text
 
-from ..data.problems import DatasetWarning
 from ..errors import CvbenchError, error_message
 from ..progress import STDERR
 from . import analyze as analyze_commands
@@ -56,6 +61,8 @@ app.add_typer(data_commands.app, name="data")
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
     """Dataset warnings (skipped pairs, converted images) as one plain ``warning:`` line."""
+    from ..data.problems import DatasetWarning  # the data package imports pandas: not for `cvbench --help`
+
     if issubclass(category, DatasetWarning):
         STDERR.print(Text("warning: ", style="bold yellow") + Text(str(message)), soft_wrap=True)
     else:

@@ -1,22 +1,24 @@
-"""``cvbench data``: look at a dataset, preview pairs, export one to image files."""
+"""``cvbench data``: look at a dataset, preview pairs, export one to image files.
+
+The dataset modules (numpy, pandas, the plugins and their torch) are imported
+inside the commands, so ``cvbench --help`` does not load them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..contract.registry import create
-from ..data import SUBSETS, load_subset
-from ..data.check import CheckReport, check_dataset
-from ..data.preview import export_pairs, preview_sheet
 from ..progress import make_progress
 from ..spec import parse_options
+
+if TYPE_CHECKING:
+    from ..data.check import CheckReport
 
 app = typer.Typer(help="Inspect, preview and export datasets.", no_args_is_help=True)
 
@@ -27,10 +29,14 @@ OPTION = typer.Option(None, "--data-option", help="Dataset option KEY=VALUE (rep
 
 def _name(dataset: Optional[str]) -> str:
     """The dataset asked for, or the default preset's."""
+    from ..contract.registry import create
+
     return dataset or create("preset", "default")["dataset"]
 
 
 def _open(dataset: Optional[str], data_root: Optional[Path], data_option: Optional[list[str]]):
+    from ..contract.registry import create
+
     return create("dataset", _name(dataset), data_root, **parse_options(data_option or [], "--data-option"))
 
 
@@ -62,8 +68,11 @@ def _title(dataset: Optional[str], data_root: Optional[Path]) -> str:
 
 
 @app.command("info")
-def info(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION) -> None:
+def info(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT,
+         data_option: Optional[list[str]] = OPTION) -> None:
     """Splits of a dataset with the number of queries and references of each subset."""
+    from ..data.check import check_dataset
+
     report = check_dataset(_open(dataset, data_root, data_option), images=False)
     console = Console()
     console.print(_counts_table(_title(dataset, data_root), report))
@@ -75,13 +84,16 @@ def info(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, dat
 @app.command("check")
 def check(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
           split: Optional[list[str]] = typer.Option(None, help="Protocol to check (repeatable; all by default)."),
-          images: bool = typer.Option(True, "--images/--no-images", help="Decode every image file (slow on a full dataset)."),
-          quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
+          images: bool = typer.Option(True, "--images/--no-images",
+                                      help="Decode every image file (slow on a full dataset)."),
+          quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar.")) -> None:
     """Validate a dataset folder without training: counts, and every problem with its file and line.
 
     Exits 0 when the dataset is usable (warnings only), 1 when it has errors,
     2 when the folder is not the dataset at all (the expected layout is printed).
     """
+    from ..data.check import check_dataset
+
     source = _open(dataset, data_root, data_option)
     with make_progress(quiet) as progress:
         report = check_dataset(source, split or None, images, progress)
@@ -102,15 +114,22 @@ def check(dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, da
 
 @app.command("preview")
 def preview(out: Path = typer.Option(Path("preview.png"), help="PNG file to write."),
-            dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
+            dataset: Optional[str] = DATASET, data_root: Optional[Path] = ROOT,
+            data_option: Optional[list[str]] = OPTION,
             split: Optional[str] = typer.Option(None, help="Split (the dataset's first by default)."),
-            subset: str = typer.Option("val", help="train or val."),
+            subset: Literal["train", "val"] = typer.Option("val", help="Subset of the split."),
             count: int = typer.Option(8, help="Number of pairs."),
             seed: int = typer.Option(0, help="Which pairs to show.")) -> None:
     """Write a PNG sheet of ground panoramas next to their aerial tiles."""
+    import numpy as np
+
+    from ..data import load_subset
+    from ..data.preview import preview_sheet
+
     source = _open(dataset, data_root, data_option)
     pairs = load_subset(source, split or source.splits()[0], subset)
-    chosen = np.sort(np.random.default_rng(seed).choice(pairs.num_queries, min(count, pairs.num_queries), replace=False))
+    count = min(count, pairs.num_queries)
+    chosen = np.sort(np.random.default_rng(seed).choice(pairs.num_queries, count, replace=False))
     preview_sheet(pairs, chosen, out, title=f"{dataset or ''} {split or source.splits()[0]} {subset}".strip())
     typer.echo(f"wrote {out}")
 
@@ -120,6 +139,9 @@ def synth(out: Path = typer.Option(..., help="Folder to write the images and pai
           dataset: str = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
           split: Optional[str] = typer.Option(None, help="Split to export (the dataset's first by default).")) -> None:
     """Export a dataset's split as PNG files plus pairs.csv (the bring-your-own-city layout)."""
+    from ..data import SUBSETS, load_subset
+    from ..data.preview import export_pairs
+
     source = _open(dataset, data_root, data_option)
     split = split or source.splits()[0]
     subsets = {subset: load_subset(source, split, subset) for subset in SUBSETS}

@@ -8,13 +8,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..contract.registry import KINDS, get_registry
-
 
 def register(app: typer.Typer) -> None:
     @app.command("plugins")
     def plugins_command() -> None:
         """List the registered plugins (built-ins and installed third-party packages)."""
+        from ..contract.registry import KINDS, get_registry  # discovery imports the plugins, and they torch
+
         registry = get_registry()
         table = Table(title="cvbench plugins")
         for column in ("kind", "name", "source", "summary"):

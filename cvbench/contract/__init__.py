@@ -8,14 +8,25 @@ because :func:`conform` gives a built object that does not subclass its
 kind's base class the defaults it does not declare itself.
 """
 
-from .augmentation import Augmentation
-from .conform import conform, factory_declares
-from .dataset import Dataset
-from .head import Head
-from .loss import Loss
-from .metric import Conventions, Metric, Retrieval
-from .pretrainer import Pretrainer
-from .sampler import Batching, Sampler
+import importlib
+from typing import Any
 
-__all__ = ["Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer", "Retrieval",
-           "Sampler", "conform", "factory_declares"]
+SOURCES = {"Augmentation": "augmentation", "Batching": "sampler", "Conventions": "metric", "Dataset": "dataset",
+           "Head": "head", "Loss": "loss", "Metric": "metric", "Pretrainer": "pretrainer", "Retrieval": "metric",
+           "Sampler": "sampler", "conform": "conform", "factory_declares": "conform"}
+"""Each public name and its module. They import torch, so each is imported when first used (PEP 562): the light
+modules of this package (``options``, ``hookspecs``) load without torch, for ``cvbench --help``. ``conform`` is
+also a module's name, which the import system binds here once that module is imported by name: code inside
+cvbench imports the function from ``.conform``."""
+
+
+def __getattr__(name: str) -> Any:
+    """``cvbench.contract.Dataset``, ...: imported from its module on first use, then kept."""
+    if name not in SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{SOURCES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = list(SOURCES)

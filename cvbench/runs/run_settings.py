@@ -113,7 +113,7 @@ def _listing(keys: tuple[str, ...]) -> str:
 
 
 def parse_where(items: list[str]) -> dict[str, str]:
-    """``["dataset=vigor,split=cross_area"]`` -> ``{"dataset": "vigor", "split": "cross_area"}`` (all must hold).
+    """``["dataset=NAME,split=SPLIT"]`` -> ``{"dataset": NAME, "split": SPLIT}`` (every pair must hold).
 
     Pairs are separated by commas or given as repeated options; a piece
     without ``=`` continues the previous value (``milestones=120,160``).

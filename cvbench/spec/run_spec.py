@@ -22,11 +22,8 @@ import functools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..contract.metric import Conventions
-from ..data.field_of_view import FULL_CIRCLE, FieldOfView
-from ..data.layout import expand_user, path_is
 from ..errors import SpecError
 from .parse import (
     AUTO_SIZE,
@@ -47,11 +44,15 @@ from .parse import (
 from .parse import show as _show
 from .typecheck import typed
 
-__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "GROUPS", "MACHINE",
-           "NO_AUGMENTATION", "NO_PRETRAINER", "OPTIONAL", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "STARTS",
+if TYPE_CHECKING:  # both import torch; the spec is read without it (`cvbench run --help`)
+    from ..contract.metric import Conventions
+    from ..data.field_of_view import FieldOfView
+
+__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "FULL_CIRCLE", "GROUPS",
+           "HIT_RATES", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "OPTIMIZERS", "OPTIONAL",
+           "ORIENTATIONS", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "SCHEDULES", "STARTS", "TIES",
            "branch_init", "closest", "expand", "from_record", "hints", "is_file", "option", "parse_loss",
-           "parse_options",
-           "parse_size", "parse_value", "pretrains", "resolve"]
+           "parse_options", "parse_size", "parse_value", "pretrains", "resolve"]
 
 BRANCHES = ("ground", "aerial")
 PRETRAIN_BRANCHES = ("aerial", "ground", "both")
@@ -61,6 +62,16 @@ NO_PRETRAINER = "none"
 NO_AUGMENTATION = "none"
 BAD_IMAGES = ("fail", "skip")
 CHANNELS_LAST = ("auto", "on", "off")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "milestones", "cosine")
+# The values of the retrieval conventions and the query view, as cvbench.contract.metric and
+# cvbench.data.field_of_view define them (tests/test_spec.py holds them equal): those modules import torch, and
+# the spec declares the CLI's choices without it.
+TIES = ("random", "optimistic")
+ONE_PERCENT = ("floor+1", "floor")
+HIT_RATES = ("paper", "code")
+ORIENTATIONS = ("known", "random")
+FULL_CIRCLE = 360.0
 
 # The groups of options, in the order `cvbench run --help` shows them as panels (their titles).
 RUN, DATA, MODEL, PRETRAINING, FINETUNING, EVALUATION, MACHINE = GROUPS = (
@@ -68,7 +79,8 @@ RUN, DATA, MODEL, PRETRAINING, FINETUNING, EVALUATION, MACHINE = GROUPS = (
 
 
 def option(group: str, help: str, default: Any = None, *, shape: str = VALUE, cli: str | None = None,
-           factory: Callable[[], Any] | None = None, example: str | None = None, expect: str | None = None) -> Any:
+           factory: Callable[[], Any] | None = None, example: str | None = None, expect: str | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
     """A :class:`RunSpec` field declared with everything the CLI and the checks need, in its metadata.
 
     ``group`` is its help panel (one of :data:`GROUPS`), ``help`` its help
@@ -76,10 +88,12 @@ def option(group: str, help: str, default: Any = None, *, shape: str = VALUE, cl
     :mod:`cvbench.spec.parse` shape), ``cli`` the CLI parameter when it is not
     the field name (``data_option`` for ``data_options``: ``--data-option``),
     ``example`` the ``NAME.KEY=VALUE`` example of a named-options error and
-    ``expect`` what a TOML list should be, for the type error.
+    ``expect`` what a TOML list should be, for the type error, and
+    ``choices`` the only values it takes (the CLI lists them in ``--help`` and
+    in the error for any other).
     """
     metadata = {"group": group, "help": help, "shape": shape, "cli": cli or None, "example": example,
-                "expect": expect}
+                "expect": expect, "choices": choices}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -96,7 +110,7 @@ class RunSpec:
                                           cli="data_option", factory=dict)
     split: str | None = option(DATA, "Protocol of the dataset (e.g. cross_area); its first by default.")
     bad_images: str | None = option(DATA, "A corrupt image: fail (stop, naming it; the default) or skip (check every "
-                                    "image first, leave out its pairs, report them).")
+                                    "image first, leave out its pairs, report them).", choices=BAD_IMAGES)
     max_train_pairs: int | None = option(DATA, "Use at most this many training pairs.")
     train_fraction: float | None = option(DATA, "Fine-tune on this share (0-1] of the training pairs, a seeded nested "
                                           "subset: the label-efficiency curve's x (default 1).")
@@ -114,7 +128,8 @@ class RunSpec:
     fov: float | None = option(DATA, "Field of view of a ground query in degrees, (0, 360]: the panorama is cut to it "
                                "(360 = the whole panorama, the default; the literature uses 180, 90 and 70).")
     orientation: str | None = option(DATA, "known (queries face north, the default) or random (evaluation turns query "
-                                     "i to a heading seeded by the run seed and i; training draws one per load).")
+                                     "i to a heading seeded by the run seed and i; training draws one per load).",
+                                     choices=ORIENTATIONS)
     head: str | None = option(MODEL, "Aggregation head plugin (see `cvbench plugins`).")
     head_options: dict[str, Any] = option(MODEL, "Head option KEY=VALUE (repeatable).", shape=OPTIONS,
                                           cli="head_option", factory=dict)
@@ -134,8 +149,10 @@ class RunSpec:
                                                      shape=NAMED_OPTIONS, cli="loss_option", factory=dict,
                                                      example="LOSS.gamma=10")
     pretrainer: str | None = option(PRETRAINING, "Self-supervised pretrainer plugin, or none.")
-    pretrain_branches: str | None = option(PRETRAINING, "Which branch to pre-train: aerial, ground or both.")
-    pretrain_data: str | None = option(PRETRAINING, "Pre-train on the train, val or all images of the split.")
+    pretrain_branches: str | None = option(PRETRAINING, "Which branch to pre-train: aerial, ground or both.",
+                                            choices=PRETRAIN_BRANCHES)
+    pretrain_data: str | None = option(PRETRAINING, "Pre-train on the train, val or all images of the split.",
+                                        choices=PRETRAIN_DATA)
     pretrain_from: str | None = option(PRETRAINING, "Pre-training starts from random or imagenet weights.")
     pretrain_epochs: int | None = option(PRETRAINING, "Pre-training epochs.")
     pretrain_batch_size: int | None = option(PRETRAINING, "Pre-training batch size.")
@@ -158,10 +175,10 @@ class RunSpec:
     lr: float | None = option(FINETUNING, "Fine-tuning peak learning rate.")
     weight_decay: float | None = option(FINETUNING, "Fine-tuning weight decay.")
     optimizer: str | None = option(FINETUNING, "Fine-tuning optimiser: adam (the thesis', the default) or adamw "
-                                   "(decoupled weight decay, Sample4Geo's).")
+                                   "(decoupled weight decay, Sample4Geo's).", choices=OPTIMIZERS)
     schedule: str | None = option(FINETUNING, "Fine-tuning learning-rate schedule: constant (the default), "
                                   "milestones (x0.1 at --milestones) or cosine (after --warmup-epochs of linear "
-                                  "warm-up).")
+                                  "warm-up).", choices=SCHEDULES)
     milestones: tuple[int, ...] | None = option(FINETUNING, "Epochs where the fine-tuning lr drops x0.1 (schedule "
                                                 "milestones), e.g. 20,40.", shape=EPOCH_LIST,
                                                 expect="a list of epochs such as [20, 40]")
@@ -194,25 +211,30 @@ class RunSpec:
                                                shape=OPTIONS, cli="eval_data_option", factory=dict)
     ties: str | None = option(EVALUATION, "A wrong reference tied with the best correct one: random (counts in "
                               "expectation, so a collapsed model scores chance; the default) or optimistic (ties go "
-                              "to the truth, as the reference scripts).")
+                              "to the truth, as the reference scripts).", choices=TIES)
     one_percent: str | None = option(EVALUATION, "R@1%'s k: floor+1 = floor(M/100)+1 (CVM-Net, VIGOR; the default) or "
-                                     "floor = floor(M/100) (Sample4Geo, TransGeo).")
+                                     "floor = floor(M/100) (Sample4Geo, TransGeo).", choices=ONE_PERCENT)
     hit_rate: str | None = option(EVALUATION, "VIGOR's hit rate: paper (the top-1 is the positive or a semi-positive; "
-                                  "the default) or code (nothing else outranks the positive, as the authors' script).")
+                                  "the default) or code (nothing else outranks the positive, as the authors' script).",
+                                  choices=HIT_RATES)
     seed: int = option(RUN, "Seed of everything; same seed, same device, same numbers.", 0)
     device: str = option(MACHINE, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", "auto")
     workers: int = option(MACHINE, "DataLoader worker processes.", 0)
     channels_last: str = option(MACHINE, "NHWC memory format for the convolutions: auto (on CUDA only), on or off.",
-                                "auto")
+                                "auto", choices=CHANNELS_LAST)
     compile: bool | None = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps "
                                   "on GPU).", shape=FLAG)
 
     def conventions(self) -> Conventions:
         """The retrieval conventions this run's numbers follow (a resolved spec)."""
+        from ..contract.metric import Conventions
+
         return Conventions(self.ties, self.one_percent, self.hit_rate)
 
     def field_of_view(self) -> FieldOfView:
         """What a ground query sees of its panorama (a spec from before ``--fov`` sees all of it, facing north)."""
+        from ..data.field_of_view import FieldOfView
+
         return FieldOfView(FULL_CIRCLE if self.fov is None else self.fov, self.orientation or "known", self.seed)
 
     def protocol(self) -> dict[str, Any]:
@@ -349,11 +371,15 @@ OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pre
 
 def expand(text: str, option: str) -> Path:
     """``text`` as a path with ``~`` expanded; SpecError naming the option when ``~user`` names no user."""
+    from ..data.layout import expand_user
+
     return expand_user(text, SpecError, f"--{option.replace('_', '-')} {_show(text)}")
 
 
 def is_file(path: Path) -> bool:
     """``path.is_file()``, False where the system cannot even look the name up (too long, say)."""
+    from ..data.layout import path_is
+
     return path_is(Path.is_file, path)
 
 
