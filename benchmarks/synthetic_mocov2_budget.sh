@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does MoCov2 learn on the synthetic study's world if it is given more steps or
-# another learning rate? The study (benchmarks/thesis_synthetic.toml) gives it
+# another learning rate? The study (thesis_synthetic) gives it
 # 8 epochs (248 steps on 1000 tiles); this runs the study's exp 13 stage
 # (aerial branch, all tiles, from random weights, seed 0) for 40 epochs
 # (1240 steps), then 10 epochs at three other learning rates and once without

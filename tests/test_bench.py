@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,11 @@ from cvbench.bench.scheduler import describe, plan, run_bench
 from cvbench.bench.schema import load_bench
 from cvbench.errors import CvbenchError
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.mark.parametrize("name, rows, first, last", [("thesis_cvact", 10, 1, 10), ("thesis_vigor", 22, 11, 32)])
 def test_every_thesis_experiment_resolves_without_the_data(name, rows, first, last, tmp_path):
-    bench = load_bench(BENCHMARKS / f"{name}.toml")
+    bench = load_bench(name)
     stages, jobs = plan(bench, tmp_path)
     assert [job.row for job in jobs] == [f"exp{n}" for n in range(first, last + 1)] and len(jobs) == rows
     assert not stages and all(job.error is None for job in jobs), [job.error for job in jobs if job.error]
@@ -47,7 +47,7 @@ def test_every_thesis_experiment_resolves_without_the_data(name, rows, first, la
 
 
 def test_the_baselines_grid_resolves_and_names_each_rows_recipe(tmp_path):
-    bench = load_bench(BENCHMARKS / "baselines_synthetic.toml")
+    bench = load_bench("baselines_synthetic")
     stages, jobs = plan(bench, tmp_path)
     assert all(job.error is None for job in jobs), [job.error for job in jobs if job.error]
     assert {row.name for row in bench.rows} >= {"safa_triplet", "gem", "netvlad", "mixvpr", "salad", "sample4geo",
@@ -64,7 +64,7 @@ def test_the_baselines_grid_resolves_and_names_each_rows_recipe(tmp_path):
 def test_a_run_recorded_before_newer_options_existed_is_still_found(tmp_path):
     from cvbench.bench.scheduler import finished_runs, settle
 
-    bench = load_bench(BENCHMARKS / "fov_synthetic.toml")
+    bench = load_bench("fov_synthetic")
     _, jobs = plan(bench, tmp_path)
     job = jobs[0]
     old = job.spec.to_dict()
@@ -82,11 +82,30 @@ def test_a_run_recorded_before_newer_options_existed_is_still_found(tmp_path):
     assert settle(job, finished_runs(tmp_path)).done is None
 
 
-def test_dry_run_lists_the_synthetic_study(tmp_path):
-    result = cli("bench", str(BENCHMARKS / "thesis_synthetic.toml"), "--dry-run", "--runs-dir", str(tmp_path),
-                     env={"COLUMNS": "300"})
+def test_dry_run_lists_the_shipped_synthetic_study_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no grid file here: the name finds the one inside the package
+    result = cli("bench", "thesis_synthetic", "--dry-run", "--runs-dir", str(tmp_path), env={"COLUMNS": "300"})
     assert result.returncode == 0, result.stderr
     assert "@standin" in result.stdout and "105 runs (21 rows), 105 to run" in result.stdout
+    assert "(thesis_synthetic)" in result.stdout
+
+
+def test_the_benchmark_grids_ship_inside_the_package_and_a_path_still_works(tmp_path):
+    import cvbench.bench
+
+    folder = Path(cvbench.bench.__file__).parent / "grids"
+    names = {"thesis_synthetic", "thesis_cvact", "thesis_vigor", "baselines_synthetic", "fov_synthetic"}
+    assert {path.stem for path in folder.glob("*.toml")} == names
+    setup = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "cvbench.bench.grids" in setup["packages"] and setup["package-data"]["cvbench.bench.grids"] == ["*.toml"]
+    listed = cli("bench", "--list", env={"COLUMNS": "300"})
+    assert listed.returncode == 0 and all(name in listed.stdout for name in names), listed.stderr
+    copy = tmp_path / "mine.toml"
+    copy.write_text((folder / "fov_synthetic.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert load_bench(copy).path == copy and load_bench(copy).label == copy.as_posix()
+    assert load_bench("fov_synthetic").label == "fov_synthetic"
+    with pytest.raises(CvbenchError, match="did you mean 'fov_synthetic'"):
+        load_bench("fov_synthetc")
 
 
 GRID = """
@@ -350,3 +369,56 @@ def test_a_stage_run_never_stands_in_for_a_row_with_the_same_options(paired_grid
     (stage_like / "result.json").write_text(json.dumps({"status": "finished", "stage": "run",
                                                         "spec": jobs[0].spec.to_dict()}))
     assert plan(bench, runs)[1][0].done == stage_like
+
+
+def test_a_sweep_expands_the_product_of_its_option_lists_into_named_rows(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[bench]\nseeds = [0]\n[defaults]\npreset = 'smoke'\nepochs = 2\n[[rows]]\nname = 'plain'\n"
+                    "[[sweep]]\nhead = ['safa', 'gem']\npretrainer = ['none', 'mocov2']\n"
+                    "[[sweep]]\nname = 'w'\nseeds = [1, 2]\n"
+                    "loss = [['soft_triplet'], ['soft_triplet', 'uniformity:0.1']]\n")
+    bench = load_bench(grid)
+    assert [(row.name, row.options, row.seeds) for row in bench.rows] == [
+        ("plain", {}, [0]),
+        ("head=safa,pretrainer=none", {"head": "safa", "pretrainer": "none"}, [0]),
+        ("head=safa,pretrainer=mocov2", {"head": "safa", "pretrainer": "mocov2"}, [0]),
+        ("head=gem,pretrainer=none", {"head": "gem", "pretrainer": "none"}, [0]),
+        ("head=gem,pretrainer=mocov2", {"head": "gem", "pretrainer": "mocov2"}, [0]),
+        ("w_loss=soft_triplet", {"loss": ["soft_triplet"]}, [1, 2]),
+        ("w_loss=soft_triplet+uniformity:0.1", {"loss": ["soft_triplet", "uniformity:0.1"]}, [1, 2]),
+    ]
+    _, jobs = plan(bench, tmp_path / "runs", only=["head=gem,pretrainer=mocov2"])
+    assert [(job.spec.head, job.spec.pretrainer, job.spec.epochs, job.error) for job in jobs] == \
+        [("gem", "mocov2", 2, None)]  # merged with [defaults]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[sweep]]\nhead = 'safa'\n", "sweep 1 head = 'safa': input should be a valid list"),
+    ("[[sweep]]\nhed = ['safa']\n", "sweep 1 has unknown key 'hed'; did you mean 'head'?"),
+    ("[[sweep]]\nhead = []\n", "sweep 1 head = \\[\\]: list should have at least 1 item"),
+    ("[[sweep]]\nname = 'x'\n", "sweep 1 varies no option"),
+    ("[[rows]]\nname = 'a'\nhead = 'safa'\n[[sweep]]\nhead = ['safa', 'safa']\n", "unique; repeated: head=safa"),
+])
+def test_a_bad_sweep_names_the_file_the_sweep_and_the_key(tmp_path, text, message):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(text)
+    with pytest.raises(CvbenchError, match=f"^{grid}: .*{message}"):
+        load_bench(grid)
+
+
+def test_a_grid_rows_plugin_option_of_the_wrong_type_fails_that_row_naming_plugin_option_and_type(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[defaults]\npreset = 'smoke'\nhead = 'gem'\n[[rows]]\nname = 'ok'\nhead_options = { p = 3 }\n"
+                    "[[rows]]\nname = 'bad'\nhead_options = { learn_p = 'maybe' }\n")
+    _, jobs = plan(load_bench(grid), tmp_path / "runs")
+    ok, bad = jobs
+    assert ok.error is None and ok.spec.head_options == {"p": 3.0} and type(ok.spec.head_options["p"]) is float
+    assert bad.error is not None and bad.error.startswith("head 'gem': option learn_p = 'maybe': expected bool"), \
+        bad.error
+
+
+def test_a_grid_with_an_unknown_key_in_a_row_names_the_file_the_row_and_the_key(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[[rows]]\nname = 'a'\nhaed = 'gem'\n")
+    with pytest.raises(CvbenchError, match=f"^{grid}: row a has unknown key 'haed'; did you mean 'head'\\?"):
+        load_bench(grid)

@@ -22,7 +22,16 @@ from torch import nn
 
 import cvbench.contract.registry
 from cvbench.bench.scheduler import plan
-from cvbench.bench.schema import BENCH_KEYS, FINDING_KEYS, REPORT_KEYS, ROW_KEYS, RUN_OPTIONS, SECTIONS, load_bench
+from cvbench.bench.schema import (
+    BENCH_KEYS,
+    FINDING_KEYS,
+    REPORT_KEYS,
+    ROW_KEYS,
+    RUN_OPTIONS,
+    SECTIONS,
+    SWEEP_KEYS,
+    load_bench,
+)
 from cvbench.cli import main
 from cvbench.errors import CvbenchError, UnknownPluginError
 
@@ -125,6 +134,7 @@ def base_grid() -> dict:
         "stages": {"start": {"pretrainer": "mocov2", "pretrain_branches": "both"}},
         "rows": [{"name": "plain", "base_init": "random", "reported": {"R@1": 1.5}},
                  {"name": "staged", "base_init": "@start", "mirrors": "exp 2", "seeds": [3]}],
+        "sweep": [{"base_init": ["random", "@start"], "epochs": [1, 2]}],
         "findings": [{"question": "q?", "baseline": "plain", "treatment": "staged", "thesis": "higher"}],
         "report": {"compare": ["plain", "staged"]},
     }
@@ -136,6 +146,7 @@ PLACES = {  # where a key can go -> (the table there, its valid keys)
     "defaults": (lambda grid: grid["defaults"], RUN_OPTIONS),
     "stage": (lambda grid: grid["stages"]["start"], RUN_OPTIONS),
     "row": (lambda grid: grid["rows"][1], (*ROW_KEYS, *RUN_OPTIONS)),
+    "sweep": (lambda grid: grid["sweep"][0], (*SWEEP_KEYS, *RUN_OPTIONS)),
     "reported": (lambda grid: grid["rows"][0]["reported"], ("R@1", "R@5", "R@1%")),
     "finding": (lambda grid: grid["findings"][0], FINDING_KEYS),
     "report": (lambda grid: grid["report"], REPORT_KEYS),

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from cvbench.contract.options import require_float, require_int
+from cvbench.contract.hookspecs import hookimpl
+from cvbench.contract.options import require_float, require_int, typed_options
 from cvbench.errors import SpecError
 
 
@@ -39,3 +40,50 @@ def test_require_int_refuses_non_integers_and_small_values(value: object) -> Non
 def test_require_int_accepts_integers_at_the_minimum() -> None:
     assert require_int("safa", "in_channels", 1, minimum=1) == 1
     assert require_int("mocov2", "queue_size", 16_384, minimum=1) == 16_384
+
+
+# ---------------------------------------------------------------- option types from the factory's signature
+
+def typed_head(in_channels: int, feature_hw: tuple[int, int], dim: int, p: float = 3.0, tag: str = "a",
+               learn_p: bool = True, size: tuple[int, int] = (1, 1)):
+    """A head whose options declare float, str, bool and a pair: what each CLI text must become."""
+    raise AssertionError("never built: the spec is only resolved")
+
+
+class TypedHeadPlugin:
+    @hookimpl
+    def register_heads(self, register):
+        register("typed_head", typed_head)
+
+
+def _resolved_head_options(*pairs: str) -> dict:
+    from cvbench.cli.spec_options import cli_options, spec_from_cli
+    from cvbench.runs.assemble import resolve_spec
+
+    values = {option.parameter: None for option in cli_options()}
+    values.update(preset="smoke", head="typed_head", dim="16", head_option=list(pairs), seed=0, device="auto",
+                  workers=0, channels_last="auto")
+    return resolve_spec(spec_from_cli(values)).head_options
+
+
+def test_head_option_text_takes_the_type_the_factory_declares(registry) -> None:
+    registry.add(TypedHeadPlugin(), source="typed-tests")
+    options = _resolved_head_options("p=3", "tag=3", "learn_p=false", "size=4,5")
+    assert options == {"p": 3.0, "tag": "3", "learn_p": False, "size": (4, 5)}
+    assert type(options["p"]) is float and type(options["tag"]) is str
+
+
+def test_a_bool_option_refuses_text_that_is_no_bool_naming_plugin_option_and_type(registry) -> None:
+    registry.add(TypedHeadPlugin(), source="typed-tests")
+    with pytest.raises(SpecError, match=r"^head 'typed_head': option learn_p = 'maybe': expected bool "):
+        _resolved_head_options("learn_p=maybe")
+
+
+def test_typed_options_reads_undeclared_types_from_their_text() -> None:
+    def factory(a: int, loose=1, **rest):
+        pass
+
+    assert typed_options("loss 'x'", factory, {"a": "7", "loose": "0.5", "other": "none"}) == \
+        {"a": 7, "loose": 0.5, "other": None}
+    with pytest.raises(SpecError, match=r"loss 'x': option a = 'seven': expected int"):
+        typed_options("loss 'x'", factory, {"a": "seven"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -57,8 +58,16 @@ def test_parsers():
     with pytest.raises(SpecError):
         parse_loss("soft_triplet:heavy")
     spec = cli(data_option=["layout=offset", "train_pairs=100"], loss_option=["soft_triplet.gamma=5"])
-    assert spec.data_options == {"layout": "offset", "train_pairs": 100}
-    assert spec.loss_options == {"soft_triplet": {"gamma": 5}}
+    assert spec.data_options == {"layout": "offset", "train_pairs": "100"}  # text until the plugin is known
+    assert spec.loss_options == {"soft_triplet": {"gamma": "5"}}
+
+
+def test_resolving_types_plugin_options_by_the_factory_signature(registry):
+    spec = resolve_spec(cli(preset="smoke", data_option=["layout=offset", "train_pairs=100"],
+                            loss_option=["soft_triplet.gamma=5"]))
+    assert spec.data_options["train_pairs"] == 100  # synthetic takes **options: read from the text
+    assert spec.loss_options == {"soft_triplet": {"gamma": 5.0}}
+    assert type(spec.loss_options["soft_triplet"]["gamma"]) is float
 
 
 def test_spec_round_trips_through_a_dict():
@@ -158,3 +167,25 @@ def test_resume_followed_by_an_option_says_the_folder_goes_first(tmp_path):
     result = run_cli_in_process("run", "--resume", "-q")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "--resume -q: expected the run folder to continue, not an option" in result.stderr
+
+
+def test_the_spec_choices_are_those_of_the_modules_that_use_them():
+    """The spec writes out the conventions' and the query view's values (the CLI lists them without importing
+    torch); they stay those cvbench.contract.metric and cvbench.data.field_of_view accept."""
+    from cvbench.contract import metric
+    from cvbench.data import field_of_view
+    from cvbench.spec import run_spec
+
+    assert (run_spec.TIES, run_spec.ONE_PERCENT, run_spec.HIT_RATES) == (metric.TIES, metric.ONE_PERCENT,
+                                                                          metric.HIT_RATES)
+    assert (run_spec.ORIENTATIONS, run_spec.FULL_CIRCLE) == (field_of_view.ORIENTATIONS, field_of_view.FULL_CIRCLE)
+
+
+@pytest.mark.parametrize("name, value", [("orientation", "sideways"), ("ties", "pessimistic"), ("optimizer", "sgd"),
+                                         ("schedule", "step"), ("channels_last", "maybe")])
+def test_a_choice_outside_the_list_is_named_from_a_toml_row_too(registry, name, value):
+    """A grid row bypasses the CLI's choice check; validation names the option and the choices."""
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(RunSpec) if f.name == name)
+    with pytest.raises(SpecError, match=rf"--{name.replace('_', '-')} '{value}': expected one of "
+                                        + re.escape(", ".join(choices))):
+        resolve_spec(RunSpec.from_dict({"preset": "smoke", name: value}))

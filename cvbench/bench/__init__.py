@@ -3,4 +3,5 @@
 - :mod:`.schema`: the TOML grid file, checked key by key.
 - :mod:`.scheduler`: plan the grid's runs, skip the finished, run the rest.
 - :mod:`.report`: paired findings over seeds, pre-training evidence, curves.
+- ``grids/``: the grids that ship with cvbench (``cvbench bench thesis_synthetic``).
 """

@@ -1,6 +1,7 @@
 """The grid file of ``cvbench bench``: its TOML schema, read and checked into a :class:`Bench`.
 
-A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
+A grid file (the shipped ones are ``cvbench/bench/grids/*.toml``, run by
+name: ``cvbench bench thesis_synthetic``; see ``docs/benchmarks.md``)::
 
     [bench]
     title = "..."
@@ -19,6 +20,10 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
     base_init = "@standin"
     reported = { "R@1" = 3.28 }     # the thesis' numbers, shown beside the measured ones
 
+    [[sweep]]                       # rows from the cartesian product: "head=A,pretrainer=none", ...
+    head = ["A", "B"]
+    pretrainer = ["none", "C"]
+
     [[findings]]                    # a thesis claim checked against the grid
     question = "..."
     baseline = "exp12"
@@ -31,7 +36,9 @@ A grid file (see ``benchmarks/*.toml`` and ``docs/benchmarks.md``)::
     notes = "## What this world can tell ..."   # markdown; a TOML multi-line string in practice
 
 Stages run once, in file order, and a stage may start from one above it.
-:func:`load_bench` checks every name and type it can without the plugins;
+Every table is validated by a pydantic model (``extra="forbid"``), the run
+options by :class:`RunSpec`. :func:`load_bench` checks every name and type it
+can without the plugins;
 :mod:`cvbench.bench.scheduler` schedules the runs and :mod:`cvbench.bench.report`
 writes the report.
 """
@@ -39,18 +46,26 @@ writes the report.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import pydantic
+
 from ..errors import CvbenchError, SpecError
 from ..spec import RunSpec, closest
+from ..spec.config import options_model
+from ..spec.parse import show
 
 ROW_KEYS = {"name", "mirrors", "reported", "seeds"}
 START_OPTIONS = ("base_init", "pretrain_from", "ground_init", "aerial_init")
 REPORTED = ("R@1", "R@5", "R@1%")
+GRIDS = "grids"  # the folder beside this module that holds the shipped grids (package data)
 VERDICTS = {"higher": 1, "lower": -1}
 
 
@@ -100,6 +115,32 @@ class Bench:
     def name(self) -> str:
         return self.path.stem
 
+    @property
+    def label(self) -> str:
+        """How a command names this grid: a shipped grid by its name, any other by its path."""
+        return self.name if shipped_grids().get(self.name) == self.path else self.path.as_posix()
+
+
+def shipped_grids() -> dict[str, Path]:
+    """The grids that ship inside cvbench (``cvbench/bench/grids/*.toml``), by name."""
+    folder = Path(__file__).resolve().parent / GRIDS
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def find_grid(name: str | Path) -> Path:
+    """A grid file: ``name`` as a path when that file exists, else the shipped grid of that name."""
+    path = Path(name)
+    if path.exists():  # a folder or an unreadable file is named when it is read
+        return path
+    shipped = shipped_grids()
+    stem = path.name[:-5] if path.name.endswith(".toml") else path.name
+    if path.parent == Path(".") and stem in shipped:
+        return shipped[stem]
+    close = closest(stem, list(shipped))
+    hint = f"; did you mean {close!r}?" if close else ""
+    raise CvbenchError(f"benchmark file not found: {path}, and no grid of that name ships with cvbench{hint} "
+                       f"(shipped: {', '.join(shipped)}; `cvbench bench --list` shows them)")
+
 
 def load_bench(path: str | Path) -> Bench:
     """Parse and check a grid file: unknown keys, duplicate names and unknown ``@stage`` references fail.
@@ -108,7 +149,7 @@ def load_bench(path: str | Path) -> Bench:
     closest valid key for a typo); option values of the wrong type are
     caught here too, while values that do not resolve fail their row only.
     """
-    path = Path(path)
+    path = find_grid(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -120,32 +161,26 @@ def load_bench(path: str | Path) -> Bench:
         raise CvbenchError(f"{path}: cannot be read ({exc.strerror or exc}); expected a TOML benchmark grid") from None
     except tomllib.TOMLDecodeError as exc:
         raise CvbenchError(f"{path}: not valid TOML ({exc})") from None
-    _known(path, "the file", data, SECTIONS, what="section")
-    head = _table(path, "[bench]", data.get("bench", {}))
-    _known(path, "[bench]", head, BENCH_KEYS)
-    seeds = _seeds(head.get("seeds", [0]), f"{path}: [bench] seeds")
-    defaults = _options(path, "[defaults]", data.get("defaults", {}))
+    sections = _validated(GridFile, data, path, "the file", SECTIONS, what="section")
+    head = _validated(BenchTable, sections.bench, path, "[bench]", BENCH_KEYS)
+    seeds = _seeds(head.seeds, f"{path}: [bench] seeds")
+    defaults = _options(path, "[defaults]", sections.defaults)
     _no_seed(path, "[defaults]", defaults)
-    stages = {name: _options(path, f"[stages.{name}]", options)
-              for name, options in _table(path, "[stages]", data.get("stages", {})).items()}
+    stages = {name: _options(path, f"[stages.{name}]", options) for name, options in sections.stages.items()}
     rows = []
-    for number, raw in enumerate(_tables(path, "[[rows]]", data.get("rows", [])), start=1):
+    for number, raw in enumerate([*sections.rows, *expand_sweeps(path, sections.sweep)], start=1):
         if "name" not in raw:
             raise CvbenchError(f"{path}: row {number} has no name")
         name = _text(path, f"row {number} name", raw["name"], empty=False)
         where = f"row {name}"
-        _known(path, where, raw, (*sorted(ROW_KEYS), *RUN_OPTIONS), listed=sorted(ROW_KEYS))
+        if isinstance(raw.get("reported"), dict):
+            _known(path, f"{where} reported", raw["reported"], REPORTED)
+        row = _validated(row_model(), raw, path, where, (*sorted(ROW_KEYS), *RUN_OPTIONS), listed=sorted(ROW_KEYS))
         options = {k: v for k, v in raw.items() if k not in ROW_KEYS}
         _no_seed(path, where, options)
         spec_of({**defaults, **options}, f"{path} {where}")  # names and types; values are checked when it resolves
-        reported = _table(path, f"{where} reported", raw.get("reported", {}))
-        _known(path, f"{where} reported", reported, REPORTED)
-        for metric, value in reported.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise CvbenchError(f"{path}: {where} reported {metric!r} = {value!r}: expected a number")
-        rows.append(Row(name, options, _seeds(raw.get("seeds", seeds), f"{path}: {where} seeds"),
-                        _text(path, f"{where} mirrors", raw.get("mirrors", "")),
-                        {metric: float(value) for metric, value in reported.items()}))
+        rows.append(Row(name, options, _seeds(row.seeds or seeds, f"{path}: {where} seeds"), row.mirrors,
+                        dict(row.reported)))
     for number, (name, options) in enumerate(stages.items()):
         spec_of({**defaults, **options}, f"{path} [stages.{name}]")
         for option in START_OPTIONS:
@@ -158,7 +193,7 @@ def load_bench(path: str | Path) -> Bench:
     if duplicates:
         raise CvbenchError(f"{path}: row names must be unique; repeated: {', '.join(duplicates)}")
     if not rows:
-        raise CvbenchError(f"{path}: no [[rows]]")
+        raise CvbenchError(f"{path}: no [[rows]] and no [[sweep]]: nothing to run")
     for row in rows:
         for option in START_OPTIONS:
             value = row.options.get(option, defaults.get(option))
@@ -166,35 +201,29 @@ def load_bench(path: str | Path) -> Bench:
                 raise CvbenchError(f"{path}: row {row.name} sets {option} = {value!r} but there is no "
                                    f"[stages.{value[1:]}]; stages: {', '.join(stages) or 'none'}")
     findings = []
-    for number, raw in enumerate(_tables(path, "[[findings]]", data.get("findings", [])), start=1):
-        _known(path, f"finding {number}", raw, (*FINDING_KEYS, "thesis"))
-        if "thesis" in raw and "expected" in raw:
+    for number, raw in enumerate(sections.findings, start=1):
+        finding = _validated(FindingTable, raw, path, f"finding {number}", (*FINDING_KEYS, "thesis"))
+        if finding.thesis is not None and finding.expected is not None:
             raise CvbenchError(f"{path}: finding {number} gives both thesis and expected; they are one key (thesis "
                                "in the thesis grids)")
-        raw = {**raw, "expected": raw.get("expected", raw.get("thesis", ""))}
-        finding = Finding(*(_text(path, f"finding {number} {key}", raw.get(key, "")) for key in FINDING_KEYS))
-        if finding.baseline not in names or finding.treatment not in names or finding.expected not in VERDICTS:
+        expected = finding.expected or finding.thesis or ""
+        if finding.baseline not in names or finding.treatment not in names or expected not in VERDICTS:
             raise CvbenchError(f"{path}: finding {finding.question!r} needs baseline and treatment row names and "
                                f"expected (or thesis) = {' or '.join(VERDICTS)}")
-        findings.append(finding)
-    report = _table(path, "[report]", data.get("report", {}))
-    _known(path, "[report]", report, REPORT_KEYS)
-    compare = report.get("compare", [])
-    if not isinstance(compare, list) or any(name not in names for name in compare):
-        raise CvbenchError(f"{path}: [report] compare = {compare!r}: expected a list of row names "
+        findings.append(Finding(finding.question, finding.baseline, finding.treatment, expected, finding.note))
+    report = _validated(ReportTable, sections.report, path, "[report]", REPORT_KEYS)
+    if any(name not in names for name in report.compare):
+        raise CvbenchError(f"{path}: [report] compare = {show(report.compare)}: expected a list of row names "
                            f"({', '.join(names)})")
-    metrics = report.get("metrics")
-    if metrics is not None and (not isinstance(metrics, list) or not metrics
-                                or not all(isinstance(name, str) and name for name in metrics)):
-        raise CvbenchError(f"{path}: [report] metrics = {metrics!r}: expected a list of recorded metric names "
-                           "such as [\"R@1\", \"R@5\"]")
-    margin = head.get("margin")
-    if margin is not None and (not isinstance(margin, (int, float)) or isinstance(margin, bool)
-                               or not 0 < margin < math.inf):
+    if report.metrics is not None and (not report.metrics or not all(report.metrics)):
+        raise CvbenchError(f"{path}: [report] metrics = {show(report.metrics)}: expected a list of recorded metric "
+                           "names such as [\"R@1\", \"R@5\"]")
+    margin = head.margin
+    if margin is not None and not 0 < margin < math.inf:
         raise CvbenchError(f"{path}: [bench] margin = {margin!r}: expected a positive number of R@1 points")
-    return Bench(path, _text(path, "[bench] title", head.get("title", path.stem)), defaults, stages, rows, findings,
-                 list(compare), None if margin is None else float(margin), _curve(path, report.get("curve"), names),
-                 _text(path, "[report] notes", report.get("notes", "")), metrics)
+    return Bench(path, head.title if head.title is not None else path.stem, defaults, stages, rows, findings,
+                 list(report.compare), margin, _curve(path, report.curve, names), report.notes, report.metrics)
+
 
 
 def _curve(path: Path, value: Any, names: list[str]) -> dict[str, Any] | None:
@@ -211,11 +240,141 @@ def _curve(path: Path, value: Any, names: list[str]) -> dict[str, Any] | None:
     return {"option": value["option"], "series": {str(k): list(v) for k, v in value["series"].items()}}
 
 
-SECTIONS = ("bench", "defaults", "stages", "rows", "findings", "report")
+SECTIONS = ("bench", "defaults", "stages", "rows", "sweep", "findings", "report")
+SWEEP_KEYS = ("name", "mirrors", "seeds")
 BENCH_KEYS = ("title", "seeds", "margin")
 FINDING_KEYS = ("question", "baseline", "treatment", "expected", "note")
 REPORT_KEYS = ("compare", "curve", "notes", "metrics")
 RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunSpec))
+
+
+class _Table(pydantic.BaseModel):
+    """A table of a grid file: no key it does not declare, no value converted from another type."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class GridFile(_Table):
+    """The sections of a grid file."""
+
+    bench: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    stages: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+
+
+class BenchTable(_Table):
+    """``[bench]``: the title, the seeds every row runs at, the margin of "no effect"."""
+
+    title: str | None = None
+    seeds: list[int] = [0]
+    margin: float | None = None
+
+
+class RowKeys(_Table):
+    """The keys of a ``[[rows]]`` table besides its run options."""
+
+    name: str
+    mirrors: str = ""
+    reported: dict[str, float] = {}  # keys checked against REPORTED, naming the closest
+    seeds: list[int] | None = None
+
+
+@functools.cache
+def row_model() -> type[pydantic.BaseModel]:
+    """A ``[[rows]]`` table: :class:`RowKeys` and the run options (typed by :class:`RunSpec`)."""
+    return pydantic.create_model("GridRow", __base__=RowKeys, **{name: (Any, None) for name in RUN_OPTIONS})
+
+
+class FindingTable(_Table):
+    """A ``[[findings]]`` table; ``thesis`` is ``expected`` in the thesis grids."""
+
+    question: str = ""
+    baseline: str = ""
+    treatment: str = ""
+    expected: str | None = None
+    thesis: str | None = None
+    note: str = ""
+
+
+class ReportTable(_Table):
+    """``[report]``: embedding figures, a curve, notes and the metric columns."""
+
+    compare: list[str] = []
+    curve: Any = None  # checked by _curve, which names the rows it may hold
+    notes: str = ""
+    metrics: list[str] | None = None
+
+
+class SweepKeys(_Table):
+    """The keys of a ``[[sweep]]`` table besides its option lists."""
+
+    name: str = ""
+    mirrors: str = ""
+    seeds: list[int] | None = None
+
+
+@functools.cache
+def sweep_model() -> type[pydantic.BaseModel]:
+    """A ``[[sweep]]`` table: :class:`SweepKeys` and, for each option it varies, the non-empty list of its values."""
+    values = (list[Any] | None, pydantic.Field(None, min_length=1))
+    return pydantic.create_model("GridSweep", __base__=SweepKeys, **{name: values for name in RUN_OPTIONS})
+
+
+def expand_sweeps(path: Path, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of every ``[[sweep]]``: one per combination of its option lists (their cartesian product).
+
+    The first option varies slowest, as nested loops in file order. A row is
+    named ``key=value,key=value`` (after the sweep's ``name`` and ``_`` when
+    it has one), so the same file always gives the same names.
+    """
+    rows = []
+    for number, raw in enumerate(sweeps, start=1):
+        where = f"sweep {number}"
+        sweep = _validated(sweep_model(), raw, path, where, (*SWEEP_KEYS, *RUN_OPTIONS), listed=SWEEP_KEYS)
+        varied = {key: value for key, value in raw.items() if key not in SWEEP_KEYS}
+        if not varied:
+            raise CvbenchError(f"{path}: {where} varies no option; expected lists of values such as "
+                               "epochs = [5, 10]")
+        for values in itertools.product(*varied.values()):
+            options = dict(zip(varied, values))
+            label = ",".join(f"{key}={_label(value)}" for key, value in options.items())
+            name = f"{sweep.name}_{label}" if sweep.name else label
+            extra = {"seeds": sweep.seeds} if sweep.seeds is not None else {}
+            rows.append({"name": re.sub(r"[^\w.@:+=,-]", "-", name), "mirrors": sweep.mirrors, **extra, **options})
+    return rows
+
+
+def _label(value: Any) -> str:
+    """A sweep value as a row name shows it: ``true``, ``0.1``, ``soft_triplet+uniformity:0.1``, ``p:3``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "+".join(_label(item) for item in value)
+    if isinstance(value, dict):
+        return "+".join(f"{key}:{_label(item)}" for key, item in value.items())
+    return str(value)
+
+
+def _validated(model: type[pydantic.BaseModel], value: Any, path: Path, where: str, valid: Sequence[str],
+               what: str = "key", listed: Sequence[str] | None = None) -> Any:
+    """``value`` checked by ``model``; the first problem as one line naming the file, ``where`` and the key.
+
+    Unknown keys are named first, with the closest valid one (``valid``), before any value's type.
+    """
+    if isinstance(value, dict):
+        _known(path, where, value, valid, what, listed)
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        key = " ".join(str(part) for part in error["loc"])
+        got = "" if error["type"] == "missing" else f" = {show(error['input'])}"
+        reason = error["msg"][:1].lower() + error["msg"][1:]
+        raise CvbenchError(f"{path}: {where}{' ' + key if key else ''}{got}: {reason}") from None
 
 
 def _no_seed(path: Path, where: str, options: dict[str, Any]) -> None:
@@ -253,7 +412,7 @@ def _tables(path: Path, where: str, value: Any) -> list[dict[str, Any]]:
 def _options(path: Path, where: str, value: Any) -> dict[str, Any]:
     """The run options of a ``[defaults]`` or ``[stages.NAME]`` table, their names checked."""
     options = dict(_table(path, where, value))
-    _known(path, where, options, RUN_OPTIONS, what="option", listed=[])
+    _validated(options_model(), options, path, where, RUN_OPTIONS, what="option", listed=[])
     return options
 
 

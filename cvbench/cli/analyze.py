@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_command(
         runs: list[Path] = typer.Argument(..., help="Run folder(s)."),
-        compare: bool = typer.Option(False, "--compare/--no-compare", help="Put the runs side by side (the thesis' a/b/c panels)."),
+        compare: bool = typer.Option(False, "--compare/--no-compare",
+                                     help="Put the runs side by side (the thesis' a/b/c panels)."),
         out: Optional[Path] = typer.Option(None, help="Folder for the figures (default RUN/analysis; with --compare, ./compare)."),
         state: State = typer.Option("before", help="With --compare: the model before or after fine-tuning (figures 4.3, 4.4 show before)."),
         label: Optional[list[str]] = typer.Option(None, "--label", help="Name of a run in titles and legends instead of its folder; once per run, in the order of the runs."),

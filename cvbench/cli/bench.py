@@ -10,23 +10,34 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..bench.scheduler import default_runs_dir, describe, plan, run_bench
-from ..bench.schema import load_bench
 from ..errors import CvbenchError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
-        file: Path = typer.Argument(..., help="Benchmark grid (TOML), e.g. benchmarks/thesis_synthetic.toml."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its resolved settings; run nothing."),
+        file: Optional[Path] = typer.Argument(None, help="Benchmark grid: a TOML file, or the name of a grid that "
+                                                         "ships with cvbench (thesis_synthetic; see --list)."),
+        list_grids: bool = typer.Option(False, "--list/--no-list", help="List the grids that ship with cvbench and "
+                                        "exit."),
+        dry_run: bool = typer.Option(False, "--dry-run/--no-dry-run",
+                                     help="List every run with its resolved settings; run nothing."),
         only: Optional[list[str]] = typer.Option(None, "--only", help="Run only this row (repeatable)."),
         runs_dir: Optional[Path] = typer.Option(None, help="Results folder (default runs/bench/<file stem>)."),
         data_root: Optional[str] = typer.Option(None, "--data-root", help="The dataset folder, for every row and stage."),
         report: Optional[Path] = typer.Option(None, help="Also write the report (leaderboard, findings, figure) here."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bars."),
     ) -> None:
         """Run each row of a grid over its seeds (skipping finished runs), then write its leaderboard.md."""
+        from ..bench.scheduler import default_runs_dir, run_bench  # torch: not for --help
+        from ..bench.schema import load_bench
+
+        if list_grids:
+            _shipped()
+            return
+        if file is None:
+            raise CvbenchError("cvbench bench needs a grid: a TOML file or the name of a shipped grid "
+                               "(cvbench bench --list)")
         bench = load_bench(file)
         if data_root is not None:
             bench.defaults["data_root"] = data_root
@@ -46,10 +57,25 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+def _shipped() -> None:
+    """The shipped grids: name, title and number of rows."""
+    from ..bench.schema import load_bench, shipped_grids
+
+    table = Table(title="Grids shipped with cvbench (cvbench bench NAME)")
+    for column in ("name", "rows", "title"):
+        table.add_column(column)
+    for name, path in shipped_grids().items():
+        bench = load_bench(path)
+        _row(table, name, len(bench.rows), bench.title)
+    Console(width=250 if not Console().is_terminal else None).print(table)
+
+
 def _list(bench, folder: Path, only) -> None:
+    from ..bench.scheduler import describe, plan
+
     stages, jobs = plan(bench, folder, only)
     console = Console(width=250) if not Console().is_terminal else Console()
-    table = Table(title=Text(f"{bench.title} ({bench.path})"))
+    table = Table(title=Text(f"{bench.title} ({bench.label})"))
     for column in ("row", "seed", "status", "dataset", "preset", "backbone", "head", "dim", "sizes", "epochs",
                    "settings"):
         table.add_column(column)
@@ -97,6 +123,7 @@ def _report(bench, folder: Path, out: Path, quiet: bool) -> Path:
     figure = None
     if bench.compare:
         from ..analysis.run_analysis import compare_runs
+        from ..bench.scheduler import plan
 
         _, jobs = plan(bench, folder, bench.compare)
         chosen = [next((j.done for j in jobs if j.row == row and j.done is not None), None) for row in bench.compare]

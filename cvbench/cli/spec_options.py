@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from functools import cache
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
 
 import typer
 
@@ -68,9 +69,11 @@ def cli_options() -> tuple[CliOption, ...]:
         elif shape in (SIZE, EPOCH_LIST, COUNT):
             annotation, default, names = Optional[str], None, ()
         elif shape == VALUE:
-            annotation, default, names = types[spec_field.name], spec_field.default, ()
+            annotation, default, names = _scalar(types[spec_field.name]), spec_field.default, ()
+            if meta.get("choices"):  # typer lists them in --help, and in the error for any other value
+                annotation = Literal[meta["choices"]]
             if default is None:
-                annotation = Optional[_scalar(annotation)]
+                annotation = Optional[annotation]
         else:
             raise ValueError(f"RunSpec.{spec_field.name}: unknown CLI shape {shape!r}")
         option = typer.Option(default, *names, help=meta["help"], rich_help_panel=meta["group"],
@@ -85,11 +88,29 @@ def _scalar(hint: Any) -> Any:
     return members[0]
 
 
-def spec_from_cli(values: dict[str, Any]) -> RunSpec:
-    """Turn the parsed CLI values into a :class:`RunSpec` (unset options stay ``None``)."""
+def spec_from_cli(values: dict[str, Any], config: Path | None = None, context: typer.Context | None = None) -> RunSpec:
+    """Turn the parsed CLI values into a :class:`RunSpec` (unset options stay ``None``).
+
+    With ``config`` (``--config row.toml``) the file's options come first and
+    the flags given on the command line (``context`` tells which) override them.
+    """
     fields = {option.field: from_cli(option.shape, values[option.parameter], option.flag, option.example)
               for option in cli_options()}
-    return RunSpec.from_dict(fields)
+    if config is None:
+        return RunSpec.from_dict(fields)
+    from ..spec.config import load_config, merge
+
+    given = {option.field: fields[option.field] for option in cli_options() if _given(option, values, context)}
+    return RunSpec.from_dict(merge(load_config(config), given))
+
+
+def _given(option: CliOption, values: dict[str, Any], context: typer.Context | None) -> bool:
+    """Whether the command line set this option (the click context knows; without one: a value off its default)."""
+    if context is not None:
+        source = context.get_parameter_source(option.parameter)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    default = option.option.default
+    return values[option.parameter] not in (None, [], default)
 
 
 def with_spec_options(extra: list[P] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

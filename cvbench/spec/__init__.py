@@ -5,6 +5,8 @@
 - :mod:`.validate`: the checks a resolved spec passes before any work.
 - :mod:`.parse`: the text forms of options (``32x128``, ``uniformity:0.001``).
 - :mod:`.typecheck`: values from TOML or JSON checked against the field types.
+- :mod:`.plugin_options`: plugin options typed by the signature of the plugin's factory.
+- :mod:`.config`: one run's options in a TOML file (``--config``, ``--print-config``).
 """
 
 from .run_spec import *  # noqa: F403  (the spec's public names, listed in its __all__)

@@ -16,6 +16,7 @@ import math
 import re
 from typing import Any
 
+from ..contract.options import guess_value as parse_value
 from ..errors import SpecError
 
 AUTO_SIZE = "auto"
@@ -42,10 +43,10 @@ def from_cli(shape: str, raw: Any, flag: str, example: str | None = None) -> Any
     """
     if shape in (VALUE, FLAG):
         return raw
-    if shape == OPTIONS:
-        return parse_options(raw or [], flag)
+    if shape == OPTIONS:  # the text stays: the plugin's signature types it (cvbench.spec.plugin_options)
+        return parse_options(raw or [], flag, guess=False)
     if shape == NAMED_OPTIONS:
-        return parse_named_options(raw or [], flag, example or "NAME.key=1")
+        return parse_named_options(raw or [], flag, example or "NAME.key=1", guess=False)
     if shape == LOSSES:
         return [parse_loss(text) for text in raw] if raw else None
     if shape == SIZE:
@@ -116,18 +117,22 @@ def weighted_loss(item: Any) -> tuple[str, float]:
     return name, weight
 
 
-def parse_options(pairs: list[str], flag: str) -> dict[str, Any]:
-    """``["queue_size=4096", "momentum=0.99"]`` -> typed dict (int, float, bool, None or str)."""
+def parse_options(pairs: list[str], flag: str, guess: bool = True) -> dict[str, Any]:
+    """``["queue_size=4096", "momentum=0.99"]`` -> typed dict (int, float, bool, None or str).
+
+    ``guess=False`` keeps each value as its text, for a caller that knows the
+    types the plugin declares (:func:`cvbench.contract.options.typed_options`).
+    """
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"{flag} {pair!r}: expected KEY=VALUE")
-        options[key.strip()] = parse_value(value.strip())
+        options[key.strip()] = parse_value(value.strip()) if guess else value.strip()
     return options
 
 
-def parse_named_options(items: list[str], flag: str, example: str) -> dict[str, dict[str, Any]]:
+def parse_named_options(items: list[str], flag: str, example: str, guess: bool = True) -> dict[str, dict[str, Any]]:
     """``["triplet.margin=0.5", "triplet.scale=8"]`` -> ``{"triplet": {"margin": 0.5, "scale": 8}}``.
 
     The options of one plugin among several (a loss, a metric), the name before the first dot.
@@ -137,7 +142,7 @@ def parse_named_options(items: list[str], flag: str, example: str) -> dict[str, 
         name, dot, rest = item.partition(".")
         if not dot:
             raise SpecError(f"{flag} {item!r}: expected NAME.KEY=VALUE, e.g. {example}")
-        named.setdefault(name, {}).update(parse_options([rest], flag))
+        named.setdefault(name, {}).update(parse_options([rest], flag, guess))
     return named
 
 
@@ -147,21 +152,6 @@ def parse_epochs(text: str, flag: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise SpecError(f"{flag} {text!r}: expected epochs such as 120,160") from None
-
-
-def parse_value(text: str) -> Any:
-    """Read a CLI value as the most specific of int, float, bool, none or str."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def is_whole(value: Any) -> bool:
