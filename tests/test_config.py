@@ -58,3 +58,11 @@ def test_resume_refuses_a_config_file_as_it_refuses_other_options(tmp_path):
     config.write_text("epochs = 2\n", encoding="utf-8")
     result = cli("run", "--resume", str(tmp_path), "--config", str(config))
     assert result.returncode == 2 and "drop --config" in result.stderr, result.stderr
+
+
+def test_a_config_value_no_run_accepts_names_the_file(tmp_path):
+    config = tmp_path / "row.toml"
+    config.write_text('preset = ""\n', encoding="utf-8")
+    result = cli("run", "--config", str(config), "--print-config")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {config} (with the flags given): unknown preset ''"), result.stderr

@@ -29,6 +29,7 @@ from cvbench.data.problems import DatasetWarning
 from cvbench.errors import CvbenchError, DatasetNotFoundError, SpecError
 from cvbench.runs.assemble import resolve_spec
 from cvbench.runs.subsets import open_dataset
+from cvbench.spec.validate import MAX_IMAGE_SIDE
 from cvbench.spec import RunSpec, parse_loss, parse_options, parse_size, parse_value
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
@@ -99,7 +100,9 @@ def test_parse_options_gives_typed_values_or_names_the_pair(pairs, flag):
 
 def spec_dicts() -> st.SearchStrategy[dict]:
     names = st.one_of(st.sampled_from(sorted(FIELDS)), st.text(max_size=10))
-    return st.dictionaries(names, json_like(), max_size=5)
+    edges = st.sampled_from([[100000, 100000], [4097, 64], [4096, 4096], "100000x100000", float("nan"), -1.0, 0.0,
+                             [["soft_triplet", -1.0]], [["soft_triplet", 0.0]]])  # sizes, rates, weights past a bound
+    return st.dictionaries(names, st.one_of(json_like(), edges), max_size=5)
 
 
 def check_usable(spec: RunSpec) -> None:
@@ -108,8 +111,11 @@ def check_usable(spec: RunSpec) -> None:
     torch.Generator().manual_seed(spec.seed)
     assert spec.workers >= 0
     for size in (spec.ground_size, spec.aerial_size):
-        assert len(size) == 2 and all(type(side) is int and side >= 8 for side in size)
-    assert all(isinstance(name, str) and math.isfinite(weight) for name, weight in spec.loss)
+        assert len(size) == 2 and all(type(side) is int and 8 <= side <= MAX_IMAGE_SIDE for side in size)
+    assert all(isinstance(name, str) and math.isfinite(weight) and weight > 0 for name, weight in spec.loss)
+    assert all(math.isfinite(rate) and rate > 0 for rate in (spec.lr, spec.pretrain_lr))
+    assert all(math.isfinite(decay) and decay >= 0 for decay in (spec.weight_decay, spec.pretrain_weight_decay))
+    assert spec.grad_clip is None or (math.isfinite(spec.grad_clip) and spec.grad_clip > 0)
 
 
 @FAST

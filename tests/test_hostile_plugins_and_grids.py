@@ -261,3 +261,34 @@ def test_grid_files_that_are_not_toml_or_not_utf8_name_the_file(tmp_path, kind, 
             assert "not valid TOML" in str(error) and "line" in str(error)
         return
     assert kind == "bytes"  # random bytes may happen to be a valid grid? then they had to load
+
+
+# ----------------------------------------------------------------- run config files (`cvbench run --config`)
+
+CONFIG_KEYS = ("preset", "dataset", "epochs", "dim", "head", "ground_size", "loss", "lr", "seed", "head_options",
+               "pretrainer", "fov", "orientation")
+
+
+@FAST
+@given(data=st.data())
+def test_any_config_file_prints_its_spec_or_names_the_file(registry, tmp_path, monkeypatch, capsys, data):
+    """`--config` takes one grid row: any such row, however wrong, resolves or is one error naming the file."""
+    monkeypatch.chdir(tmp_path)
+    row = {"preset": "smoke", "dataset": "cvusa"}
+    for _ in range(data.draw(st.integers(0, 3))):
+        key = data.draw(st.sampled_from(CONFIG_KEYS) | typo(CONFIG_KEYS))
+        row[key] = data.draw(values())
+    path = tmp_path / "row.toml"
+    path.write_text(toml_document(row), encoding="utf-8")
+    capsys.readouterr()
+    try:
+        main(["run", "--config", str(path), "--print-config"])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    assert code in (0, 2) and "Traceback" not in out + err, err
+    if code == 2 and err.startswith("error: "):
+        assert "row.toml" in err or "--" in err, err  # the file, or the option the file set
+    if code == 0:
+        assert "dataset" in out  # the resolved row, printed

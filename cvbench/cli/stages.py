@@ -12,7 +12,7 @@ from typing import Any, Iterator, Literal, Optional
 import typer
 from rich.text import Text
 
-from ..errors import SpecError
+from ..errors import CvbenchError, SpecError
 from ..progress import STDERR
 from ..spec import GROUPS, MACHINE, RunSpec
 from .spec_options import spec_from_cli, split_values, with_spec_options
@@ -44,8 +44,22 @@ RESUMABLE = {"device", "workers"}
 
 
 def _spec(options: dict, rest: dict) -> RunSpec:
-    """The run's spec from its flags, over ``--config``'s options when given."""
-    return spec_from_cli(options, rest["config"], rest["context"])
+    """The run's spec from its flags, over ``--config``'s options when given.
+
+    With a config file, the spec is resolved here once, so that a value the
+    file holds that no run accepts (``preset = ""``) is an error naming the
+    file, before anything else starts.
+    """
+    spec = spec_from_cli(options, rest["config"], rest["context"])
+    if rest["config"] is not None:
+        from ..runs.assemble import resolve_spec
+
+        try:
+            resolve_spec(spec)
+        except CvbenchError as exc:
+            exc.args = (f"{rest['config']} (with the flags given): {exc}",)
+            raise
+    return spec
 
 
 def _printed(spec: RunSpec, rest: dict) -> bool:

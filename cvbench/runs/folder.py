@@ -31,6 +31,7 @@ from ..spec.parse import show
 from ..training.checkpoint import check_made_with, read_metadata, save_weights
 from ..training.resume import STATE
 from .liveness import judged
+from .record_shape import shape_problem
 
 RESULT = "result.json"
 SPEC = "spec.json"
@@ -167,9 +168,14 @@ class RunFolder:
         A record saying ``running`` whose process died (SIGKILL, a power cut)
         reads as ``dead``, with the command that resumes it
         (:func:`cvbench.runs.liveness.judged`); the file itself is left as it is.
+        A record whose fields do not fit what a listing reads
+        (:mod:`cvbench.runs.record_shape`) is unreadable too, naming the field.
         """
         try:
             record = self.read_result()
+            problem = shape_problem(record)
+            if problem:
+                raise CvbenchError(f"{self.result_file} does not fit a cvbench result record: {problem}")
         except CvbenchError as exc:
             record = {"run": self.name, "status": "unreadable", "error": str(exc), "spec": {}}
         record.setdefault("run", self.name)
