@@ -122,7 +122,8 @@ def natural_dim(spec: RunSpec) -> int:
     natural = getattr(factory, "natural_dim", None)
     if not callable(natural):
         raise SpecError(f"--dim auto: head {spec.head!r} declares no natural size; give --dim as a number")
-    backbone = create_backbone(spec.backbone, "random", None, spec.backbone_stage, spec.backbone_options)
+    with torch.device("meta"):  # shapes only: no weights are drawn or allocated (a grid resolves many specs)
+        backbone = create_backbone(spec.backbone, "random", None, spec.backbone_stage, spec.backbone_options)
     hw = backbone.feature_hw(input_size(spec, "aerial"), SIZE_OPTIONS["aerial"])
     return int(natural(backbone.out_channels, hw, **spec.head_options))
 
