@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 import torch
 from hostile import FAST, TOKENS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cvbench.errors import CvbenchError, PluginError
+from cvbench.errors import PluginError
 from cvbench.nn.model import check_finite, check_shape
 
 BATCH, DIM = 3, 4

@@ -24,10 +24,14 @@ def register(app: typer.Typer) -> None:
         compare: bool = typer.Option(False, "--compare/--no-compare",
                                      help="Put the runs side by side (the thesis' a/b/c panels)."),
         out: Optional[Path] = typer.Option(None, help="Folder for the figures (default RUN/analysis; with --compare, ./compare)."),
-        state: State = typer.Option("before", help="With --compare: the model before or after fine-tuning (figures 4.3, 4.4 show before)."),
-        label: Optional[list[str]] = typer.Option(None, "--label", help="Name of a run in titles and legends instead of its folder; once per run, in the order of the runs."),
+        state: State = typer.Option(
+            "before", help="With --compare: the model before or after fine-tuning (figures 4.3, 4.4 show before)."),
+        label: Optional[list[str]] = typer.Option(
+            None, "--label",
+            help="Name of a run in titles and legends instead of its folder; once per run, in the order of the runs."),
         fig_format: FigureFormat = typer.Option("png", "--fig-format", help="File format of the figures."),
-        dpi: int = typer.Option(DEFAULT_DPI, help=f"Resolution in dots per inch ({DPI_RANGE[0]} to {DPI_RANGE[1]}); for PDF and SVG, of the images inside."),
+        dpi: int = typer.Option(DEFAULT_DPI, help=f"Resolution in dots per inch ({DPI_RANGE[0]} to {DPI_RANGE[1]}); "
+                                                  "for PDF and SVG, of the images inside."),
         sample: int = typer.Option(1000, help="Validation queries (with their tiles) in the embedding figure; t-SNE cost grows with it."),
         queries: int = typer.Option(4, help="Queries with a localization heatmap."),
         images: int = typer.Option(4, help="Images per view in the feature-map figure."),

@@ -170,7 +170,8 @@ class Registry:
         broken = [f"{f.entry_point!r} of package {f.source!r} ({f.error})" for f in self.failures]
         note = f" (plugin modules that failed to load: {'; '.join(broken)})" if broken else ""
         plural = KINDS[kind].removeprefix("register_")  # the hook names the kind in the plural: losses
-        raise UnknownPluginError(f"unknown {kind} {name!r}{hint} Registered {plural}: {', '.join(names) or 'none'}{note}")
+        raise UnknownPluginError(f"unknown {kind} {name!r}{hint} Registered {plural}: "
+                                 f"{', '.join(names) or 'none'}{note}")
 
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Build a registered plugin; options it does not accept fail before it runs."""
