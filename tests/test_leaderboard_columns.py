@@ -188,3 +188,28 @@ def test_result_records_plugin_package_versions_and_the_gpu(tmp_path, monkeypatc
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     assert environment("cuda (NVIDIA H100 80GB HBM3)")["gpu"] == "NVIDIA H100 80GB HBM3"
     assert environment("cpu")["gpu"] is None
+
+
+def test_metrics_keeps_the_named_columns_and_refuses_a_name_no_run_measured(tmp_path):
+    write(tmp_path, run("a", 10.0), run("b", 20.0))
+    result = cli("leaderboard", str(tmp_path), "--format", "csv", "--metrics", "R@5,R@1")
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0].split(",")
+    assert "R@5" in header and "R@1" in header and "R@10" not in header and "R@1%" not in header
+    refused = cli("leaderboard", str(tmp_path), "--metrics", "R@1,mAP")
+    assert refused.returncode == 2
+    assert refused.stderr == ("error: --metrics: 'mAP' measured by none of the listed runs; they measured: "
+                              "R@1, R@5, R@10, R@1%\n")
+
+
+def test_the_terminal_table_shows_six_metrics_and_names_the_others_under_it(tmp_path):
+    many = {"R@1": 10.0, "R@5": 20.0, "R@10": 30.0, "R@1%": 40.0, "AP": 15.0, "error_median_m": 99.0,
+            "acc@1m": 1.0, "acc@5m": 2.0}
+    write(tmp_path, {**run("a", 10.0), "metrics": many}, {**run("b", 12.0), "metrics": {**many, "R@1": 12.0}})
+    result = cli("leaderboard", str(tmp_path), env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "R@1 " in line or "R@1 ┃" in line)
+    assert "error_median_m" in header and "acc@1m" not in header
+    assert "Also measured: acc@1m, acc@5m (show them with --metrics NAMES" in " ".join(result.stdout.split())
+    chosen = cli("leaderboard", str(tmp_path), "--metrics", "R@1,acc@5m", env={"COLUMNS": "300"})
+    assert "acc@5m" in chosen.stdout and "Also measured" not in chosen.stdout

@@ -33,9 +33,13 @@ def register(app: typer.Typer) -> None:
             None, "--group-by", metavar="all|OPTION[,OPTION]",
             help="Merge the seeds of runs alike in these options into mean ± 95% interval; all = every option but "
                  "the seed."),
+        metrics: Optional[str] = typer.Option(
+            None, "--metrics", metavar="NAME[,NAME]",
+            help=f"Only these metric columns (e.g. R@1,R@5,AP); the terminal table shows the first {TERMINAL_METRICS} "
+                 "by default, the exports all."),
     ) -> None:
         """One row per run with its settings and R@1, R@5, R@10, R@1%; best R@1 first, per dataset and split."""
-        from ..runs.leaderboard import FORMATS, load_records, render, to_frame
+        from ..runs.leaderboard import FORMATS, load_records, render, select_metrics, to_frame
         from ..runs.run_settings import matches, parse_group_by, parse_where
 
         if fmt not in FORMATS:
@@ -44,8 +48,10 @@ def register(app: typer.Typer) -> None:
         fields = parse_group_by(group_by) if group_by is not None else None
         records = [record for record in load_records(runs_dir) if matches(record, wanted)]
         frame = to_frame(records, uniformity=uniformity, group_by=fields)
+        if metrics is not None:
+            frame = select_metrics(frame, [name.strip() for name in metrics.split(",") if name.strip()])
         if fmt == "table" and out is None:
-            _print_table(frame)
+            _print_table(frame, chosen=metrics is not None)
             return
         text = render(frame, "markdown" if fmt == "table" else fmt)
         if out is None:
@@ -54,6 +60,9 @@ def register(app: typer.Typer) -> None:
             atomic.write_text(out, text)
             typer.echo(f"wrote {out}")
 
+
+TERMINAL_METRICS = 6
+"""Metric columns the terminal table shows unless ``--metrics`` names others (R@1, R@5, R@10, R@1%, AP, median error)."""
 
 LIFTED = ("pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss", "sampler", "labels",
           "seed", "n", "seeds", "queries", "gallery")
@@ -68,12 +77,22 @@ def _lift_shared(table, option_columns):
     return table.drop(columns=same), (f"All runs: {line}." if line else "")
 
 
-def _print_table(frame) -> None:
-    from ..runs.leaderboard import measured_columns, presentable, sections, split_finished
+def _print_table(frame, chosen: bool = False) -> None:
+    """The terminal table: per section, the settings that differ and (unless ``chosen``) the first metrics.
+
+    With the metre protocol a run measures 13 numbers; beside the option
+    columns that no screen holds, so the rest are named under the table.
+    """
+    from ..runs.leaderboard import measured_columns, presentable, sections, select_metrics, split_finished
     from ..runs.run_settings import OPTION_FIELDS, option_column
 
     console = Console() if sys.stdout.isatty() else Console(width=220)  # pipes and logs get full rows
     finished, others = split_finished(frame)
+    hidden = [] if chosen else measured_columns(finished)[TERMINAL_METRICS:]
+    if hidden:
+        finished = select_metrics(finished, measured_columns(finished)[:TERMINAL_METRICS])
+        hidden_line = (f"Also measured: {', '.join(hidden)} (show them with --metrics NAMES, or export all with "
+                       "--format markdown, csv or json).")
     parts = sections(finished)
     if not parts:
         console.print("no finished runs")
@@ -81,7 +100,7 @@ def _print_table(frame) -> None:
         table, notes = presentable(section.table.drop(columns=["dataset", "runs"], errors="ignore"))
         table, shared = _lift_shared(table, {option_column(name) for name in OPTION_FIELDS})
         rich_table = Table(title=f"cvbench leaderboard: {section.title}",
-                           caption="\n".join(filter(None, (shared, *notes))) or None)
+                           caption="\n".join(filter(None, (shared, *notes, hidden and hidden_line))) or None)
         numbers = set(measured_columns(table))  # "12.00 ± 4.97" too
         for column in table.columns:
             whole = max(map(len, table[column].astype(str))) if column == "run" else None  # never cut a run's name

@@ -273,6 +273,22 @@ def measured_columns(frame: pd.DataFrame) -> list[str]:
             and not column.endswith(INTERVAL_SUFFIX) and column not in ("n", "seeds", "runs")]
 
 
+def select_metrics(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The frame with only the metric columns ``names`` (``--metrics``), whatever else the runs measured.
+
+    Settings, uniformity and status columns stay. A name no listed run
+    measured is an error listing the ones they did. A table that leaves R@1
+    out is ranked by the first metric it keeps.
+    """
+    measured = measured_columns(frame)
+    unknown = [name for name in names if name not in measured]
+    if unknown:
+        raise CvbenchError(f"--metrics: {', '.join(map(repr, unknown))} measured by none of the listed runs; "
+                           f"they measured: {', '.join(measured) or 'nothing'}")
+    dropped = [name for name in measured if name not in names]
+    return frame.drop(columns=[*dropped, *(f"{name}{INTERVAL_SUFFIX}" for name in dropped)], errors="ignore")
+
+
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
     names = measured_columns(table)
     rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
