@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
 
 
 TERMINAL_METRICS = 6
-"""Metric columns the terminal table shows unless ``--metrics`` names others (R@1, R@5, R@10, R@1%, AP, median error)."""
+"""Metric columns the terminal table shows unless ``--metrics`` names others (R@1, R@5, R@10, R@1%, AP, median
+error in metres, as a run records them)."""
 
 LIFTED = ("pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss", "sampler", "labels",
           "seed", "n", "seeds", "queries", "gallery")
