@@ -46,8 +46,9 @@ def meta_forward(module: nn.Module, shape: tuple[int, ...],
 
     Parameters and buffers are swapped for meta copies for this call only;
     ``on_output(layer, tensor)`` sees every tensor each leaf layer returns.
-    Raises ``NotImplementedError`` for an operation with no meta kernel (the
-    caller then measures on real tensors).
+    An operation without a meta kernel makes torch raise here; the callers
+    settle that themselves: ``FeatureExtractor._probe`` measures the shape on
+    a real image, and ``check_batch_memory`` skips its estimate.
     """
     state = {name: torch.empty_like(value, device="meta")
              for name, value in [*module.named_parameters(), *module.named_buffers()]}
