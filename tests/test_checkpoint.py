@@ -115,3 +115,13 @@ def test_a_checkpoint_without_a_spec_is_not_taken_for_the_runs_model(tmp_path):
     save_weights(folder.checkpoint(MODEL_CHECKPOINT), nn.Linear(2, 2))
     with pytest.raises(CheckpointError, match="model.safetensors records no spec in its metadata"):
         folder.checkpoint_spec()
+
+
+def test_the_refusal_names_fields_by_the_flags_a_user_types():
+    from cvbench.training.checkpoint import check_made_with
+
+    spec = resolve_spec(cli_spec(preset="smoke"))
+    other = dataclasses.replace(spec, head_options={"p": 4.0})
+    with pytest.raises(CheckpointError) as info:
+        check_made_with("model.safetensors", {"spec": other.to_dict()}, spec, "spec.json", "mine")
+    assert "with --head-option {'p': 4.0}, but spec.json says --head-option {}" in str(info.value)  # no --head-options

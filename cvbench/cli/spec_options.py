@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Optional
 import typer
 
 from ..spec import RunSpec, hints
+from ..spec import flag as spec_flag
 from ..spec.parse import (
     COUNT,
     EPOCH_LIST,
@@ -61,7 +62,7 @@ def cli_options() -> tuple[CliOption, ...]:
     for spec_field in dataclasses.fields(RunSpec):
         meta = spec_field.metadata
         shape, parameter = meta["shape"], meta["cli"] or spec_field.name
-        flag = "--" + parameter.replace("_", "-")
+        flag = spec_flag(spec_field.name)
         if shape == FLAG:
             annotation, default, names = Optional[bool], None, (f"{flag}/--no-{flag[2:]}",)
         elif shape in REPEATABLE:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # both import torch; the spec is read without it (`cvbench ru
 __all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "FULL_CIRCLE", "GROUPS",
            "HIT_RATES", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "OPTIMIZERS", "OPTIONAL",
            "ORIENTATIONS", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "SCHEDULES", "STARTS", "TIES",
-           "branch_init", "closest", "expand", "from_record", "hints", "is_file", "option", "parse_loss",
+           "branch_init", "closest", "expand", "flag", "from_record", "hints", "is_file", "option", "parse_loss",
            "parse_options", "parse_size", "parse_value", "pretrains", "resolve"]
 
 BRANCHES = ("ground", "aerial")
@@ -270,6 +270,12 @@ def from_record(values: dict[str, Any]) -> RunSpec:
         if name not in values and getattr(spec, name) is None:
             setattr(spec, name, value)
     return spec
+
+
+def flag(name: str) -> str:
+    """The command-line flag of the :class:`RunSpec` field ``name`` (``head_options`` is ``--head-option``)."""
+    field = {item.name: item for item in dataclasses.fields(RunSpec)}[name]
+    return "--" + (field.metadata["cli"] or name).replace("_", "-")
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..errors import CheckpointError
-from ..spec import RunSpec, from_record
+from ..spec import RunSpec, flag, from_record
 from ..spec.parse import show
 from ..spec.run_spec import EVALUATION, MACHINE
 
@@ -60,7 +60,6 @@ def check_made_with(path: str | Path, metadata: dict[str, Any], expected: RunSpe
     if not differing:
         return
     maker = f"run {metadata['run']}" if metadata.get("run") else "another run"
-    flag = (lambda name: "--" + name.replace("_", "-"))
     theirs = ", ".join(f"{flag(name)} {show(made.get(name), 40)}" for name in differing)
     ours = ", ".join(f"{flag(name)} {show(wanted.get(name), 40)}" for name in differing)
     raise CheckpointError(f"{path} was made by {maker} with {theirs}, but {expected_source} says {ours}: it is not "
