@@ -126,16 +126,16 @@ def liveness(record: dict[str, Any], at: _dt.datetime | None = None) -> str:
     return DEAD if age > STALE_AFTER else ALIVE
 
 
-def resume_command(record: dict[str, Any], run_dir: str | Path) -> str:
+def resume_command(stage: str, run_dir: str | Path) -> str:
     """The command that continues a run in ``run_dir`` (``cvbench run``, or ``pretrain``/``train`` for those)."""
-    return f"cvbench {record.get('stage') or 'run'} --resume {run_dir}"
+    return f"cvbench {stage} --resume {run_dir}"
 
 
 def judged(record: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """The record for a listing: a ``running`` one whose owner died becomes ``dead`` with its resume command."""
     if record.get("status") != RUNNING or liveness(record) != DEAD:
         return record
-    return {**record, "status": DEAD, "resume": resume_command(record, run_dir)}
+    return {**record, "status": DEAD, "resume": resume_command(record.get("stage") or "run", run_dir)}
 
 
 def status_text(record: dict[str, Any]) -> str:

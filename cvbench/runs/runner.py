@@ -30,7 +30,7 @@ from ..training.pretrain import pretrain_backbone
 from ..training.resume import Checkpointer, RunInterrupted, load_state
 from .assemble import build_model, resolve_spec
 from .folder import INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
-from .liveness import ALIVE, RUNNING, Heartbeat, liveness
+from .liveness import ALIVE, RUNNING, Heartbeat, liveness, resume_command
 from .records import RunRecorder
 from .state import RunState
 from .subsets import Data, load_data, open_dataset, pretraining_set
@@ -137,7 +137,7 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
         record = state.write("finished")
         recorder.discard(checkpointer.path.name)  # a finished run is never resumed
     except KeyboardInterrupt as exc:
-        command = f"cvbench {stage} --resume {folder.path}"
+        command = resume_command(stage, folder.path)
         state.write("interrupted", resume=command)
         if isinstance(exc, RunInterrupted):
             raise RunInterrupted(f"{exc}; continue with: {command}") from None
