@@ -211,7 +211,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False,
     if frame.empty:
         return frame
     frame = frame.astype({column: "Int64" for column in WHOLE if column in frame})  # 500, not 500.0 beside a blank
-    rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
+    rank_by = _rank_by(names)
     frame = frame.sort_values([*rank_by, "run"], ascending=[False] * len(rank_by) + [True], na_position="last",
                               kind="stable")
     if (frame["labels"] == "100%").all():  # no run fine-tuned on a share of its pairs (--train-fraction)
@@ -233,8 +233,7 @@ def split_finished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(finished runs with metrics, everything else)."""
     if frame.empty:
         return frame, frame
-    measured = [column for column in frame.columns if column not in SETTINGS and not column.startswith("U ")]
-    done = (frame["status"] == "finished") & frame[measured].notna().any(axis=1)
+    done = (frame["status"] == "finished") & frame[measured_columns(frame)].notna().any(axis=1)
     finished = frame[done].drop(columns=["status", "error"]).reset_index(drop=True)
     others = frame[~done][["run", "status", "pretrainer", "head", "dataset", "error"]].reset_index(drop=True)
     return finished, others
@@ -289,10 +288,13 @@ def select_metrics(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame.drop(columns=[*dropped, *(f"{name}{INTERVAL_SUFFIX}" for name in dropped)], errors="ignore")
 
 
+def _rank_by(metrics: list[str]) -> list[str]:
+    """The column a table is ranked by: :data:`RANK_BY`, else its first metric (none without metrics)."""
+    return [RANK_BY if RANK_BY in metrics else metrics[0]] if metrics else []
+
+
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
-    names = measured_columns(table)
-    rank_by = [RANK_BY if RANK_BY in names else names[0]] if names else []
-    return table.sort_values(rank_by, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    return table.sort_values(_rank_by(measured_columns(table)), ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def sections(finished: pd.DataFrame) -> list[Section]:
