@@ -294,7 +294,8 @@ def _rank_by(metrics: list[str]) -> list[str]:
 
 
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
-    return table.sort_values(_rank_by(measured_columns(table)), ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    ranked = table.sort_values(_rank_by(measured_columns(table)), ascending=False, na_position="last", kind="stable")
+    return ranked.reset_index(drop=True)
 
 
 def sections(finished: pd.DataFrame) -> list[Section]:
