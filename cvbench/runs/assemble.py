@@ -93,14 +93,6 @@ def _dataset_sizes(spec: RunSpec) -> RunSpec:
     return RunSpec.from_dict(values)
 
 
-def input_size(spec: RunSpec, branch: str) -> tuple[int, int]:
-    """The ``(H, W)`` a branch's network receives: the aerial size, or the ground query's field of view."""
-    if branch == "aerial":
-        return tuple(spec.aerial_size)
-    height, width = spec.ground_size
-    return height, spec.field_of_view().width(width)
-
-
 SIZE_OPTIONS = {"ground": "--ground-size", "aerial": "--aerial-size"}
 
 
@@ -124,7 +116,7 @@ def natural_dim(spec: RunSpec) -> int:
         raise SpecError(f"--dim auto: head {spec.head!r} declares no natural size; give --dim as a number")
     with torch.device("meta"):  # shapes only: no weights are drawn or allocated (a grid resolves many specs)
         backbone = create_backbone(spec.backbone, "random", None, spec.backbone_stage, spec.backbone_options)
-    hw = backbone.feature_hw(input_size(spec, "aerial"), SIZE_OPTIONS["aerial"])
+    hw = backbone.feature_hw(spec.input_size("aerial"), SIZE_OPTIONS["aerial"])
     return int(natural(backbone.out_channels, hw, **spec.head_options))
 
 
@@ -140,7 +132,7 @@ def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> Tw
     branches = {}
     for branch in (("aerial",) if spec.shared_backbone else BRANCHES):
         backbone = _backbone(spec, branch)
-        feature_hw = backbone.feature_hw(input_size(spec, branch), SIZE_OPTIONS[branch])
+        feature_hw = backbone.feature_hw(spec.input_size(branch), SIZE_OPTIONS[branch])
         head = create("head", spec.head, backbone.out_channels, feature_hw, spec.dim, **spec.head_options)
         branches[branch] = Branch(backbone, head)
     if spec.shared_backbone:
@@ -151,7 +143,7 @@ def build_model(spec: RunSpec, checkpoints: dict[str, Path] | None = None) -> Tw
 
 def _check_shared_head(spec: RunSpec, branch: Branch) -> None:
     """A shared head meets both views' feature maps: one built for a single map size is refused, naming both."""
-    sizes = {view: branch.backbone.feature_hw(input_size(spec, view), SIZE_OPTIONS[view]) for view in BRANCHES}
+    sizes = {view: branch.backbone.feature_hw(spec.input_size(view), SIZE_OPTIONS[view]) for view in BRANCHES}
     if sizes["ground"] == sizes["aerial"]:
         return
     probe = torch.zeros(1, branch.backbone.out_channels, *sizes["ground"])

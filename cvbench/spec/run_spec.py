@@ -237,6 +237,13 @@ class RunSpec:
 
         return FieldOfView(FULL_CIRCLE if self.fov is None else self.fov, self.orientation or "known", self.seed)
 
+    def input_size(self, branch: str) -> tuple[int, int]:
+        """The ``(H, W)`` a branch's network receives: the aerial size, or the ground query's field of view."""
+        if branch == "aerial":
+            return int(self.aerial_size[0]), int(self.aerial_size[1])
+        height, width = self.ground_size
+        return int(height), self.field_of_view().width(int(width))
+
     def protocol(self) -> dict[str, Any]:
         """The conventions and query view a record names beside its numbers (``result.json``'s ``conventions``)."""
         return {**self.conventions().as_dict(), "fov": self.field_of_view().degrees,

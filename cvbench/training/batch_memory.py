@@ -30,13 +30,6 @@ from ..spec import BRANCHES, RunSpec, pretrains
 SKIP_ENV = "CVBENCH_MEMORY_CHECK"
 
 
-def input_sizes(spec: RunSpec) -> dict[str, tuple[int, int]]:
-    """The ``(H, W)`` each branch's backbone receives: the aerial size, and the ground query's field of view."""
-    height, width = spec.ground_size
-    return {"ground": (int(height), spec.field_of_view().width(int(width))),
-            "aerial": (int(spec.aerial_size[0]), int(spec.aerial_size[1]))}
-
-
 @dataclass(frozen=True)
 class BatchEstimate:
     """The estimated bytes of one process's largest batch: which stage, under which option, and what it holds."""
@@ -54,7 +47,7 @@ class BatchEstimate:
 
 def batch_estimate(spec: RunSpec, model: TwoBranchNet, device: torch.device) -> BatchEstimate:
     """The :class:`BatchEstimate` of the stage whose batch needs the most memory on ``device``, for one process."""
-    sizes = input_sizes(spec)
+    sizes = {branch: spec.input_size(branch) for branch in BRANCHES}
     value = activation_value_bytes(device)
     share = distributed.world_size() if distributed.active() else 1
     prints = {branch: footprint(model.branch(branch).backbone, sizes[branch]) for branch in BRANCHES}
@@ -90,7 +83,7 @@ def check_batch_memory(spec: RunSpec, model: TwoBranchNet, device: torch.device)
     if estimate.total <= available:
         return
     where = "free on the GPU" if device.type == "cuda" else "of RAM available"
-    sizes = {branch: "x".join(map(str, size)) for branch, size in input_sizes(spec).items()}
+    sizes = {branch: "x".join(map(str, spec.input_size(branch))) for branch in BRANCHES}
     raise SpecError(
         f"one {estimate.stage} batch ({estimate.option} {estimate.batch}) needs about {size_text(estimate.total)}: "
         f"{size_text(estimate.activations)} of activations at ground {sizes['ground']} and aerial {sizes['aerial']} "
