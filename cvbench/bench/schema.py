@@ -403,12 +403,6 @@ def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _tables(path: Path, where: str, value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise CvbenchError(f"{path}: {where} must be an array of tables, each written {where}")
-    return value
-
-
 def _options(path: Path, where: str, value: Any) -> dict[str, Any]:
     """The run options of a ``[defaults]`` or ``[stages.NAME]`` table, their names checked."""
     options = dict(_table(path, where, value))
