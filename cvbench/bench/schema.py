@@ -50,7 +50,6 @@ import functools
 import itertools
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,7 +58,7 @@ import pydantic
 
 from ..errors import CvbenchError, SpecError
 from ..spec import RunSpec, closest
-from ..spec.config import options_model
+from ..spec.config import options_model, read_toml
 from ..spec.parse import show
 
 ROW_KEYS = {"name", "mirrors", "reported", "seeds"}
@@ -150,17 +149,7 @@ def load_bench(path: str | Path) -> Bench:
     caught here too, while values that do not resolve fail their row only.
     """
     path = find_grid(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CvbenchError(f"benchmark file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise CvbenchError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); expected a TOML "
-                           "benchmark grid") from None
-    except OSError as exc:
-        raise CvbenchError(f"{path}: cannot be read ({exc.strerror or exc}); expected a TOML benchmark grid") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CvbenchError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "a TOML benchmark grid")
     sections = _validated(GridFile, data, path, "the file", SECTIONS, what="section")
     head = _validated(BenchTable, sections.bench, path, "[bench]", BENCH_KEYS)
     seeds = _seeds(head.seeds, f"{path}: [bench] seeds")
