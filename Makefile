@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test test-slow clean
+.PHONY: install browser demo test test-slow clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,17 @@ demo: install
 	$(BIN)/cvbench run --pretrainer mocov2 --head safa
 	$(BIN)/cvbench leaderboard runs
 
-test: install
+# The HTML report's test renders the page in headless Chromium (Debian's package), installed here where missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Chromium for the HTML report's browser test (apt-get install chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "warning: no chromium on PATH and no root apt-get to install it: the browser test will be skipped"; \
+	fi
+
+test: install browser
 	$(BIN)/python -m pytest
 
 test-slow: install

@@ -121,3 +121,15 @@ def registry():
     reset_registry()
     yield get_registry()
     reset_registry()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished smoke run on the small world (about 7 s), shared by every test that needs a trained model.
+
+    Read-only: a test that writes into a run folder copies it first (``shutil.copytree``).
+    """
+    runs = tmp_path_factory.mktemp("trained")
+    result = cli("run", "--preset", "smoke", *SMALL_WORLD_ARGS, "--quiet", "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Path(result.stdout.strip())

@@ -22,8 +22,10 @@ LAYERS = [
     {"evaluation"},
     {"training"},
     {"runs"},
+    {"inference"},
     {"bench"},
     {"analysis"},
+    {"html_report"},
     {"cli"},
     # cvbench.testing builds and feeds plugins as the engine does (contract, data, nn); it is public API for plugin
     # authors' tests, which nothing in the harness imports, so it sits at the top with the package itself.
