@@ -49,8 +49,9 @@ def test_run_writes_a_complete_record(toy, tmp_path):
     again = evaluate_run(run_dir, quiet=True, predictions=5)  # the saved model gives the recorded numbers
     assert again["metrics"] == pytest.approx(record["metrics"])
     predictions = pd.read_csv(again["predictions"])
-    assert len(predictions) == 48 and list(predictions.columns[:3]) == ["query", "positive", "top1"]
-    top1_hits = 100 * (predictions["top1"] == predictions["positive"]).mean()
+    assert len(predictions) == 48 and list(predictions.columns[:4]) == ["query", "query_index", "positive",
+                                                                          "positive_index"]
+    top1_hits = 100 * (predictions["top1_index"] == predictions["positive_index"]).mean()
     assert top1_hits == pytest.approx(record["metrics"]["R@1"], abs=100 / 48 + 1e-9)  # equal up to a tie
 
 

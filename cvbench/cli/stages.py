@@ -166,7 +166,9 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="A finished run folder."),
         split: Optional[str] = typer.Option(None, help="Evaluate on this split's val subset instead."),
         device: Optional[str] = typer.Option(None, help="Device (default: the run's)."),
-        predictions: int = typer.Option(0, help="Also write each query's top-K references to predictions_<split>.csv."),
+        predictions: int = typer.Option(
+            0, metavar="K", help="Also write each query's top-K tiles to predictions_<split>.csv: names, scores and, "
+            "where the dataset has them, coordinates and the error in metres (docs/runs.md)."),
         index: Literal["exact", "hnsw", "ivf"] = typer.Option(
             "exact", help="exact, or an approximate faiss index for city-scale galleries: hnsw or ivf "
             "(its metrics replace the exact ones; the JSON gains an \"index\" report, see docs/metrics.md)."),

@@ -5,18 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ..atomic import atomic_path
 from ..data.loaders import readers
 from ..errors import SpecError
-from ..evaluation.evaluate import Evaluation, build_metrics, evaluate
-from ..evaluation.retrieval import IndexSpec, approximate_recall, topk
+from ..evaluation.evaluate import build_metrics, evaluate
+from ..evaluation.retrieval import IndexSpec, approximate_recall
 from ..nn.device import seed_everything, select_device
 from ..progress import make_progress
 from .assemble import load_run_model
 from .folder import RunFolder
-from .subsets import Data, load_data, open_dataset
+from .predictions import write_predictions
+from .subsets import evaluation_root, load_data, open_dataset
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = False,
@@ -25,12 +23,15 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
     """Re-evaluate a finished run's model on its evaluation protocol's val subset (or that of ``split``).
 
     With ``predictions=k``, also writes ``predictions_<split>.csv``: each query's
-    true tile and its k best references with their cosine scores (faiss top-k).
+    true tile and its k best references with their cosine scores (faiss top-k),
+    named and, where the dataset has coordinates, placed (:mod:`cvbench.runs.predictions`).
     ``index="hnsw"`` or ``"ivf"`` (options in ``index_options``) replaces the exact
     metrics by :func:`cvbench.evaluation.retrieval.approximate_recall` and adds its "index"
     report; the exact ranking (every selected metric of the ``metrics`` section) is then skipped (see
     docs/metrics.md).
     """
+    if predictions < 0:
+        raise SpecError(f"--predictions {predictions}: expected 0 (none) or the number K of top references to list")
     try:  # bad options fail before the embedding
         approximate = IndexSpec(index, index_options or {})
     except ValueError as exc:
@@ -65,17 +66,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, quiet: bool = Fa
         summary["conventions"]["ties"] = "optimistic"
     if predictions:
         name = evaluated_on["split"] if evaluated_on["dataset"] == spec.dataset else "_".join(data.evaluated_on)
-        summary["predictions"] = str(write_predictions(folder.predictions(name), result, data, predictions))
+        summary["predictions"] = str(write_predictions(folder.predictions(name), result, data.val, data.val_queries,
+                                                       predictions, evaluation_root(spec)))
     return summary
 
-
-def write_predictions(path: Path, result: Evaluation, data: Data, k: int) -> Path:
-    """Each evaluated query's true tile and its top-k references (faiss), written atomically."""
-    scores, indices = topk(result.query, result.reference, min(k, len(result.reference)))
-    frame = pd.DataFrame({"query": data.val_queries, "positive": data.val.positives[data.val_queries]})
-    for rank in range(indices.shape[1]):
-        frame[f"top{rank + 1}"] = indices[:, rank]
-        frame[f"score{rank + 1}"] = scores[:, rank]
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    return path

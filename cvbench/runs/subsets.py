@@ -75,11 +75,17 @@ def open_evaluation(spec: RunSpec, dataset: CrossViewDataset, split: str) -> tup
     if same and spec.eval_data_root is None and not spec.eval_data_options:
         other = dataset
     else:
-        root = spec.eval_data_root or (spec.data_root if same else None)
         options = spec.eval_data_options or (spec.data_options if same and spec.eval_data_root is None else {})
-        other = create("dataset", name, Path(root).expanduser() if root else None, **options)
+        other = create("dataset", name, evaluation_root(spec), **options)
     default = split if same and spec.eval_split is None else spec.eval_split
     return other, _settle_split(other, default, name, "--eval-split"), name
+
+
+def evaluation_root(spec: RunSpec) -> Path | None:
+    """The data root evaluation reads: ``--eval-data-root``, else ``--data-root`` when it is the same dataset."""
+    same = spec.eval_dataset in (None, spec.dataset)
+    root = spec.eval_data_root or (spec.data_root if same else None)
+    return Path(root).expanduser() if root else None
 
 
 def load_data(spec: RunSpec, dataset: CrossViewDataset, split: str, progress: Progress | None = None) -> Data:
