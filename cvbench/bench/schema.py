@@ -15,7 +15,8 @@ name: ``cvbench bench thesis_synthetic``; see ``docs/benchmarks.md``)::
     pretrainer = "..."
 
     [[rows]]
-    name = "exp12"                  # the thesis' experiment it mirrors
+    name = "exp12"                  # the thesis' experiment it mirrors; also its runs' --name (a label)
+    tags = ["table-4.4"]            # optional: its runs' --tag labels
     mirrors = "Table 4.4, exp 12: ImageNet / ImageNet"
     base_init = "@standin"
     reported = { "R@1" = 3.28 }     # the thesis' numbers, shown beside the measured ones
@@ -275,7 +276,8 @@ class RowKeys(_Table):
 @functools.cache
 def row_model() -> type[pydantic.BaseModel]:
     """A ``[[rows]]`` table: :class:`RowKeys` and the run options (typed by :class:`RunSpec`)."""
-    return pydantic.create_model("GridRow", __base__=RowKeys, **{name: (Any, None) for name in RUN_OPTIONS})
+    return pydantic.create_model("GridRow", __base__=RowKeys, **{name: (Any, None) for name in RUN_OPTIONS
+                                                                 if name not in RowKeys.model_fields})
 
 
 class FindingTable(_Table):
@@ -310,7 +312,8 @@ class SweepKeys(_Table):
 def sweep_model() -> type[pydantic.BaseModel]:
     """A ``[[sweep]]`` table: :class:`SweepKeys` and, for each option it varies, the non-empty list of its values."""
     values = (list[Any] | None, pydantic.Field(None, min_length=1))
-    return pydantic.create_model("GridSweep", __base__=SweepKeys, **{name: values for name in RUN_OPTIONS})
+    return pydantic.create_model("GridSweep", __base__=SweepKeys, **{name: values for name in RUN_OPTIONS
+                                                                     if name not in SweepKeys.model_fields})
 
 
 def expand_sweeps(path: Path, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ import importlib
 from typing import Any
 
 SOURCES = {"Augmentation": "augmentation", "Batching": "sampler", "Conventions": "metric", "Dataset": "dataset",
-           "Head": "head", "Loss": "loss", "Metric": "metric", "Pretrainer": "pretrainer", "Retrieval": "metric",
-           "Sampler": "sampler", "conform": "conform", "factory_declares": "conform"}
+           "Head": "head", "Logger": "logger", "Loss": "loss", "Metric": "metric", "Pretrainer": "pretrainer",
+           "Retrieval": "metric", "Sampler": "sampler", "conform": "conform", "factory_declares": "conform"}
 """Each public name and its module. They import torch, so each is imported when first used (PEP 562): the light
 modules of this package (``options``, ``hookspecs``) load without torch, for ``cvbench --help``. ``conform`` is
 also a module's name, which the import system binds here once that module is imported by name: code inside

@@ -17,13 +17,15 @@ from torch import nn
 
 from .augmentation import Augmentation
 from .dataset import GROUND_VIEWS, Dataset
+from .logger import Logger
 from .loss import Loss
 from .metric import SECTIONS, Metric
 from .pretrainer import Pretrainer
 from .sampler import Sampler
 
 BASES: dict[str, type] = {"pretrainer": Pretrainer, "loss": Loss, "dataset": Dataset,
-                          "augmentation": Augmentation, "metric": Metric, "sampler": Sampler}
+                          "augmentation": Augmentation, "metric": Metric, "sampler": Sampler,
+                          "logger": Logger}
 # kind -> optional capability -> "flag" (a bool), "method" (callable), "section" (one of SECTIONS) or
 # "ground_view" (one of GROUND_VIEWS)
 OPTIONAL: dict[str, dict[str, str]] = {
@@ -32,11 +34,13 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "dataset": {"image_sizes": "method", "inventory": "method", "ground_view": "ground_view"},
     "metric": {"section": "section"},
     "sampler": {"mines": "flag", "check": "method"},
+    "logger": {"log_hyperparameters": "method", "log_artifact": "method", "finish": "method"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "pretrainer": ("augmentations",),
     "dataset": ("splits", "load"),
     "sampler": ("plan",),
+    "logger": ("start", "log_metrics"),
 }
 MODULE_KINDS = ("pretrainer", "head", "loss")
 CALLABLE = {"augmentation": "a callable (panorama, tile) -> (panorama, tile)",
@@ -90,6 +94,14 @@ def label_column(factory: Callable[..., Any]) -> str | None:
     """The metadata column a pretrainer learns (:attr:`Pretrainer.label_column`), read from its factory."""
     column = getattr(factory, "label_column", None)
     return column if isinstance(column, str) else None
+
+
+def requirements(factory: Callable[..., Any]) -> tuple[tuple[str, ...], str]:
+    """The modules a logger's factory needs and the cvbench extra that installs them (:attr:`Logger.requires`)."""
+    modules = getattr(factory, "requires", ())
+    extra = getattr(factory, "extra", "")
+    valid = isinstance(modules, (tuple, list)) and all(isinstance(module, str) for module in modules)
+    return (tuple(modules) if valid else ()), (extra if isinstance(extra, str) else "")
 
 
 def static_image_sizes(factory: Callable[..., Any]) -> Callable[[], Any] | None:

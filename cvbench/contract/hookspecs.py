@@ -1,10 +1,11 @@
-"""The plugin contract: the eight hooks a cvbench plugin module may implement, one per kind of plugin.
+"""The plugin contract: the nine hooks a cvbench plugin module may implement, one per kind of plugin.
 
 Every hook receives ``register(name, factory, summary="")``. Each kind's
 base class in :mod:`cvbench.contract` (``cvbench.Pretrainer``, ``cvbench.Loss``,
-``cvbench.Dataset``, ``cvbench.Augmentation``, ``cvbench.Metric``, the
-``cvbench.Head`` Protocol) declares what its factory must build, with every
-optional capability and its default; subclassing them is optional:
+``cvbench.Dataset``, ``cvbench.Augmentation``, ``cvbench.Metric``,
+``cvbench.Sampler``, ``cvbench.Logger``, the ``cvbench.Head`` Protocol)
+declares what its factory must build, with every optional capability and
+its default; subclassing them is optional:
 
 - pretrainer: ``factory(backbone, feature_dim, **options)`` -> ``nn.Module``
   with ``forward(view1, view2) -> loss``, ``after_step()``,
@@ -23,6 +24,9 @@ optional capability and its default; subclassing them is optional:
   (``--metric NAME``), see :class:`cvbench.Metric`.
 - sampler: ``factory(**options)`` -> an object with ``plan(batching) -> batches``
   (``--sampler NAME``), see :class:`cvbench.Sampler`.
+- logger: ``factory(**options)`` -> an experiment tracker with ``start``,
+  ``log_hyperparameters``, ``log_metrics``, ``log_artifact`` and ``finish``
+  (``--logger NAME``), see :class:`cvbench.Logger`.
 
 Shared building blocks for methods (MoCo's queue, momentum encoders,
 InfoNCE, split BatchNorm, collectives) are in :mod:`cvbench.nn`, option
@@ -82,3 +86,8 @@ def register_metrics(register: Register) -> None:
 @hookspec
 def register_samplers(register: Register) -> None:
     """Register batch samplers: which training pairs share a fine-tuning batch."""
+
+
+@hookspec
+def register_loggers(register: Register) -> None:
+    """Register experiment trackers: where a run's spec, losses, metrics and files are also logged."""

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "preset": "register_presets",
     "metric": "register_metrics",
     "sampler": "register_samplers",
+    "logger": "register_loggers",
 }
 DATA_KINDS = ("preset",)  # registered values are plain data, not factories
 

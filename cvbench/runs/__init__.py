@@ -8,6 +8,7 @@
 - :mod:`.records`: ``result.json`` and ``metrics.csv`` while a run runs.
 - :mod:`.liveness`: whether a record saying running still has a live owner, or died (SIGKILL).
 - :mod:`.reevaluate`: ``cvbench eval`` of a finished run.
+- :mod:`.predictions`: its ``--predictions`` file: each query's top tiles, named and placed.
 - :mod:`.leaderboard`: the records of many runs as one table.
 - :mod:`.run_settings`: a record's options as text: the leaderboard's option columns, ``--where``, ``--group-by``.
 - :mod:`.seed_merge`: the runs of one setting merged over their seeds (mean ± 95% interval).

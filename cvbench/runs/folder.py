@@ -7,7 +7,7 @@
 ``RUN/checkpoints/initial.safetensors`` the model as fine-tuning found it (``cvbench analyze``'s "before")
 ``RUN/checkpoints/pretrained_<branch>.safetensors``  a pre-trained backbone (a start for other runs)
 ``RUN/checkpoints/state.pt``            the training state of an unfinished run (``--resume``)
-``RUN/predictions_<split>.csv``         ``cvbench eval --predictions``
+``RUN/predictions_<split>.csv``         ``cvbench eval --predictions`` (:mod:`cvbench.runs.predictions`)
 
 Every write is atomic, so an interrupted write never leaves a half file in
 place of a good one. The leaderboard, ``bench``, ``analyze``, ``eval`` and
@@ -34,12 +34,15 @@ from .liveness import judged
 from .record_shape import shape_problem
 
 RESULT = "result.json"
+TRACKER_STORES = {"mlruns"}  # an experiment tracker's store beside the runs: its copies of result.json are no runs
 SPEC = "spec.json"
 METRICS = "metrics.csv"
 CHECKPOINTS = "checkpoints"
 MODEL_CHECKPOINT = "model.safetensors"
 INITIAL_CHECKPOINT = "initial.safetensors"
 CHECKPOINT_SUFFIX = ".safetensors"
+NAME_IN_FOLDER = 64
+"""How much of ``--name`` a run folder's name holds: file systems cap a name at 255 bytes."""
 
 
 def pretrained_name(branch: str) -> str:
@@ -96,7 +99,9 @@ class RunFolder:
 
     @classmethod
     def create(cls, runs_dir: str | Path, spec: RunSpec, stage: str = "run") -> "RunFolder":
-        """A fresh folder for a run, named by time, stage, dataset, pretrainer, head and seed; never shared."""
+        """A fresh folder for a run, named by time, stage, ``--name`` (where given; its first
+        :data:`NAME_IN_FOLDER` characters), dataset, pretrainer, head and seed; never shared. Characters other than
+        letters, digits, ``.``, ``_`` and ``-`` become ``_``."""
         runs_dir = Path(runs_dir)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,8 @@ class RunFolder:
             raise CvbenchError(f"--runs-dir {runs_dir}: it, or a folder above it, is a file; expected a folder "
                                "(made if missing)") from None
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        parts = [stamp, stage, spec.dataset, spec.pretrainer, spec.head, f"s{spec.seed}"]
+        label = spec.name[:NAME_IN_FOLDER] if spec.name else None
+        parts = [stamp, stage, label, spec.dataset, spec.pretrainer, spec.head, f"s{spec.seed}"]
         base = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p))
         for attempt in range(1000):
             path = runs_dir / (base if attempt == 0 else f"{base}-{attempt + 1}")
@@ -119,7 +125,8 @@ class RunFolder:
     def all_under(cls, runs_dir: str | Path) -> list["RunFolder"]:
         """Every run folder (one holding a ``result.json``) below ``runs_dir``, sorted by path."""
         runs_dir = Path(runs_dir)
-        return [cls(path.parent) for path in sorted(runs_dir.rglob(RESULT))] if runs_dir.is_dir() else []
+        return [cls(path.parent) for path in sorted(runs_dir.rglob(RESULT))
+                if not set(path.relative_to(runs_dir).parts) & TRACKER_STORES] if runs_dir.is_dir() else []
 
     # paths
     @property

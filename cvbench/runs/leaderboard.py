@@ -3,7 +3,8 @@
 Result records are the only source of truth. The metric columns are the
 metrics the runs recorded (``--metric``), built-in or from a plugin, in the
 order they first appear; every option the runs differ in is a column too
-(:mod:`cvbench.runs.run_settings`). Finished runs are ranked within their
+(:mod:`cvbench.runs.run_settings`), and the labels ``name`` and ``tags``
+are columns wherever a run has them. Finished runs are ranked within their
 section (dataset, split, evaluation dataset, query view: :func:`sections`),
 never across; running, failed and interrupted runs are listed apart and
 never as results. ``--group-by`` merges seeds (:mod:`cvbench.runs.seed_merge`).
@@ -22,9 +23,10 @@ import pandas as pd
 
 from ..errors import CvbenchError
 from ..evaluation.metrics import one_percent_k
+from ..spec import LABELS
 from .folder import CHECKPOINTS, RunFolder
 from .liveness import status_text
-from .run_settings import OPTION_FIELDS, differing, group_key, option_column, setting
+from .run_settings import NO_VALUE, OPTION_FIELDS, differing, group_key, option_column, setting
 from .seed_merge import INTERVAL_SUFFIX, merge_seeds
 
 RANK_BY = "R@1"  # the thesis' headline number; a board without it ranks by its first metric
@@ -140,8 +142,8 @@ def _datasets(record: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 UNIFORMITY_KINDS = ("ground", "satellite", "all")
-SETTINGS = ("run", "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head", "loss",
-            "sampler", "labels", "dataset", "seed", *PROTOCOL, *map(option_column, OPTION_FIELDS), "queries",
+SETTINGS = ("run", *LABELS, "status", "pretrainer", "pretraining", "ground init", "aerial init", "backbone", "head",
+            "loss", "sampler", "labels", "dataset", "seed", *PROTOCOL, *map(option_column, OPTION_FIELDS), "queries",
             "gallery", "wall time (s)", "warnings", "error", GROUP)  # every column that is not a metric
 
 
@@ -153,6 +155,12 @@ def _uniformity(record: dict[str, Any]) -> dict[str, float | None]:
         for kind in UNIFORMITY_KINDS:
             columns[f"U {kind}{suffix}"] = (values.get(state) or {}).get(kind)
     return columns
+
+
+def _label(record: dict[str, Any], label: str) -> str | None:
+    """A run's ``--name`` or its ``--tag`` values (``a,b``), None where it has none."""
+    text = setting(record, label) if record.get("spec") else NO_VALUE
+    return None if text == NO_VALUE else text
 
 
 def _is_result(record: dict[str, Any]) -> bool:
@@ -182,6 +190,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False,
         metrics = record.get("metrics", {}) or {}
         row = {
             "run": record.get("run"),
+            **{label: _label(record, label) for label in LABELS},
             "status": status_text(record),  # a dead run names the command that resumes it
             "pretrainer": spec.get("pretrainer", "none") if spec else "",
             "pretraining": _pretraining(spec),
@@ -218,6 +227,7 @@ def to_frame(records: list[dict[str, Any]], uniformity: bool = False,
         frame = frame.drop(columns=["labels"])
     if (frame["sampler"] == "conflict_free").all():  # every run batched as the thesis did
         frame = frame.drop(columns=["sampler"])
+    frame = frame.drop(columns=[label for label in LABELS if frame[label].isna().all()])  # no run labelled so
     return frame.reset_index(drop=True)
 
 

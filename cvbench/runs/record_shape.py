@@ -24,6 +24,8 @@ class _Open(BaseModel):
 class SpecShape(_Open):
     """The spec fields a listing formats (every other option is shown as text, whatever its type)."""
 
+    name: Optional[str] = None
+    tags: Optional[list[str]] = None
     dataset: Optional[str] = None
     split: Optional[str] = None
     head: Optional[str] = None

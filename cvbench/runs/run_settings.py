@@ -5,6 +5,12 @@ text (``32x128``, ``120,160``, ``infonce.temperature=0.07``), so a filter
 ``epochs=4``, a grouping by ``epochs`` and a column ``epochs`` read the
 same value. The leaderboard shows an option's column only where the listed
 runs differ in it (:func:`differing`).
+
+``--name`` and ``--tag`` are labels (:data:`cvbench.spec.LABELS`), not
+settings: they have columns of their own, ``--where name=NAME`` and
+``--where tag=TAG`` (a run holding that tag among others) select by them,
+and ``--group-by all`` leaves them out, so the seeds of one setting merge
+whatever their labels (``--group-by name`` groups by them when asked).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import math
 from typing import Any
 
 from ..errors import CvbenchError
-from ..spec import MACHINE, NO_PRETRAINER, RunSpec, closest
+from ..spec import LABELS, MACHINE, NO_PRETRAINER, RunSpec, closest
 from ..spec.parse import EPOCH_LIST, LOSSES, NAMED_OPTIONS, NAMES, OPTIONS, SIZE
 from ..spec.run_spec import PRETRAINING
 
@@ -28,6 +34,7 @@ SUMMARISED = frozenset({
     "head", "loss", "sampler", "train_fraction", "seed",  # ``head``, ``loss``, ``sampler``, ``labels``, ``seed``
     "fov", "orientation", "ties", "one_percent", "hit_rate",  # the protocol columns
     "metrics",  # the metric columns themselves
+    *LABELS,  # ``name`` and ``tags``
 })
 """Options the leaderboard already shows in a column of its own (``pretraining`` joins four of them)."""
 
@@ -38,10 +45,13 @@ OPTION_FIELDS = tuple(name for name in _FIELDS if name not in SUMMARISED | MACHI
 """The options that get a column of their own (named as the option) when the listed runs differ in them."""
 
 RECORD_KEYS = ("run", "status", "stage")
-WHERE_KEYS = tuple(sorted({*_FIELDS, *RECORD_KEYS}))
+TAG = "tag"  # ``--where tag=TAG``: one of the run's tags
+WHERE_KEYS = tuple(sorted({*_FIELDS, *RECORD_KEYS, TAG}))
 GROUP_ALL = "all"
-GROUP_ALL_FIELDS = tuple(name for name in _FIELDS if name not in MACHINE_FIELDS | {"seed"})
-"""``--group-by all``: runs alike in every option but the seed (and the machine) are one setting."""
+GROUP_ALL_FIELDS = tuple(name for name in _FIELDS if name not in MACHINE_FIELDS | {"seed", *LABELS})
+"""``--group-by all``: runs alike in every option but the seed, the machine and the labels are one setting."""
+GROUP_FIELDS = (*GROUP_ALL_FIELDS, *LABELS)
+"""What ``--group-by`` may name."""
 
 NO_VALUE = "-"
 
@@ -117,6 +127,8 @@ def parse_where(items: list[str]) -> dict[str, str]:
 
     Pairs are separated by commas or given as repeated options; a piece
     without ``=`` continues the previous value (``milestones=120,160``).
+    ``tag`` may be given more than once: ``tag=a,tag=b`` is ``tag=a,b``, a run
+    holding both tags.
     """
     where: dict[str, str] = {}
     last = None
@@ -133,7 +145,8 @@ def parse_where(items: list[str]) -> dict[str, str]:
             close = closest(key, list(WHERE_KEYS))
             hint = f" (did you mean {close!r}?)" if close else ""
             raise LeaderboardOptionError(f"--where {key!r}: unknown key{hint}; valid keys are: {_listing(WHERE_KEYS)}")
-        where[key], last = value.strip(), key
+        repeated = key == TAG and key in where  # tag=a,tag=b: both tags, as tag=a,b
+        where[key], last = (f"{where[key]},{value.strip()}" if repeated else value.strip()), key
     return where
 
 
@@ -148,19 +161,26 @@ def _same(text: str, wanted: str) -> bool:
 
 
 def matches(record: dict[str, Any], where: dict[str, str]) -> bool:
-    """Whether the record holds every ``KEY=VALUE`` of ``where``."""
-    return all(_same(setting(record, key), value) for key, value in where.items())
+    """Whether the record holds every ``KEY=VALUE`` of ``where`` (``tag=A,B``: A and B are among its tags)."""
+    return all(_has_tag(record, value) if key == TAG else _same(setting(record, key), value)
+               for key, value in where.items())
+
+
+def _has_tag(record: dict[str, Any], wanted: str) -> bool:
+    tags = [str(tag) for tag in (record.get("spec") or {}).get("tags") or ()]
+    return all(any(_same(tag, one.strip()) for tag in tags) for one in wanted.split(","))
 
 
 def parse_group_by(text: str) -> tuple[str, ...]:
-    """``"head,loss"`` -> ``("head", "loss")``; ``"all"`` -> every option but the seed and the machine's."""
+    """``"head,loss"`` -> ``("head", "loss")``; ``"all"`` -> every option but the seed, the machine's and the
+    labels."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     if names == (GROUP_ALL,):
         return GROUP_ALL_FIELDS
-    unknown = [name for name in names if name not in GROUP_ALL_FIELDS]
+    unknown = [name for name in names if name not in GROUP_FIELDS]
     if unknown or not names:
         raise LeaderboardOptionError(f"--group-by {text!r}: expected {GROUP_ALL} or options separated by commas, "
-                                     f"from: {_listing(tuple(sorted(GROUP_ALL_FIELDS)))}")
+                                     f"from: {_listing(tuple(sorted(GROUP_FIELDS)))}")
     return names
 
 

@@ -34,6 +34,7 @@ from .liveness import ALIVE, RUNNING, Heartbeat, liveness, resume_command
 from .records import RunRecorder
 from .state import RunState
 from .subsets import Data, load_data, open_dataset, pretraining_set
+from .trackers import FINETUNE, Trackers, pretrain_stage
 
 
 def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage: str = "run",
@@ -82,6 +83,7 @@ def resume_run(run_dir: str | Path, quiet: bool = False, device_name: str | None
 
 def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool, stage: str,
          finetune_stage: bool, resume: tuple[RunFolder, dict[str, Any], dict[str, Any]] | None = None) -> Path:
+    trackers = Trackers.from_spec(spec)  # a bad --logger-option fails before any work
     dataset, split = open_dataset(spec)  # first: a wrong --data-root is named before any weights are downloaded
     generator = seed_everything(spec.seed)
     model = build_model(spec)
@@ -113,6 +115,7 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
     state.device = describe(device)
     if distributed.active():
         state.processes = distributed.world_size()
+    trackers.start(spec, folder.path)
     try:
         # the heartbeat keeps the running record fresh while the run works (cvbench.runs.liveness)
         with make_progress(quiet) as progress, checkpointer.stop.installed(), Heartbeat(recorder.beat):
@@ -128,23 +131,27 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
                     state.pretraining[branch] = pretrain_backbone(
                         spec, branch, model.branch(branch).backbone, images, readers(spec)[branch], device, generator,
                         progress, folder.pretrained(branch), indices, meta, checkpointer, state.snapshot,
-                        probe_images=data.val.ground if branch == "ground" else data.val.aerial)
+                        probe_images=data.val.ground if branch == "ground" else data.val.aerial,
+                        on_step=trackers.steps(pretrain_stage(branch)))
             if "pretrain_s" not in state.timings:
                 state.add_timing("pretrain_s", state.elapsed())
             if finetune_stage:
-                _finetune_and_evaluate(state, data, device, generator, progress, quiet, checkpointer)
+                _finetune_and_evaluate(state, data, device, generator, progress, quiet, checkpointer, trackers)
         state.add_timing("total_s", state.elapsed())
         record = state.write("finished")
         recorder.discard(checkpointer.path.name)  # a finished run is never resumed
     except KeyboardInterrupt as exc:
         command = resume_command(stage, folder.path)
         state.write("interrupted", resume=command)
+        trackers.end(folder.path, "interrupted")
         if isinstance(exc, RunInterrupted):
             raise RunInterrupted(f"{exc}; continue with: {command}") from None
         raise
     except Exception as exc:
         state.write("failed", error=f"{type(exc).__name__}: {error_message(exc)}")
+        trackers.end(folder.path, "failed")
         raise
+    trackers.end(folder.path, "finished")
     if finetune_stage:
         log(_summary(record), quiet)
     log(f"run folder: {folder.path}", quiet)
@@ -157,11 +164,12 @@ def _position(state: dict[str, Any]) -> str:
 
 
 def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, generator: torch.Generator,
-                           progress: Progress, quiet: bool, checkpointer: Checkpointer) -> None:
+                           progress: Progress, quiet: bool, checkpointer: Checkpointer, trackers: Trackers) -> None:
     """Fine-tune with an evaluation before and every ``eval_every`` epochs; the record's metrics go to ``state``.
 
     Each evaluation's numbers and time are kept in ``state``, so a resumed
-    run has them from its saved training state.
+    run has them from its saved training state. Each row of ``metrics.csv``
+    also goes to the run's ``trackers``.
     """
     spec, model, recorder = state.spec, state.model, state.recorder
     objective = Objective.from_spec(spec)
@@ -188,19 +196,23 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
             values.update({f"uniformity_{k}": v for k, v in result.uniformity.items()})
         return values
 
+    def log_epoch(values: dict[str, Any]) -> None:
+        recorder.log_epoch(values)
+        trackers.log_epoch(values)
+
     if not checkpointer.resumes(FINETUNE_STAGE):
         recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict(), "run": recorder.folder.name})
-        recorder.log_epoch(row(0, {}, measure(0)))
+        log_epoch(row(0, {}, measure(0)))
 
     def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
         result = measure(epoch) if epoch % spec.eval_every == 0 or epoch == spec.epochs else None
-        recorder.log_epoch(row(epoch, stats, result))
+        log_epoch(row(epoch, stats, result))
         if result is not None and not quiet:
             values = "  ".join(f"{name} {value:.2f}" for name, value in result.metrics.items())
             progress.console.log(f"epoch {epoch}: loss {stats['loss']:.4f}  {values}")
 
     trained = finetune(model, objective, data.train, data.train_indices, spec, device, generator, progress,
-                       augment, on_epoch_end, checkpointer, state.snapshot)
+                       augment, on_epoch_end, checkpointer, state.snapshot, trackers.steps(FINETUNE))
     recorder.save_weights(MODEL_CHECKPOINT, model, metadata={"spec": spec.to_dict(), "run": recorder.folder.name})
     state.add_timing("finetune_s", trained.seconds)
     if trained.mining_seconds is not None:

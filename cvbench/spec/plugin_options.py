@@ -26,7 +26,7 @@ SCOPED = {
     "finetune_aug_options": ("augmentation", "finetune_aug"),
     "backbone_options": (None, "backbone"),  # timm.create_model(**kwargs) declares no types
 }
-KEYED = {"loss_options": "loss", "metric_options": "metric"}  # {plugin name: {option: value}}
+KEYED = {"loss_options": "loss", "metric_options": "metric", "logger_options": "logger"}  # {name: {option: value}}
 UNUSED = (None, NO_PRETRAINER, NO_AUGMENTATION)
 
 

@@ -48,8 +48,8 @@ if TYPE_CHECKING:  # both import torch; the spec is read without it (`cvbench ru
     from ..contract.metric import Conventions
     from ..data.field_of_view import FieldOfView
 
-__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "FULL_CIRCLE", "GROUPS",
-           "HIT_RATES", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "OPTIMIZERS", "OPTIONAL",
+__all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "FULL_CIRCLE", "GROUPS", "HIT_RATES",
+           "LABELS", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "OPTIMIZERS", "OPTIONAL",
            "ORIENTATIONS", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "SCHEDULES", "STARTS", "TIES",
            "branch_init", "closest", "expand", "flag", "from_record", "hints", "is_file", "option", "parse_loss",
            "parse_options", "parse_size", "parse_value", "pretrains", "resolve"]
@@ -104,6 +104,11 @@ class RunSpec:
     """All options of one run. ``None`` means "from the preset"."""
 
     preset: str = option(RUN, "Preset of defaults: see `cvbench plugins` (smoke, default, paper, ...).", "default")
+    name: str | None = option(RUN, "A label for the run: in its folder's name, its record, the leaderboard and the "
+                              "trackers; never part of what the run computes.")
+    tags: tuple[str, ...] | None = option(RUN, "A tag labelling the run, repeatable (leaderboard --where tag=TAG); "
+                                          "never part of what the run computes.", (), shape=NAMES, cli="tag",
+                                          expect="a list of tags such as [\"baseline\", \"ablation\"]")
     dataset: str | None = option(DATA, "Dataset plugin; the preset's by default (see `cvbench plugins`).")
     data_root: str | None = option(DATA, "Folder of a dataset on disk.")
     data_options: dict[str, Any] = option(DATA, "Dataset option KEY=VALUE (repeatable).", shape=OPTIONS,
@@ -224,6 +229,13 @@ class RunSpec:
                                 "auto", choices=CHANNELS_LAST)
     compile: bool | None = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps "
                                   "on GPU).", shape=FLAG)
+    loggers: tuple[str, ...] | None = option(MACHINE, "Experiment tracker NAME the run also logs to, repeatable: "
+                                             "tensorboard, mlflow (docs/trackers.md); never changes the numbers.",
+                                             shape=NAMES, cli="logger",
+                                             expect="a list of logger names such as [\"tensorboard\", \"mlflow\"]")
+    logger_options: dict[str, dict[str, Any]] = option(MACHINE, "Logger option NAME.KEY=VALUE (repeatable).",
+                                                       shape=NAMED_OPTIONS, cli="logger_option", factory=dict,
+                                                       example="mlflow.tracking_uri=http://localhost:5000")
 
     def conventions(self) -> Conventions:
         """The retrieval conventions this run's numbers follow (a resolved spec)."""
@@ -299,6 +311,8 @@ FALLBACKS: dict[str, Any] = {
     "shared_backbone": False,
     "freeze_backbone": False,
     "compile": False,
+    "loggers": (),
+    "tags": (),
     "backbone_stage": -1,
     "pretrainer": NO_PRETRAINER,
     "pretrain_branches": "aerial",
@@ -335,7 +349,7 @@ SCOPED_OPTIONS = {"data_options": "dataset", "head_options": "head", "backbone_o
                   "pretrain_options": "pretrainer", "sampler_options": "sampler",
                   "finetune_aug_options": "finetune_aug", "eval_data_options": "eval_dataset"}
 # Options keyed by plugin name: a preset's keys for a plugin the run does not use are dropped.
-KEYED_OPTIONS = {"loss_options": "loss", "metric_options": "metrics"}
+KEYED_OPTIONS = {"loss_options": "loss", "metric_options": "metrics", "logger_options": "loggers"}
 
 
 def resolve(spec: RunSpec, preset_values: dict[str, Any]) -> RunSpec:
@@ -379,7 +393,12 @@ def _plugin_names(choice: Any) -> set[str]:
 
 
 OPTIONAL = {"data_root", "split", "max_train_pairs", "max_val_queries", "max_pretrain_images", "pretrained_weights",
-            "grad_clip", "eval_dataset", "eval_split", "eval_data_root"}
+            "grad_clip", "eval_dataset", "eval_split", "eval_data_root", "name"}
+
+LABELS = ("name", "tags")
+"""Options that label a run without changing what it computes (``--name``, ``--tag``): a reader's handles, left out
+of the setting a run is compared by (leaderboard ``--group-by all``, a grid's finished-run match) and of the fields
+that define a checkpoint's weights."""
 
 
 def expand(text: str, option: str) -> Path:

@@ -29,6 +29,7 @@ is built for it. Memory within the bound is estimated per batch (cvbench.nn.memo
 def validate(spec: RunSpec) -> None:
     """Check what needs no plugin and no compute; raise :class:`SpecError` naming the option."""
     _numbers(spec)
+    _labels(spec)
     _choice("pretrain_branches", spec.pretrain_branches, PRETRAIN_BRANCHES)
     _choice("pretrain_data", spec.pretrain_data, PRETRAIN_DATA)
     for branch in BRANCHES:
@@ -69,6 +70,7 @@ def validate(spec: RunSpec) -> None:
         raise SpecError("at least one --loss is needed")
     _metric_names(spec.metrics)
     _keyed_options(spec)
+    check_loggers(spec.loggers)
     _choice("ties", spec.ties, TIES)
     _choice("one_percent", spec.one_percent, ONE_PERCENT)
     _choice("hit_rate", spec.hit_rate, HIT_RATES)
@@ -141,11 +143,51 @@ def _training(spec: RunSpec) -> None:
 def _keyed_options(spec: RunSpec) -> None:
     """``--loss-option`` / ``--metric-option`` name only losses and metrics the run uses (a typo would be ignored)."""
     for option, chosen, flag in (("loss_options", [name for name, _ in spec.loss], "--loss"),
-                                 ("metric_options", list(spec.metrics), "--metric")):
+                                 ("metric_options", list(spec.metrics), "--metric"),
+                                 ("logger_options", list(spec.loggers), "--logger")):
         stray = sorted(set(getattr(spec, option)) - set(chosen))
         if stray:
             raise SpecError(f"--{option[:-1].replace('_', '-')} {', '.join(map(_show, stray))}.KEY=VALUE: the run "
                             f"uses no such {flag[2:]} (its {flag}: {', '.join(chosen)}); name one of these")
+
+
+def check_loggers(names: tuple[str, ...]) -> None:
+    """``--logger``: each a registered logger, none twice, with its library installed (a missing one is named with
+    the extra that installs it, before the run folder exists and before any compute)."""
+    import importlib.util
+
+    from ..contract.conform import requirements
+    from ..contract.registry import get_registry
+
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SpecError(f"--logger {', '.join(map(_show, twice))} given more than once: each logger logs once")
+    for name in names:
+        modules, extra = requirements(get_registry().get("logger", name).factory)
+        for module in modules:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a parent package that fails to import, or a half-imported module
+                found = False
+            if not found:
+                raise SpecError(f"--logger {name} needs the Python package {module!r}, which is not installed: "
+                                + (f"pip install 'cvbench[{extra}]'" if extra else f"pip install {module}"))
+
+
+def _labels(spec: RunSpec) -> None:
+    """``--name`` and ``--tag``: text a folder name and a ``--where`` filter can hold.
+
+    A name goes into the run folder's name (with characters other than
+    letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``), so a path
+    separator, a control character or an empty name is refused; a tag may
+    not hold a comma, which separates tags in a listing and in ``--where``.
+    """
+    if spec.name is not None and (not spec.name.strip() or re.search(r"[/\\\x00-\x1f\x7f]", spec.name)):
+        raise SpecError(f"--name {_show(spec.name)}: expected a non-empty label without / or \\ or control "
+                        "characters (it names the run folder)")
+    for tag in spec.tags:
+        if not isinstance(tag, str) or not tag.strip() or re.search(r"[,\x00-\x1f\x7f]", tag):
+            raise SpecError(f"--tag {_show(tag)}: expected a non-empty label without commas or control characters")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -26,9 +26,10 @@ from ..spec import RunSpec, flag, from_record
 from ..spec.parse import show
 from ..spec.run_spec import EVALUATION, MACHINE
 
-NOT_IN_WEIGHTS = ("preset", "data_root", "pretrained_weights", "max_val_queries")
+NOT_IN_WEIGHTS = ("preset", "data_root", "pretrained_weights", "max_val_queries", "name", "tags")
 """Fields of the data, model and training groups that do not change the weights: the preset's name (its values
-are in the resolved spec), where the data and the ImageNet weights lie on a machine, and the evaluation subset."""
+are in the resolved spec), where the data and the ImageNet weights lie on a machine, the evaluation subset, and the
+run's labels (``--name``, ``--tag``: cvbench.spec.LABELS)."""
 
 
 def weight_fields() -> tuple[str, ...]:

@@ -129,7 +129,8 @@ def finetune_step(forward: nn.Module, optimizer: torch.optim.Optimizer, params: 
 def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, indices: Sequence[int],
              spec: RunSpec, device: torch.device, generator: torch.Generator, progress: Progress | None,
              augment: PairTransform | None, on_epoch_end: EpochCallback, checkpointer: Checkpointer | None = None,
-             run_state: Callable[[], dict[str, Any]] = dict) -> "Trained":
+             run_state: Callable[[], dict[str, Any]] = dict,
+             on_step: Callable[[int, dict[str, float]], None] | None = None) -> "Trained":
     """Train ``model`` for ``spec.epochs`` on the pairs ``indices``; returns the seconds spent training and mining.
 
     ``spec.batch_size`` is the global batch: under ``torchrun`` each rank
@@ -138,6 +139,8 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     and on SIGINT/SIGTERM; ``run_state()`` adds the run's own part (model,
     records). A resumed run continues from the saved epoch and batch.
     ``--epochs 0`` trains nothing: the start weights are the model (zero-shot).
+    ``on_step(step, {"loss": total, term: value, ...})`` receives every
+    step's losses (the experiment trackers').
     """
     if spec.epochs == 0:
         return Trained(0.0, None)
@@ -160,6 +163,7 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     schedule = LearningRate(spec)
     channels_last = use_channels_last(device, spec.channels_last)
     monitor = LossMonitor.for_device("fine-tuning", device)
+    monitor.on_step = on_step
 
     def prepare(epoch: int) -> None:
         plan.prepare(epoch)

@@ -23,7 +23,10 @@ class LossMonitor:
     them every ``every`` steps (:meth:`flush`): on CUDA the step never
     synchronises; on the CPU ``every=1`` costs nothing and stops before the
     optimiser takes a bad step. Either way :meth:`flush` names the first
-    non-finite step by its epoch and batch.
+    non-finite step by its epoch and batch. ``on_step(step, {"loss": ...,
+    part: ...})``, where set, gets each flushed step's values with the step's
+    number in the stage (from 1, continued by a resumed run): the experiment
+    trackers' per-step losses, read without an extra synchronisation.
     """
 
     def __init__(self, stage: str, every: int = 1) -> None:
@@ -33,6 +36,8 @@ class LossMonitor:
         self.sums: dict[str, float] = {}
         self.names = ["loss"]
         self.count = 0
+        self.steps = 0
+        self.on_step: Callable[[int, dict[str, float]], None] | None = None
 
     @classmethod
     def for_device(cls, stage: str, device: torch.device) -> "LossMonitor":
@@ -61,6 +66,10 @@ class LossMonitor:
                 "learning rate, set --grad-clip, or check the inputs; the last good checkpoint is kept.")
         for name, total in zip(self.names, values.sum(0).tolist()):
             self.sums[name] = self.sums.get(name, 0.0) + total
+        for row in values.tolist():
+            self.steps += 1
+            if self.on_step is not None:
+                self.on_step(self.steps, dict(zip(self.names, row)))
         self.count += len(self.pending)
         self.pending.clear()
 
@@ -72,7 +81,7 @@ class LossMonitor:
     def state(self) -> dict[str, object]:
         """The epoch's sums so far (flushing first), to save with a mid-epoch checkpoint."""
         self.flush()
-        return {"sums": dict(self.sums), "count": self.count, "names": list(self.names)}
+        return {"sums": dict(self.sums), "count": self.count, "names": list(self.names), "steps": self.steps}
 
     def load(self, state: dict[str, object]) -> None:
         """Continue an epoch from :meth:`state`."""
@@ -153,6 +162,7 @@ def train_epochs(stage: Stage, generator: torch.Generator, progress: Progress | 
             if name in resume:  # a state saved before the part existed: it starts afresh
                 part.load_state_dict(resume[name])
         first, seconds = resume["epoch"] + 1, resume["train_seconds"]
+        stage.monitor.steps = int(resume["monitor"].get("steps", 0)) if "monitor" in resume else 0
 
     def state(epoch: int, batch: int, epoch_generator: torch.Tensor) -> dict[str, Any]:
         return {**run_state(), "stage": stage.key, "epoch": epoch, "batch": batch, "epoch_generator": epoch_generator,

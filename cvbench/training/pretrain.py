@@ -44,7 +44,8 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
                       out_path: Path, indices: Sequence[int] | None = None,
                       meta: pd.DataFrame | None = None, checkpointer: Checkpointer | None = None,
                       run_state: Callable[[], dict[str, Any]] = dict,
-                      probe_images: ImageList | None = None) -> dict[str, Any]:
+                      probe_images: ImageList | None = None,
+                      on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Pre-train ``backbone`` in place on ``images`` with ``spec.pretrainer``; save it to ``out_path``.
 
     Returns the stage's evidence: the mean loss of every epoch, the number of
@@ -60,6 +61,8 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     With a ``checkpointer`` the state (pretrainer with its momentum encoder
     and queue, optimiser, scheduler, data order, RNG) is saved after every
     epoch and on SIGINT/SIGTERM, and a resumed run continues from it.
+    ``on_step(step, {"loss": value})`` receives every step's loss (the
+    experiment trackers', :class:`cvbench.training.loop.LossMonitor`).
 
     A pretrainer whose factory has a ``label_column`` (supervised pre-training)
     is also given ``classes`` (the sorted names in that metadata column) and is
@@ -94,6 +97,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     channels_last = use_channels_last(device, spec.channels_last)
     what = f"pre-training the {branch} branch"
     monitor = LossMonitor.for_device(what, device)
+    monitor.on_step = on_step
     stage = f"pretrain:{branch}"
     resume = checkpointer.resume_point(stage) if checkpointer is not None else None
     probe_views = ProbeViews.draw(probe_images if probe_images is not None else images, reader, spec.seed,

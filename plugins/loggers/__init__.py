@@ -1,0 +1,1 @@
+"""Built-in experiment trackers (``--logger``): TensorBoard and MLflow, each an optional extra."""
