@@ -138,12 +138,20 @@ def preview(out: Path = typer.Option(Path("preview.png"), help="PNG file to writ
 def synth(out: Path = typer.Option(..., help="Folder to write the images and pairs.csv into."),
           dataset: str = DATASET, data_root: Optional[Path] = ROOT, data_option: Optional[list[str]] = OPTION,
           split: Optional[str] = typer.Option(None, help="Split to export (the dataset's first by default).")) -> None:
-    """Export a dataset's split as PNG files plus pairs.csv (the bring-your-own-city layout)."""
+    """Export a dataset's split as PNG files plus pairs.csv (the bring-your-own-city layout).
+
+    Each subset's folder also gets tiles.csv and queries.csv (positions, and each query's true tile), which
+    `cvbench index --tiles` and `cvbench localize --truth` read.
+    """
     from ..data import SUBSETS, load_subset
-    from ..data.preview import export_pairs
+    from ..data.preview import LOCALISATION_FILES, export_pairs
 
     source = _open(dataset, data_root, data_option)
     split = split or source.splits()[0]
     subsets = {subset: load_subset(source, split, subset) for subset in SUBSETS}
     index = export_pairs(subsets, out)
     typer.echo(f"wrote {index} ({sum(p.num_queries for p in subsets.values())} pairs)")
+    for subset in subsets:
+        written = [out / subset / name for name in LOCALISATION_FILES if (out / subset / name).is_file()]
+        if written:
+            typer.echo(f"wrote {', '.join(map(str, written))} (for `cvbench index --tiles` and `localize --truth`)")

@@ -49,6 +49,8 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
 
     A tile that no query points at gets a row of its own with an empty
     ``ground`` cell, so the ``pairs`` dataset reads back the whole gallery.
+    Each subset's folder also gets the files ``cvbench index`` and
+    ``cvbench localize`` read (:func:`export_localisation`).
     """
     out = Path(out)
     rows = []
@@ -76,10 +78,41 @@ def export_pairs(subsets: dict[str, CrossViewPairs], out: str | Path) -> Path:
                 "x": meta.get("x", np.nan), "y": meta.get("y", np.nan),
                 "split": subset, "city": meta.get("city", ""),
             })
+        export_localisation(pairs, out / subset)
     index = out / "pairs.csv"
     with atomic_path(index) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     return index
+
+
+LOCALISATION_FILES = ("tiles.csv", "queries.csv")
+
+
+def export_localisation(pairs: CrossViewPairs, folder: Path) -> list[Path]:
+    """``tiles.csv`` (path and position of every tile) and ``queries.csv`` (every query's true position and tile).
+
+    Positions are ``lat,lon`` where the items carry them, else ``x,y``
+    metres; paths are relative to ``folder`` (``aerial/000007.png``). A
+    subset without a position for every item gets neither file.
+    """
+    columns = next((pair for pair in (("lat", "lon"), ("x", "y"))
+                    if set(pair) <= set(pairs.ground_meta.columns) and set(pair) <= set(pairs.aerial_meta.columns)),
+                   None)
+    if columns is None or not all(np.isfinite(meta[list(columns)].to_numpy(np.float64)).all()
+                                  for meta in (pairs.ground_meta, pairs.aerial_meta)):
+        return []
+    tiles = pd.DataFrame({"path": [f"aerial/{tile:06d}.png" for tile in range(pairs.num_references)]})
+    queries = pd.DataFrame({"path": [f"ground/{query:06d}.png" for query in range(pairs.num_queries)]})
+    for column in columns:
+        tiles[column] = pairs.aerial_meta[column].to_numpy()
+        queries[column] = pairs.ground_meta[column].to_numpy()
+    queries["tile"] = [f"aerial/{int(tile):06d}.png" for tile in pairs.positives]
+    written = []
+    for name, frame in zip(LOCALISATION_FILES, (tiles, queries)):
+        with atomic_path(folder / name) as tmp:
+            frame.to_csv(tmp, index=False)
+        written.append(folder / name)
+    return written
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
