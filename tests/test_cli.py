@@ -95,12 +95,12 @@ def test_every_spec_field_with_choices_is_a_choice_on_the_command_line():
 
 def test_static_choices_match_the_modules_that_define_them():
     """Choices written out so that --help needs no torch or pandas: held equal to their source."""
-    from cvbench.cli.leaderboard import Format
+    from cvbench.cli.leaderboard import HTML, Format
     from cvbench.data import SUBSETS
     from cvbench.evaluation.retrieval import INDEX_KINDS
     from cvbench.runs.leaderboard import FORMATS
 
-    assert typing.get_args(Format) == FORMATS
+    assert typing.get_args(Format) == (*FORMATS, HTML)  # html: cvbench.html_report's page, above the runs layer
     params = {(path, param.name): param for path, command in _commands().items() for param in command.params}
     assert typing.get_args(params["eval", "index"].type_descriptor.annotation) == INDEX_KINDS
     assert typing.get_args(params["data preview", "subset"].type_descriptor.annotation) == SUBSETS

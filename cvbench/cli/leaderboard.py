@@ -1,4 +1,4 @@
-"""``cvbench leaderboard RUNS_DIR``: rank finished runs; export markdown, CSV or JSON."""
+"""``cvbench leaderboard RUNS_DIR``: rank finished runs; export markdown, CSV, JSON or HTML."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from rich.table import Table
 from .. import atomic
 from ..errors import CvbenchError
 
-Format = Literal["table", "markdown", "csv", "json"]
-"""cvbench.runs.leaderboard.FORMATS (tests/test_cli.py holds them equal), written out: that module imports pandas and
-torch, and typer needs the choices for `cvbench --help`."""
+Format = Literal["table", "markdown", "csv", "json", "html"]
+"""cvbench.runs.leaderboard.FORMATS and cvbench.html_report's "html" (tests/test_cli.py holds them equal), written out:
+those modules import pandas and torch, and typer needs the choices for `cvbench --help`."""
+HTML = "html"  # the sortable table alone, as a page that opens offline (cvbench.html_report)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +43,8 @@ def register(app: typer.Typer) -> None:
         from ..runs.leaderboard import FORMATS, load_records, render, select_metrics, to_frame
         from ..runs.run_settings import matches, parse_group_by, parse_where
 
-        if fmt not in FORMATS:
-            raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if fmt not in (*FORMATS, HTML):
+            raise CvbenchError(f"--format {fmt!r}: expected one of {', '.join((*FORMATS, HTML))}")
         wanted = parse_where(where or [])
         fields = parse_group_by(group_by) if group_by is not None else None
         records = [record for record in load_records(runs_dir) if matches(record, wanted)]
@@ -53,7 +54,12 @@ def register(app: typer.Typer) -> None:
         if fmt == "table" and out is None:
             _print_table(frame, chosen=metrics is not None)
             return
-        text = render(frame, "markdown" if fmt == "table" else fmt)
+        if fmt == HTML:
+            from ..html_report.page import leaderboard_page
+
+            text = leaderboard_page(frame, runs_dir.as_posix())
+        else:
+            text = render(frame, "markdown" if fmt == "table" else fmt)
         if out is None:
             typer.echo(text, nl=False)
         else:
