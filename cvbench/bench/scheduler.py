@@ -7,6 +7,8 @@ Stages run once, in file order, before the rows that start from them.
 A run is skipped when a finished run with the same resolved options (device
 and workers aside) is already in the results folder, so rerunning a grid
 only runs what is missing; a failing run is recorded and the grid goes on.
+Who runs them, here or as cluster jobs, is a launcher's
+(:mod:`cvbench.bench.launchers`).
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import CvbenchError
-from ..progress import log, make_progress
+from ..progress import log
 from ..runs.assemble import resolve_spec
 from ..runs.folder import RunFolder
 from ..runs.leaderboard import start_name
-from ..runs.runner import run
 from ..spec import NO_AUGMENTATION, NO_PRETRAINER, RunSpec
 from ..spec.run_spec import from_record
+from .launchers import Launcher, LocalLauncher
 from .schema import START_OPTIONS, Bench, load_bench, spec_of
 
-ENVIRONMENT = {"device", "workers"}  # where a run ran, not what it is
+ENVIRONMENT = {"device", "workers", "loggers", "logger_options",  # where a run ran and was tracked, not what it is
+               "name", "tags"}  # and its labels (cvbench.spec.LABELS): a relabelled row is not run again
 
 
 @dataclass
@@ -64,7 +67,7 @@ def row_jobs(bench: Bench, stage_runs: dict[str, Path | None], only: Sequence[st
                            f"{', '.join(row.name for row in bench.rows)}")
     jobs = []
     for row in chosen:
-        raw = {**bench.defaults, **row.options}
+        raw = {**bench.defaults, **row.options, "name": row.name}  # the row's name labels its runs (--name)
         refs = {k: v for k, v in raw.items() if k in START_OPTIONS and isinstance(v, str) and v.startswith("@")}
         options = _substitute(raw, stage_runs)
         for seed in row.seeds:
@@ -120,12 +123,14 @@ def settle(job: Job, done: list[tuple[dict[str, Any], Path]]) -> Job:
 
 @dataclass
 class BenchOutcome:
-    """What ``run_bench`` did: runs made, runs already there, failures (row, seed, error)."""
+    """What ``run_bench`` did: runs made, runs already there, failures (row, seed, error), and the stage whose
+    job the rows wait for (a launcher that does not wait; the launcher lists the jobs it submitted)."""
 
     ran: int = 0
     skipped: int = 0
     failed: list[tuple[str, int, str]] = field(default_factory=list)
     leaderboard: Path | None = None
+    waiting_for: str | None = None  # the stage whose job must finish before the rows are submitted
 
 
 def plan(bench: Bench, runs_dir: Path, only: Sequence[str] | None = None) -> tuple[dict[str, Job], list[Job]]:
@@ -149,14 +154,21 @@ def settled_stages(bench: Bench, done: list[tuple[dict[str, Any], Path]]) -> dic
 
 
 def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, only: Sequence[str] | None = None,
-              quiet: bool = False) -> BenchOutcome:
+              quiet: bool = False, launcher: Launcher | None = None) -> BenchOutcome:
     """Run every missing stage and (row, seed) of a grid, then write its ``leaderboard.md``.
 
-    A stage that fails stops the grid (its rows need it); a row that fails,
-    before or during its run, is recorded in the outcome and the grid goes on.
+    ``launcher`` (:mod:`cvbench.bench.launchers`; this process by default)
+    runs or submits them. A stage that fails stops the grid (its rows need
+    it); a row that fails, before or during its run, is recorded in the
+    outcome and the grid goes on. A launcher that does not wait returns once
+    it submitted what it could: the rows wait for a missing stage, so a
+    grid with one is submitted again once the stage finished; the
+    leaderboard is written by a run that waits.
     """
     bench = bench if isinstance(bench, Bench) else load_bench(bench)
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(bench)
+    launcher = launcher or LocalLauncher()
+    launcher.check(runs_dir)  # before anything runs or is submitted
     from .report import write_report
 
     outcome = BenchOutcome()
@@ -166,7 +178,10 @@ def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, onl
             raise CvbenchError(f"{bench.path} [stages.{name}]: {job.error}")
         if job.done is None:
             log(f"[bold]bench[/] {bench.name}: stage @{name}", quiet)
-            job.done = run(job.spec, stage_dir(runs_dir, name), quiet=True, stage="pretrain", finetune_stage=False)
+            job.done = launcher.run_stage(job, runs_dir, stage_dir(runs_dir, name), quiet)
+            if job.done is None:  # submitted; the rows start from it, so they wait for a later call
+                outcome.waiting_for = f"@{name}"
+                return outcome
             outcome.ran += 1
     _, jobs = plan(bench, runs_dir, only)
     for job in jobs:
@@ -176,23 +191,9 @@ def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, onl
     outcome.skipped = sum(job.done is not None for job in jobs)
     log(f"[bold]bench[/] {bench.name}: {len(jobs)} runs, {outcome.skipped} already finished, {len(todo)} to run "
         f"into {runs_dir}", quiet)
-    with make_progress(quiet) as progress:
-        task = progress.add_task(f"bench {bench.name}", total=len(todo), info="")
-        for job in todo:
-            progress.update(task, info=f"{job.row} seed {job.seed}")
-            try:
-                folder = run(job.spec, runs_dir / job.row, quiet=True)
-                record = RunFolder(folder).read_result()
-                outcome.ran += 1
-                values = "  ".join(f"{k} {v:.2f}" for k, v in list(record["metrics"].items())[:3])
-                progress.console.log(f"{job.row} seed {job.seed}: {values} ({record['timings']['total_s']:.0f} s)")
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # a failing run is recorded and the grid goes on
-                outcome.failed.append((job.row, job.seed, f"{type(exc).__name__}: {exc}"))
-                progress.console.log(f"[red]{job.row} seed {job.seed} failed:[/] {exc}")
-            progress.advance(task)
-    outcome.leaderboard = write_report(bench, runs_dir, runs_dir / "leaderboard.md")
+    launcher.run_rows(todo, runs_dir, outcome, quiet)
+    if launcher.waits:
+        outcome.leaderboard = write_report(bench, runs_dir, runs_dir / "leaderboard.md")
     return outcome
 
 

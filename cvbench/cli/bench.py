@@ -1,4 +1,5 @@
-"""``cvbench bench FILE.toml``: run a benchmark grid, or list it with ``--dry-run``."""
+"""``cvbench bench FILE.toml``: run a benchmark grid (here or as SLURM jobs), list it with ``--dry-run``, or show
+where its runs stand with ``--status``."""
 
 from __future__ import annotations
 
@@ -27,8 +28,18 @@ def register(app: typer.Typer) -> None:
         data_root: Optional[str] = typer.Option(None, "--data-root", help="The dataset folder, for every row and stage."),
         report: Optional[Path] = typer.Option(None, help="Also write the report (leaderboard, findings, figure) here."),
         quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bars."),
+        launcher: str = typer.Option("local", "--launcher", help="Who runs the missing runs: local (one after "
+                                     "another in this process) or submitit (one SLURM job each)."),
+        launcher_option: Optional[list[str]] = typer.Option(
+            None, "--launcher-option", help="KEY=VALUE for --launcher submitit, repeatable or comma-separated: "
+            "partition, time (35:00:00), gpus, cpus, mem (64G), account, qos, constraint, cluster (slurm|local)."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="--no-wait: submit the jobs, print their ids and "
+                                  "return (then: --status)."),
+        status: bool = typer.Option(False, "--status/--no-status", help="Show each run as queued, running, "
+                                    "finished or failed (from the run records and the submitted jobs); run nothing."),
     ) -> None:
         """Run each row of a grid over its seeds (skipping finished runs), then write its leaderboard.md."""
+        from ..bench.launchers import make_launcher
         from ..bench.scheduler import default_runs_dir, run_bench  # torch: not for --help
         from ..bench.schema import load_bench
 
@@ -47,8 +58,17 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             _list(bench, folder, only)
             return
-        outcome = run_bench(bench, folder, only, quiet)
-        typer.echo(f"{outcome.ran} runs made, {outcome.skipped} already finished; wrote {outcome.leaderboard}")
+        if status:
+            _show_status(bench, folder, only)
+            return
+        chosen = make_launcher(launcher, launcher_option or (), wait)
+        if report is not None and not chosen.waits:
+            raise CvbenchError("--report needs the grid's runs finished: give it to a call without --no-wait")
+        outcome = run_bench(bench, folder, only, quiet, chosen)
+        if not chosen.waits:
+            _submitted(chosen, outcome, file, runs_dir)
+        else:
+            typer.echo(f"{outcome.ran} runs made, {outcome.skipped} already finished; wrote {outcome.leaderboard}")
         if report is not None:
             typer.echo(f"wrote {_report(bench, folder, report, quiet)}")
         if outcome.failed:
@@ -99,6 +119,37 @@ def _list(bench, folder: Path, only) -> None:
                        f"{invalid} invalid; results in {folder}"))
     if invalid:
         raise typer.Exit(1)
+
+
+def _show_status(bench, folder: Path, only) -> None:
+    """``--status``: a table of every stage and run with its state, job and run folder or error."""
+    from ..bench.status import STATES, grid_status
+
+    found = grid_status(bench, folder, only)
+    console = Console(width=250) if not Console().is_terminal else Console()
+    table = Table(title=Text(f"{bench.title}: {folder}"))
+    for column in ("row", "seed", "status", "job", "run folder, or error and log"):
+        table.add_column(column)
+    for run in found:
+        _row(table, run.row, run.seed, run.state, run.job, run.detail)
+    console.print(table)
+    counts = [f"{sum(run.state == state for run in found)} {state}" for state in STATES
+              if any(run.state == state for run in found)]
+    console.print(Text(", ".join(counts)))
+
+
+def _submitted(launcher, outcome, file: Path, runs_dir: Optional[Path]) -> None:
+    """``--no-wait``: the jobs submitted, those still queued or running from before, and how to follow them."""
+    for row, seed, job in launcher.submitted:
+        typer.echo(f"submitted: {row} seed {seed}: job {job}")
+    for row, seed, job in launcher.in_flight:
+        typer.echo(f"already queued or running: {row} seed {seed}: job {job}")
+    check = f"cvbench bench {file}{f' --runs-dir {runs_dir}' if runs_dir else ''} --status"
+    typer.echo(f"{len(launcher.submitted)} jobs submitted, {outcome.skipped} runs already finished; "
+               f"check with: {check}")
+    if outcome.waiting_for:
+        typer.echo(f"the rows start from stage {outcome.waiting_for}: run this command again once its job "
+                   "finished to submit them")
 
 
 def _row(table: Table, *cells) -> None:
