@@ -7,18 +7,27 @@ Public API (stable)::
     cvbench.metrics.recall(...)             # exact chunked top-k recall
     cvbench.metrics.uniformity(z, t=2.0)    # eq 3.5
 
+A trained run put to work (docs/localization.md)::
+
+    run = cvbench.load_run(RUN)             # spec + model in eval mode; run.embed(images, view="ground")
+    cvbench.read_tiles(CSV_OR_DIR)          # tiles and their coordinates
+    cvbench.build_tile_index(run, tiles)    # -> TileIndex (.save(DIR)); cvbench.load_tile_index(DIR)
+    cvbench.localize(run, index, queries, top_k=5, truth=CSV)   # -> Localization (.table, .summary())
+
 The plugin contract, one class per kind (subclassing is optional)::
 
     cvbench.Pretrainer, cvbench.Loss, cvbench.Dataset, cvbench.Augmentation,
     cvbench.Metric (with cvbench.Retrieval, what a metric receives, and its
-    cvbench.Conventions), and the
-    cvbench.Head Protocol
+    cvbench.Conventions), cvbench.Sampler, cvbench.Logger (an experiment
+    tracker: TensorBoard, MLflow), and the cvbench.Head Protocol
 
 The harness is grouped by concept, each package depending only on those
 listed before it: ``errors``, ``atomic``, ``progress`` (shared basics),
 ``nn`` (building blocks, devices, collectives), ``data``, ``contract``
 (hooks, registry, base classes, option checks), ``spec``, ``evaluation``,
-``training``, ``runs``, ``bench``, ``analysis``, ``cli``.
+``training``, ``runs``, ``inference`` (a trained run embeds, indexes and
+localises), ``bench``, ``analysis``, ``html_report`` (one self-contained
+HTML page of the results), ``cli``.
 """
 
 import importlib.abc
@@ -70,8 +79,9 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.append(_MovedModuleFinder())
 
-PUBLIC = {**dict.fromkeys(("Augmentation", "Batching", "Conventions", "Dataset", "Head", "Loss", "Metric", "Pretrainer",
-                          "Retrieval", "Sampler"), "contract"),
+PUBLIC = {**dict.fromkeys(("Augmentation", "Batching", "Conventions", "Dataset", "Head", "Logger", "Loss", "Metric",
+                          "Pretrainer", "Retrieval", "Sampler"), "contract"),
+          **dict.fromkeys(("build_tile_index", "load_run", "load_tile_index", "localize", "read_tiles"), "inference"),
           "create": "contract.registry", "plugins": "contract.registry", "metrics": "evaluation.metrics"}
 """The public API and the module each name comes from. They import torch, so they are imported when first used
 (PEP 562): ``import cvbench.cli`` (``cvbench --help``) does not pay for them."""

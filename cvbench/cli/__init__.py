@@ -1,8 +1,8 @@
 """The ``cvbench`` command line (typer + rich).
 
 Commands: ``plugins``, ``run``, ``pretrain``, ``train``, ``eval``,
-``leaderboard``, ``analyze``, ``bench`` and ``data``. Errors the user can fix print one clear line
-and exit with status 2, without a traceback.
+``leaderboard``, ``analyze``, ``bench``, ``report``, ``index``, ``localize`` and ``data``.
+Errors the user can fix print one clear line and exit with status 2, without a traceback.
 
 The commands' modules import torch, timm, faiss, scikit-learn, matplotlib and
 pandas inside the commands that use them, never at the top: typer builds
@@ -25,7 +25,9 @@ from . import analyze as analyze_commands
 from . import bench as bench_commands
 from . import data as data_commands
 from . import leaderboard as leaderboard_commands
+from . import localize as localize_commands
 from . import plugins as plugins_commands
+from . import report as report_commands
 from . import stages as stage_commands
 
 app = typer.Typer(
@@ -56,6 +58,8 @@ stage_commands.register(app)
 leaderboard_commands.register(app)
 analyze_commands.register(app)
 bench_commands.register(app)
+report_commands.register(app)
+localize_commands.register(app)
 app.add_typer(data_commands.app, name="data")
 
 
