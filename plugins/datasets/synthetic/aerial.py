@@ -53,6 +53,9 @@ def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     r0 = np.minimum(np.floor(fr).astype(np.int64), rows - 2)
     wc = (fc - c0)[..., None].astype(np.float32)
     wr = (fr - r0)[..., None].astype(np.float32)
-    top = image[r0, c0] * (1 - wc) + image[r0, c0 + 1] * wc
-    bottom = image[r0 + 1, c0] * (1 - wc) + image[r0 + 1, c0 + 1] * wc
+    # One flat index and four takes: much faster than indexing with two broadcast index arrays.
+    flat = image.reshape(rows * cols, -1)
+    corner = r0 * cols + c0
+    top = flat.take(corner, axis=0) * (1 - wc) + flat.take(corner + 1, axis=0) * wc
+    bottom = flat.take(corner + cols, axis=0) * (1 - wc) + flat.take(corner + cols + 1, axis=0) * wc
     return top * (1 - wr) + bottom * wr

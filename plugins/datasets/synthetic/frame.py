@@ -103,6 +103,12 @@ class StreetFrame:
         None where the box is off the map. All boxes are inverted in one
         vectorised pass: per-object inversion would dominate city build time.
         """
+        row0, row1, col0, col1 = self.window_bounds(boxes)
+        return [(slice(int(r0), int(r1)), slice(int(c0), int(c1))) if c0 < c1 and r0 < r1 else None
+                for r0, r1, c0, c1 in zip(row0, row1, col0, col1)]
+
+    def window_bounds(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`windows` as arrays of first and end rows and columns (empty where end <= first)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         u0, u1, v0, v1 = (boxes[:, i:i + 1] for i in range(4))
         # Points along each outline, close enough that the warp cannot bulge a box past them.
@@ -115,9 +121,4 @@ class StreetFrame:
         col1 = np.minimum(self.size, np.ceil(x.max(1) + margin)).astype(np.int64)
         row0 = np.maximum(0, np.floor(self.size - y.max(1) - margin)).astype(np.int64)
         row1 = np.minimum(self.size, np.ceil(self.size - y.min(1) + margin)).astype(np.int64)
-        return [(slice(int(r0), int(r1)), slice(int(c0), int(c1))) if c0 < c1 and r0 < r1 else None
-                for r0, r1, c0, c1 in zip(row0, row1, col0, col1)]
-
-    def window(self, u0: float, u1: float, v0: float, v1: float) -> tuple[slice, slice] | None:
-        """:meth:`windows` for a single box."""
-        return self.windows(np.array([u0, u1, v0, v1]))[0]
+        return row0, row1, col0, col1

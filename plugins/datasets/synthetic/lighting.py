@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -84,14 +85,24 @@ def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2 radius + 1)^2 window, edges replicated, of the image rounded to whole levels.
 
     Integer sums are exact in any order, so blurring a turned image gives the
-    turned blur, bit for bit.
+    turned blur, bit for bit. The sums are accumulated in place, in 16-bit
+    integers where they fit, and the quotient is rounded to float32 directly:
+    with both operands exact, that equals rounding the float64 quotient
+    (53 >= 2 * 24 + 2 bits).
     """
-    whole = np.round(image).astype(np.int32)
+    window = (2 * radius + 1) ** 2
+    whole = np.round(image)
+    fits = float(np.abs(whole).max(initial=0)) * window <= np.iinfo(np.int16).max
+    whole = whole.astype(np.int16 if fits else np.int32)
     padded = np.pad(whole, [(radius, radius), (radius, radius)] + [(0, 0)] * (image.ndim - 2), mode="edge")
     rows, cols = image.shape[:2]
-    across = sum(padded[:, k:k + cols] for k in range(2 * radius + 1))
-    both = sum(across[k:k + rows] for k in range(2 * radius + 1))
-    return (both / (2 * radius + 1) ** 2).astype(np.float32)
+    across = padded[:, :cols].copy()
+    for k in range(1, 2 * radius + 1):
+        across += padded[:, k:k + cols]
+    both = across[:rows].copy()
+    for k in range(1, 2 * radius + 1):
+        both += across[k:k + rows]
+    return np.divide(both, np.float32(window), dtype=np.float32)
 
 
 @dataclass
@@ -108,6 +119,16 @@ class LitCity:
     shadow: np.ndarray
     surface: np.ndarray
     surface_far: np.ndarray
+
+    @cached_property
+    def matter(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each cell's ``height`` and ``base``, flattened row-major, then one empty cell for beyond the map.
+
+        A ray sample reads both with one index and no masking (the panorama's inner loop).
+        """
+        empty = np.zeros(1, np.float32)
+        return (np.concatenate([self.city.height.reshape(-1), empty]),
+                np.concatenate([self.city.base.reshape(-1), empty]))
 
 
 def light_city(city: CityMap, light: Lighting) -> LitCity:

@@ -28,6 +28,9 @@ class Material(IntEnum):
 
 VEGETATION = (Material.GRASS, Material.TREE, Material.HEDGE)
 
+# Indexed by material id: whether the cell is vegetation (a table look-up is much faster than ``np.isin``).
+IS_VEGETATION = np.isin(np.arange(len(Material)), VEGETATION)
+
 SCENE_CLASSES = ("road", "building", "vegetation", "water", "plaza")
 
 # Indexed by material id; cars stand on roads, gravel yards read as open paved ground.

@@ -155,12 +155,11 @@ def plan_city(style: Style, size: int, rng: np.random.Generator) -> CityPlan:
     u_streets = _streets("u", style, rng, reach, canal=style.canal)
     v_streets = _streets("v", style, rng, reach, canal=False)
     plan = CityPlan(frame, style, palette, u_streets + v_streets)
-    for west, east in zip(u_streets, u_streets[1:]):
-        for south, north in zip(v_streets, v_streets[1:]):
-            u0, u1 = _edge(west, +1), _edge(east, -1)
-            v0, v1 = _edge(south, +1), _edge(north, -1)
-            if frame.window(u0, u1, v0, v1) is not None:
-                _fill_block(plan, rng, u0, u1, v0, v1)
+    blocks = [(_edge(west, +1), _edge(east, -1), _edge(south, +1), _edge(north, -1))
+              for west, east in zip(u_streets, u_streets[1:]) for south, north in zip(v_streets, v_streets[1:])]
+    for block, window in zip(blocks, frame.windows(blocks)):
+        if window is not None:
+            _fill_block(plan, rng, *block)
     for street in plan.streets:
         crossing = v_streets if street.axis == "u" else u_streets
         if not street.canal:
@@ -330,9 +329,11 @@ def _rim_trees(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v
                 plan.trees.append(_tree(plan, rng, float(u), v))
 
 
-def _near_crossing(coordinate: float, crossing: list[Street], clearance: float) -> bool:
-    """Whether a point along a street lies within ``clearance`` of a crossing street's sidewalk."""
-    return any(abs(coordinate - c.position) < c.width / 2 + c.sidewalk + clearance for c in crossing)
+def _near_crossing(coordinates: np.ndarray, crossing: list[Street], clearance: float) -> np.ndarray:
+    """Which points along a street lie within ``clearance`` of a crossing street's sidewalk."""
+    position = np.array([c.position for c in crossing])
+    reach = np.array([c.width / 2 + c.sidewalk + clearance for c in crossing])
+    return (np.abs(np.asarray(coordinates, np.float64)[:, None] - position) < reach).any(axis=1)
 
 
 def _on_map(plan: CityPlan, street: Street, along: np.ndarray, offset: float) -> np.ndarray:
@@ -360,10 +361,9 @@ def _street_trees(plan: CityPlan, rng: np.random.Generator, street: Street, cros
     along = np.arange(-reach + rng.uniform(0, style.street_tree_spacing), reach, style.street_tree_spacing)
     keep = rng.random((len(along), 2)) < style.street_tree_chance
     for column, side in enumerate((-1, 1)):
-        on_map = _on_map(plan, street, along, side * offset)
-        for a in along[keep[:, column] & on_map]:
-            if not _near_crossing(float(a), crossing, 2.0):
-                plan.trees.append(_tree(plan, rng, *_point(street, float(a), side * offset)))
+        chosen = along[keep[:, column] & _on_map(plan, street, along, side * offset)]
+        for a in chosen[~_near_crossing(chosen, crossing, 2.0)]:
+            plan.trees.append(_tree(plan, rng, *_point(street, float(a), side * offset)))
 
 
 def _kerbs_and_lanes(plan: CityPlan, street: Street, crossing: list[Street], reach: float) -> None:
@@ -379,10 +379,9 @@ def _kerbs_and_lanes(plan: CityPlan, street: Street, crossing: list[Street], rea
     on_map = candidates[_on_map(plan, street, candidates, 0.0)]
     if not len(on_map):
         return
-    for along in on_map:
-        if not _near_crossing(float(along), crossing, 3.0):
-            for side in sides:
-                plan.kerb_slots.append(CarSpot(*_point(street, float(along), side * kerb), along_u))
+    for along in on_map[~_near_crossing(on_map, crossing, 3.0)]:
+        for side in sides:
+            plan.kerb_slots.append(CarSpot(*_point(street, float(along), side * kerb), along_u))
     if street.width >= 6:
         for side in (-1, 1):
             plan.lanes.append(Lane(street.axis, street.position + side * street.width / 4,

@@ -94,6 +94,8 @@ def roll_panoramas(panoramas: np.ndarray, columns: np.ndarray) -> np.ndarray:
 
     ``np.roll(rolled, columns[i], axis=1)`` restores panorama ``i``.
     """
+    if not np.any(columns):
+        return panoramas
     width = panoramas.shape[2]
     index = (np.arange(width)[None, :] + np.asarray(columns)[:, None]) % width
     return np.take_along_axis(panoramas, index[:, None, :, None], axis=2)

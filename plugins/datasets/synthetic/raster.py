@@ -2,21 +2,22 @@
 
 Each object is painted inside the window of map cells that can hold it, by
 testing the street-frame coordinates ``(u, v)`` of those cells, so objects
-follow rotated and warped streets exactly as the streets do.
+follow rotated and warped streets exactly as the streets do. All objects of
+one kind are painted in one vectorised pass (:class:`BoxCells`) that leaves
+exactly what painting them one by one in plan order would.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .citymap import CityMap
 from .frame import StreetFrame
-from .materials import TEXTURE_NOISE, VEGETATION, Material
+from .materials import IS_VEGETATION, TEXTURE_NOISE, Material
 from .plan import Area, Building, Car, CityPlan, Hedge, Street, Tree
-
-Window = tuple[slice, slice]
 
 MARKING = (228, 228, 218)
 DASH_METRES = 6.0
@@ -32,40 +33,6 @@ class Canvas:
         full = slice(0, city.size)
         self.u, self.v = uv if uv is not None else frame.cell_uv(full, full)
 
-    def box(self, u0: float, u1: float, v0: float, v1: float,
-            window: Window | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Mask and local coordinates of the cells of ``window`` inside a street-frame box; None if none."""
-        if window is None:
-            return None
-        u, v = self.u[window], self.v[window]
-        mask = (u >= u0) & (u < u1) & (v >= v0) & (v < v1)
-        if not mask.any():
-            return None
-        return mask, u - u0, v - v0
-
-    def axes(self, window: Window) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Unit (east, north) directions of increasing ``u`` and ``v`` at the middle of a window.
-
-        From the gradient of the cells' ``u``, so it follows warped streets;
-        ``v``'s direction is ``u``'s turned a quarter counter-clockwise.
-        """
-        rows, cols = window
-        r = min(max((rows.start + rows.stop) // 2, 1), self.city.size - 2)
-        c = min(max((cols.start + cols.stop) // 2, 1), self.city.size - 2)
-        east = float(self.u[r, c + 1] - self.u[r, c - 1])
-        north = float(self.u[r - 1, c] - self.u[r + 1, c])  # row numbers grow southwards
-        norm = math.hypot(east, north)
-        east, north = east / norm, north / norm
-        return (east, north), (-north, east)
-
-    def box_normals(self, window: Window, lu: np.ndarray, lv: np.ndarray, length: float,
-                    depth: float) -> np.ndarray:
-        """Outward normal (east, north) of the nearest side of a box, per cell."""
-        (ue, un), (ve, vn) = self.axes(window)
-        sides = np.stack([lu, length - lu, lv, depth - lv])
-        outward = np.array([[-ue, -un], [ue, un], [-ve, -vn], [ve, vn]], np.float32)
-        return outward[np.argmin(sides, axis=0)]
-
 
 def rasterise(plan: CityPlan, texture: np.random.Generator) -> tuple[CityMap, Canvas, np.ndarray]:
     """The static city (everything but the cars), its canvas for painting cars later, and its street cells.
@@ -75,15 +42,11 @@ def rasterise(plan: CityPlan, texture: np.random.Generator) -> tuple[CityMap, Ca
     """
     city = CityMap.blank(plan.frame.size, Material.GRASS, plan.palette.grass)
     canvas = Canvas(city, plan.frame)
-    for area, window in zip(plan.areas, canvas.frame.windows([_extent(a) for a in plan.areas])):
-        paint_area(canvas, area, window)
+    paint_areas(canvas, plan.areas)
     streets = paint_streets(canvas, plan)
-    for building, window in zip(plan.buildings, canvas.frame.windows([_extent(b) for b in plan.buildings])):
-        paint_building(canvas, building, window)
-    for hedge, window in zip(plan.hedges, canvas.frame.windows([_extent(h) for h in plan.hedges])):
-        paint_hedge(canvas, hedge, window)
-    for tree, window in zip(plan.trees, canvas.frame.windows([_tree_extent(t) for t in plan.trees])):
-        paint_tree(canvas, tree, window)
+    paint_buildings(canvas, plan.buildings)
+    paint_hedges(canvas, plan.hedges)
+    paint_trees(canvas, plan.trees)
     add_texture(city, texture)
     return city, canvas, streets
 
@@ -91,8 +54,7 @@ def rasterise(plan: CityPlan, texture: np.random.Generator) -> tuple[CityMap, Ca
 def with_cars(canvas: Canvas, cars: list[Car]) -> CityMap:
     """A copy of the canvas's city with ``cars`` parked or driving on its open ground."""
     painter = Canvas(canvas.city.copy(), canvas.frame, (canvas.u, canvas.v))
-    for car, window in zip(cars, canvas.frame.windows([_car_extent(c) for c in cars])):
-        paint_car(painter, car, window)
+    paint_cars(painter, cars)
     return painter.city
 
 
@@ -157,105 +119,208 @@ def _paint_ground(city: CityMap, mask: np.ndarray, material: Material, colour) -
     city.base[mask] = 0
 
 
-def paint_area(canvas: Canvas, area: Area, window: Window | None) -> None:
-    found = canvas.box(*_extent(area), window)
-    if found is None:
+def paint_areas(canvas: Canvas, areas: list[Area]) -> None:
+    """Ground patches in list order, each over whatever is there (the last patch over a cell wins)."""
+    if not areas:
         return
-    mask, lu, lv = found
-    if area.ellipse:
-        ru, rv = (area.u1 - area.u0) / 2, (area.v1 - area.v0) / 2
-        mask &= ((lu - ru) / ru) ** 2 + ((lv - rv) / rv) ** 2 < 1
-    city = canvas.city
-    city.material[window][mask] = area.material
-    city.top[window][mask] = area.colour
-    city.side[window][mask] = area.colour
+    extents = np.array([_extent(a) for a in areas], np.float64)
+    cells = BoxCells.of(canvas, extents)
+    ru, rv = ((extents[:, 1] - extents[:, 0]) / 2)[cells.item], ((extents[:, 3] - extents[:, 2]) / 2)[cells.item]
+    ellipse = np.array([a.ellipse for a in areas])[cells.item]
+    cells = cells.select(~ellipse | (((cells.lu - ru) / ru) ** 2 + ((cells.lv - rv) / rv) ** 2 < 1)).last_per_cell()
+    at, item = (cells.row, cells.col), cells.item
+    colours = np.array([a.colour for a in areas], np.uint8)[item]
+    canvas.city.material[at] = np.array([a.material for a in areas], np.uint8)[item]
+    canvas.city.top[at] = colours
+    canvas.city.side[at] = colours
 
 
-def paint_building(canvas: Canvas, building: Building, window: Window | None) -> None:
-    b = building
-    found = canvas.box(*_extent(b), window)
-    if found is None:
+def paint_buildings(canvas: Canvas, buildings: list[Building]) -> None:
+    """Buildings in list order, each over whatever is there: flat roofs with a parapet, or gables.
+
+    A gable's ridge runs along the longer side and the roof falls linearly to the eaves.
+    """
+    if not buildings:
         return
-    mask, lu, lv = found
-    length, depth = b.u1 - b.u0, b.v1 - b.v0
-    if b.ridge > b.eave:
-        # The ridge runs along the longer side; the roof falls linearly to the eaves.
-        across, half = (lv, depth / 2) if length >= depth else (lu, length / 2)
-        height = b.eave + (b.ridge - b.eave) * (1 - np.abs(across - half) / half)
-        ridge_line = np.abs(across - half) < 0.5
-    else:
-        height = np.full(lu.shape, b.eave)
-        ridge_line = np.minimum(np.minimum(lu, length - lu), np.minimum(lv, depth - lv)) < 1.0  # parapet
-    roof = np.empty(lu.shape + (3,), np.uint8)
-    roof[:] = b.roof
-    roof[ridge_line] = (np.array(b.roof) * 0.8).astype(np.uint8)
-    normals = canvas.box_normals(window, lu, lv, length, depth)
-    city = canvas.city
-    city.height[window][mask] = height[mask]
-    city.base[window][mask] = 0
-    city.material[window][mask] = Material.BUILDING
-    city.top[window][mask] = roof[mask]
-    city.side[window][mask] = b.facade
-    city.window[window][mask] = b.window
-    city.storey[window][mask] = b.storey
-    city.normal[window][mask] = normals[mask]
+    extents = np.array([_extent(b) for b in buildings], np.float64)
+    cells = BoxCells.of(canvas, extents).last_per_cell()
+    item, lu, lv = cells.item, cells.lu, cells.lv
+    eave, ridge = np.array([b.eave for b in buildings])[item], np.array([b.ridge for b in buildings])[item]
+    length, depth = (extents[:, 1] - extents[:, 0])[item], (extents[:, 3] - extents[:, 2])[item]
+    along_u = length >= depth
+    across, half = np.where(along_u, lv, lu), np.where(along_u, depth / 2, length / 2)
+    gable = ridge > eave
+    height = np.where(gable, eave + (ridge - eave) * (1 - np.abs(across - half) / half), eave)
+    parapet = np.minimum(np.minimum(lu, length - lu), np.minimum(lv, depth - lv)) < 1.0
+    ridge_line = np.where(gable, np.abs(across - half) < 0.5, parapet)
+    roofs = np.array([b.roof for b in buildings], np.uint8)
+    dark = (np.array([b.roof for b in buildings]) * 0.8).astype(np.uint8)
+    city, at = canvas.city, (cells.row, cells.col)
+    city.height[at] = height
+    city.base[at] = 0
+    city.material[at] = Material.BUILDING
+    city.top[at] = np.where(ridge_line[:, None], dark[item], roofs[item])
+    city.side[at] = np.array([b.facade for b in buildings], np.uint8)[item]
+    city.window[at] = np.array([b.window for b in buildings], np.uint8)[item]
+    city.storey[at] = np.array([b.storey for b in buildings])[item]
+    city.normal[at] = _outward_normals(canvas, extents, cells)
 
 
-def _paint_solid(canvas: Canvas, extent: tuple[float, float, float, float], window: Window | None,
-                 height: float, material: Material, top, side) -> None:
-    """A low box (hedge, car) standing on open ground only."""
-    found = canvas.box(*extent, window)
-    if found is None:
+@dataclass
+class BoxCells:
+    """The cells inside some street-frame boxes ``(u0, u1, v0, v1)``, box after box.
+
+    Only the cells of each box's window (:meth:`StreetFrame.window_bounds`)
+    are tested. ``item`` is the box, ``row``/``col`` the cell and
+    ``lu``/``lv`` its coordinates relative to the box's ``(u0, v0)`` corner.
+    Painting all boxes at once this way replaces a Python loop over objects.
+    """
+
+    item: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    lu: np.ndarray
+    lv: np.ndarray
+    bounds: tuple[np.ndarray, ...]  # per box: its window's first and end rows and columns
+
+    @classmethod
+    def of(cls, canvas: Canvas, boxes: np.ndarray) -> "BoxCells":
+        r0, r1, c0, c1 = canvas.frame.window_bounds(boxes)
+        heights, widths = np.maximum(r1 - r0, 0), np.maximum(c1 - c0, 0)
+        counts = heights * widths
+        item = np.repeat(np.arange(len(boxes)), counts)
+        local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        step, along = np.divmod(local, np.repeat(widths, counts))
+        row, col = np.repeat(r0, counts) + step, np.repeat(c0, counts) + along
+        u, v = canvas.u[row, col], canvas.v[row, col]
+        u0, u1, v0, v1 = (boxes[item, k] for k in range(4))
+        inside = (u >= u0) & (u < u1) & (v >= v0) & (v < v1)
+        return cls(item[inside], row[inside], col[inside], (u - u0)[inside], (v - v0)[inside], (r0, r1, c0, c1))
+
+    def select(self, keep: np.ndarray) -> "BoxCells":
+        return BoxCells(self.item[keep], self.row[keep], self.col[keep], self.lu[keep], self.lv[keep], self.bounds)
+
+    def first_per_cell(self) -> "BoxCells":
+        """The entry of the earliest box over each cell."""
+        _, first = np.unique(self.row * (self.col.max(initial=0) + 1) + self.col, return_index=True)
+        return self.select(first)
+
+    def last_per_cell(self) -> "BoxCells":
+        """The entry of the latest box over each cell: what painting the boxes in order leaves."""
+        reverse = BoxCells(*(a[::-1] for a in (self.item, self.row, self.col, self.lu, self.lv)), self.bounds)
+        return reverse.first_per_cell()
+
+
+def _item_axes(canvas: Canvas, cells: BoxCells) -> tuple[np.ndarray, ...]:
+    """Unit (east, north) directions ``(ue, un)`` of increasing ``u`` and ``(ve, vn)`` of ``v``, per entry.
+
+    From the gradient of ``u`` at the middle of the entry's box's window, so
+    it follows warped streets; ``v``'s direction is ``u``'s turned a quarter
+    counter-clockwise.
+    """
+    r0, r1, c0, c1 = cells.bounds
+    last = canvas.city.size - 2
+    r, c = np.clip((r0 + r1) // 2, 1, last), np.clip((c0 + c1) // 2, 1, last)
+    east = canvas.u[r, c + 1] - canvas.u[r, c - 1]
+    north = canvas.u[r - 1, c] - canvas.u[r + 1, c]  # row numbers grow southwards
+    # math.hypot, as the generator always used: numpy's hypot need not round the same way.
+    norm = np.array([math.hypot(e, n) for e, n in zip(east.tolist(), north.tolist())])
+    east, north = (east / norm)[cells.item], (north / norm)[cells.item]
+    return east, north, -north, east
+
+
+def _paint_solids(canvas: Canvas, boxes: list[tuple[float, float, float, float]], heights: list[float],
+                  material: Material, tops: list, sides: list) -> None:
+    """Low boxes (hedges, cars) standing on open ground only, painted in list order.
+
+    A painted solid is never open ground again, so the first box over an
+    open cell takes it: one pass decides every cell.
+    """
+    if not boxes:
         return
-    mask, lu, lv = found
+    extents = np.array(boxes, np.float64).reshape(-1, 4)
     city = canvas.city
-    mask &= city.height[window] == 0
-    u0, u1, v0, v1 = extent
-    normals = canvas.box_normals(window, lu, lv, u1 - u0, v1 - v0)
-    city.height[window][mask] = height
-    city.base[window][mask] = 0
-    city.material[window][mask] = material
-    city.top[window][mask] = top
-    city.side[window][mask] = side
-    city.storey[window][mask] = 0
-    city.normal[window][mask] = normals[mask]
+    cells = BoxCells.of(canvas, extents)
+    cells = cells.select(city.height[cells.row, cells.col] == 0).first_per_cell()
+    item = cells.item
+    at = (cells.row, cells.col)
+    city.height[at] = np.array(heights, np.float64)[item]
+    city.base[at] = 0
+    city.material[at] = material
+    city.top[at] = np.array(tops, np.uint8).reshape(-1, 3)[item]
+    city.side[at] = np.array(sides, np.uint8).reshape(-1, 3)[item]
+    city.storey[at] = 0
+    city.normal[at] = _outward_normals(canvas, extents, cells)
 
 
-def paint_hedge(canvas: Canvas, hedge: Hedge, window: Window | None) -> None:
-    _paint_solid(canvas, _extent(hedge), window, hedge.height, Material.HEDGE, hedge.colour, hedge.colour)
+def _outward_normals(canvas: Canvas, extents: np.ndarray, cells: BoxCells) -> np.ndarray:
+    """Outward unit normal (east, north) of the nearest side of its box, per cell."""
+    item, lu, lv = cells.item, cells.lu, cells.lv
+    ue, un, ve, vn = _item_axes(canvas, cells)
+    length, depth = (extents[:, 1] - extents[:, 0])[item], (extents[:, 3] - extents[:, 2])[item]
+    nearest = np.argmin(np.stack([lu, length - lu, lv, depth - lv]), axis=0)
+    outward = np.stack([np.stack([-ue, -un], -1), np.stack([ue, un], -1),
+                        np.stack([-ve, -vn], -1), np.stack([ve, vn], -1)], 1).astype(np.float32)
+    return outward[np.arange(len(item)), nearest]
 
 
-def paint_car(canvas: Canvas, car: Car, window: Window | None) -> None:
-    body = tuple(int(c * 0.85) for c in car.colour)
-    _paint_solid(canvas, _car_extent(car), window, CAR_HEIGHT, Material.CAR, car.colour, body)
+def paint_hedges(canvas: Canvas, hedges: list[Hedge]) -> None:
+    _paint_solids(canvas, [_extent(h) for h in hedges], [h.height for h in hedges], Material.HEDGE,
+                  [h.colour for h in hedges], [h.colour for h in hedges])
 
 
-def paint_tree(canvas: Canvas, tree: Tree, window: Window | None) -> None:
-    """A dome-shaped canopy over whatever is lower than its underside."""
-    r = tree.radius
-    found = canvas.box(*_tree_extent(tree), window)
-    if found is None:
+def paint_cars(canvas: Canvas, cars: list[Car]) -> None:
+    """Cars over open ground, their sides a little darker than their roofs."""
+    _paint_solids(canvas, [_car_extent(c) for c in cars], [CAR_HEIGHT] * len(cars), Material.CAR,
+                  [c.colour for c in cars], [tuple(int(k * 0.85) for k in c.colour) for c in cars])
+
+
+def paint_trees(canvas: Canvas, trees: list[Tree]) -> None:
+    """Dome-shaped canopies, in list order, each over whatever is then lower than its underside.
+
+    A canopy may stand over an earlier one, so the cells are painted in
+    rounds: round ``k`` paints, in every cell, the ``k``-th tree over it.
+    """
+    if not trees:
         return
-    mask, lu, lv = found
-    du, dv = lu - r, lv - r
-    rho2 = (du * du + dv * dv) / (r * r)
-    depth = tree.top - tree.base
-    top = tree.top - 0.4 * depth * rho2
-    base = tree.base + 0.3 * depth * rho2
+    extents = np.array([_tree_extent(t) for t in trees], np.float64)
     city = canvas.city
-    mask &= (rho2 < 1) & (city.height[window] <= base)
-    (ue, un), (ve, vn) = canvas.axes(window)
+    cells = BoxCells.of(canvas, extents)
+    radius = np.array([t.radius for t in trees])[cells.item]
+    crown, underside = np.array([t.top for t in trees]), np.array([t.base for t in trees])
+    thickness = (crown - underside)[cells.item]
+    du, dv = cells.lu - radius, cells.lv - radius
+    rho2 = (du * du + dv * dv) / (radius * radius)
+    top = crown[cells.item] - 0.4 * thickness * rho2
+    base = underside[cells.item] + 0.3 * thickness * rho2
+    within = rho2 < 1
+    cells, du, dv, top, base = cells.select(within), du[within], dv[within], top[within], base[within]
+    item = cells.item
+    ue, un, ve, vn = _item_axes(canvas, cells)
     radial = np.stack([du * ue + dv * ve, du * un + dv * vn], axis=-1)
     length = np.sqrt((radial * radial).sum(-1, keepdims=True))
     radial = np.where(length > 0, radial / np.maximum(length, 1e-9), 0).astype(np.float32)
-    shade = tuple(int(c * 0.8) for c in tree.colour)
-    city.height[window][mask] = top[mask]
-    city.base[window][mask] = base[mask]
-    city.material[window][mask] = Material.TREE
-    city.top[window][mask] = tree.colour
-    city.side[window][mask] = shade
-    city.storey[window][mask] = 0
-    city.normal[window][mask] = radial[mask]
+    colours = np.array([t.colour for t in trees], np.uint8)
+    shades = np.array([tuple(int(c * 0.8) for c in t.colour) for t in trees], np.uint8)
+    # Entries are in tree order; a stable sort by cell keeps that order within each cell.
+    flat = cells.row * city.size + cells.col
+    order = np.argsort(flat, kind="stable")
+    starts = np.r_[True, flat[order][1:] != flat[order][:-1]]
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - run_start
+    for k in range(int(rank.max(initial=-1)) + 1):
+        turn = np.flatnonzero(rank == k)
+        at = (cells.row[turn], cells.col[turn])
+        turn = turn[city.height[at] <= base[turn]]
+        at = (cells.row[turn], cells.col[turn])
+        city.height[at] = top[turn]
+        city.base[at] = base[turn]
+        city.material[at] = Material.TREE
+        city.top[at] = colours[item[turn]]
+        city.side[at] = shades[item[turn]]
+        city.storey[at] = 0
+        city.normal[at] = radial[turn]
 
 
 def add_texture(city: CityMap, rng: np.random.Generator) -> None:
@@ -263,6 +328,6 @@ def add_texture(city: CityMap, rng: np.random.Generator) -> None:
     amplitude = TEXTURE_NOISE[city.material][..., None]
     noise = rng.integers(-64, 65, city.material.shape + (1,), dtype=np.int16) * amplitude // 64
     city.top = np.clip(city.top.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-    vegetation = np.isin(city.material, VEGETATION)[..., None]
+    vegetation = IS_VEGETATION[city.material][..., None]
     textured_side = np.clip(city.side.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     city.side = np.where(vegetation, textured_side, city.side)

@@ -18,9 +18,9 @@ def scene_labels(material: np.ndarray, centres: np.ndarray, metres: float) -> np
     size = material.shape[0]
     scene = SCENE_OF_MATERIAL[material]
     # Integral images of each class's cell count: any square's count in four look-ups.
-    counts = np.zeros((len(SCENE_CLASSES), size + 1, size + 1), np.int64)
+    counts = np.zeros((len(SCENE_CLASSES), size + 1, size + 1), np.int32)  # exact up to 46,000 cells a side
     for k in range(len(SCENE_CLASSES)):
-        counts[k, 1:, 1:] = (scene == k).cumsum(0).cumsum(1)
+        counts[k, 1:, 1:] = (scene == k).cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
     centres = np.asarray(centres, np.float64).reshape(-1, 2)
     half = metres / 2
     col0 = np.clip(np.round(centres[:, 0] - half), 0, size).astype(np.int64)

@@ -10,13 +10,13 @@ satellite moment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .citymap import CityMap
 from .lighting import Lighting
-from .materials import VEGETATION
+from .materials import IS_VEGETATION
 from .plan import Car, CityPlan, car_colour, moving_cars
 
 SEASONS = ("spring", "summer", "autumn", "winter")
@@ -69,17 +69,21 @@ def ground_moment(plan: CityPlan, satellite: Moment, change: float, rng: np.rand
 
 
 def apply_season(city: CityMap, season: str, strength: float) -> CityMap:
-    """A copy of ``city`` whose vegetation has turned towards ``season`` by ``strength``."""
+    """``city`` with its vegetation turned towards ``season`` by ``strength``.
+
+    The colour layers are new arrays; the others are shared with ``city``.
+    """
     if season == "summer" or strength == 0:
         return city
-    turned = city.copy()
-    green = np.isin(city.material, VEGETATION)
+    green = IS_VEGETATION[city.material]
+    turned = {}
     for layer in ("top", "side"):
         colours = getattr(city, layer)[green].astype(np.float32)
         target = _season_colour(colours, season)
         mixed = colours * np.float32(1 - strength) + target * np.float32(strength)
-        getattr(turned, layer)[green] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-    return turned
+        turned[layer] = getattr(city, layer).copy()
+        turned[layer][green] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return replace(city, **turned)
 
 
 def _season_colour(rgb: np.ndarray, season: str) -> np.ndarray:
