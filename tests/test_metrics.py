@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cvbench import metrics
-from cvbench.evaluation import exact_scores
+from cvbench.evaluation import exact_ranking, exact_scores
 
 # ------------------------------------------------------------------ brute force
 
@@ -217,12 +217,13 @@ def test_near_collapsed_embeddings_are_rescored_in_float64(monkeypatch: pytest.M
     reference = (centre + 1e-5 * rng.standard_normal((60, 16))).astype(np.float32)
     positives = rng.integers(0, 60, size=10)
     rescored = []
-    original = exact_scores.scores_float64
-    monkeypatch.setattr(exact_scores, "scores_float64", lambda *a: rescored.append(1) or original(*a))
+    original = exact_ranking._sweep_tiles
+    monkeypatch.setattr(exact_ranking, "_sweep_tiles",
+                        lambda queries, *a: rescored.append(queries.dtype) or original(queries, *a))
     truth = exact_ranks(query, reference, positives)
     assert len(set(truth.tolist())) > 3
     np.testing.assert_array_equal(metrics.ranks(query, reference, positives, chunk_size=4), truth)
-    assert rescored
+    assert torch.float64 in rescored
 
 
 def test_gaussian_embeddings_match_float64_brute_force() -> None:

@@ -1,22 +1,30 @@
-"""Time and memory of ``cvbench.metrics.recall`` against the bare matrix products it needs.
+"""Time and memory of ``cvbench.metrics.recall`` against the FLOP roof and the bare matrix products.
 
 Each run is a fresh subprocess so that its peak resident memory
 (``ru_maxrss``, which also sees torch's allocations, unlike tracemalloc) is its
 own; the peak is reported above the baseline taken once the seeded float32
 inputs are in memory. Runs of the different measurements are interleaved and
-the best time of ``--repeats`` runs is reported. Three things are measured on
-the same inputs:
+the best time of ``--repeats`` runs is reported. Measured on the same inputs:
 
-* ``recall``: the metric with the given chunk size (default: automatic);
-* ``chunked_matmul``: the same loop of (chunk, D) x (D, M) float32 ``torch.mm``
-  products into one reused block, as recall does, with nothing else: the floor
-  recall cannot beat;
+* ``recall``: the metric (``--device``, default the CPU; ``--chunk-size``);
+* ``square_gemm``: the GFLOP/s of one square float32 ``torch.mm`` (``--square``
+  rows), the machine's matrix-product roof; ``roof`` is the time the ranking's
+  2 N M D FLOPs need at that rate;
+* ``chunked_matmul``: the loop of (chunk, D) x (D, M) float32 ``torch.mm``
+  products into one reused ~256 MiB block, as ``recall`` ran them before its
+  tiles (chunk 2^26 // M), with nothing else;
 * ``full_matmul``: one (N, D) x (D, M) product, only when N x M float32 fits in
-  half of the available memory (20000 x 200000 is 16 GB: skipped on a 24 GiB box).
+  half of the available memory (20000 x 200000 is 16 GB: skipped on a 24 GiB box);
+* with ``--phases``, once, where ``recall``'s time goes: the unit copies of
+  the inputs, the tiled products alone, the sweep (the rest), and the exact
+  comparisons of the close cases.
+
+``--avx2`` runs every measurement as on a CPU without AVX-512
+(``ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``).
 
 Usage::
 
-    python benchmarks/perf/recall.py --queries 20000 --references 200000 --dim 256 --json out.json
+    python benchmarks/perf/recall.py --queries 20000 --references 200000 --dim 256 --repeats 2 --json out.json
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("recall", "chunked_matmul", "full_matmul")
+KINDS = ("recall", "square_gemm", "chunked_matmul", "full_matmul")
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def _make_inputs(queries: int, references: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,22 +66,27 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     from cvbench.evaluation import exact_ranking
 
     query, reference, positives = _make_inputs(args.queries, args.references, args.dim, args.seed)
-    chunk = args.chunk_size or exact_ranking.default_chunk(args.references)
+    chunk = exact_ranking.default_chunk(args.references)  # the block recall used before its tiles
     q = torch.from_numpy(query)
     r = torch.from_numpy(reference)
     torch.mm(q[:2], r[:2].t())  # start MKL's thread pool before taking the baseline
+    if args.worker == "phases":
+        return _phases(args, query, reference, positives)
+    if args.worker == "square_gemm":
+        return _square_gemm(args.square, args.repeats, args.device)
 
     def run() -> Any:
         if args.worker == "recall":
-            return metrics.recall(query, reference, positives, chunk_size=args.chunk_size)
+            return metrics.recall(query, reference, positives, chunk_size=args.chunk_size, device=args.device)
         with torch.no_grad():
             if args.worker == "full_matmul":
                 return float(torch.mm(q, r.t())[0, 0])
-            block = torch.empty((min(chunk, args.queries), args.references), dtype=torch.float32)
+            left, right = q.to(args.device), r.to(args.device)  # on an accelerator: the products there
+            block = torch.empty((min(chunk, args.queries), args.references), dtype=torch.float32, device=args.device)
             checksum = 0.0
             for start in range(0, args.queries, chunk):
                 stop = min(start + chunk, args.queries)
-                checksum += float(torch.mm(q[start:stop], r.t(), out=block[: stop - start])[0, 0])
+                checksum += float(torch.mm(left[start:stop], right.t(), out=block[: stop - start])[0, 0])
             return checksum
 
     baseline = _peak_rss_bytes()
@@ -90,6 +104,80 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "chunk_size": chunk,
         "output": output,
     }
+
+
+def _square_gemm(size: int, repeats: int, device: str) -> dict[str, Any]:
+    """GFLOP/s of a (size x size) x (size x size) IEEE float32 product on ``device``, best of ``repeats`` after a
+    warm-up."""
+    import torch
+
+    from cvbench.evaluation.exact_ranking import ieee_float32_matmul
+
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    with ieee_float32_matmul():
+        out = torch.mm(a, b)
+        times = []
+        for _ in range(max(3, repeats)):
+            synchronize()
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            synchronize()
+            times.append(time.perf_counter() - start)
+    return {"seconds_best": min(times), "gflops": 2 * size**3 / min(times) / 1e9, "size": size,
+            "peak_rss_above_inputs_mib": 0.0}
+
+
+def _phases(args: argparse.Namespace, query: np.ndarray, reference: np.ndarray,
+            positives: np.ndarray) -> dict[str, Any]:
+    """Seconds of each phase of one ``recall``: unit copies, tiled products alone, exact comparisons, sweep."""
+    import torch
+
+    from cvbench import metrics
+    from cvbench.evaluation import exact_ranking, exact_scores
+
+    spent = {"unit_copies": 0.0, "exact_comparisons": 0.0}
+
+    def timed(name: str, function: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - start
+        return wrapper
+
+    unit_copies = exact_scores.queries_and_gallery
+    exact_scores.queries_and_gallery = timed("unit_copies", unit_copies)
+    exact_scores.exact_signs = timed("exact_comparisons", exact_scores.exact_signs)
+    start = time.perf_counter()
+    metrics.recall(query, reference, positives, device=args.device)
+    total = time.perf_counter() - start
+    sweep_block = exact_ranking._sweep_block
+
+    def products_only(queries: Any, high: Any, low: Any, part: Any, first: int, *rest: Any) -> Any:
+        rows, width = queries.shape[0], rest[1]
+        tile = torch.empty(rows * width, dtype=queries.dtype, device=queries.device)
+        for begin in range(0, part.shape[0], width):
+            references = part[begin:begin + width]
+            torch.mm(queries, references.t(), out=tile[: rows * references.shape[0]].view(rows, -1))
+        zeros = torch.zeros(high.shape, dtype=torch.int64, device=queries.device)
+        return exact_ranking._Swept(zeros, zeros)
+
+    exact_ranking._sweep_block = products_only
+    queries, gallery = unit_copies(query, reference)
+    stream = exact_ranking.GalleryStream(gallery, exact_ranking.placement([], args.device))
+    start = time.perf_counter()
+    for first in range(0, queries.shape[0], exact_ranking.QUERY_CHUNK):
+        part = queries[first:first + exact_ranking.QUERY_CHUNK]
+        thresholds = torch.zeros((part.shape[0], 1))
+        exact_ranking._sweep_tiles(part, thresholds, thresholds, stream, stream.where.device, False, 0)
+    products = time.perf_counter() - start
+    exact_ranking._sweep_block = sweep_block
+    phases = {"total": total, "unit_copies": spent["unit_copies"], "tiled_products": products,
+              "exact_comparisons": spent["exact_comparisons"]}
+    phases["sweep_and_rest"] = total - sum(v for k, v in phases.items() if k != "total")
+    return {"phases_seconds": phases, "peak_rss_above_inputs_mib": 0.0, "seconds_best": total}
 
 
 def _cpu_model() -> str:
@@ -116,11 +204,12 @@ def _measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [
         sys.executable, os.path.abspath(__file__), "--worker", kind,
         "--queries", str(args.queries), "--references", str(args.references), "--dim", str(args.dim),
-        "--repeats", "1", "--seed", str(args.seed),
+        "--repeats", "1", "--seed", str(args.seed), "--square", str(args.square), "--device", args.device,
     ]  # fmt: skip
     if args.chunk_size:
         command += ["--chunk-size", str(args.chunk_size)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    environment = {**os.environ, **(AVX2 if args.avx2 else {})}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -130,6 +219,8 @@ def _merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     merged["seconds_all"] = [run["seconds_best"] for run in runs]
     merged["seconds_best"] = min(merged["seconds_all"])
     merged["peak_rss_above_inputs_mib"] = max(run["peak_rss_above_inputs_mib"] for run in runs)
+    if "gflops" in merged:
+        merged["gflops"] = max(run["gflops"] for run in runs)
     return merged
 
 
@@ -138,13 +229,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--queries", type=int, default=20000)
     parser.add_argument("--references", type=int, default=200000)
     parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--chunk-size", type=int, default=None, help="queries per block (default: automatic)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="queries per chunk (default: automatic)")
+    parser.add_argument("--device", default="cpu", help="where recall ranks (cpu, cuda, mps)")
+    parser.add_argument("--square", type=int, default=4096, help="rows of the square GEMM that sets the roof")
+    parser.add_argument("--avx2", action="store_true", help="measure as on a CPU without AVX-512")
+    parser.add_argument("--phases", action="store_true", help="also time recall's phases once")
+    parser.add_argument("--skip", nargs="*", default=[], choices=KINDS, help="measurements to leave out")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed runs per measurement, each in a fresh process; the best counts"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
-    parser.add_argument("--worker", choices=KINDS, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=KINDS + ("phases",), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -154,9 +250,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     full_bytes = args.queries * args.references * 4
-    kinds = list(KINDS)
-    results: dict[str, Any] = {}
-    if full_bytes > _available_bytes() // 2:
+    kinds = [kind for kind in KINDS if kind not in args.skip]
+    results: dict[str, Any] = {kind: {"skipped": "--skip"} for kind in args.skip}
+    if "full_matmul" in kinds and args.device != "cpu":
+        kinds.remove("full_matmul")
+        results["full_matmul"] = {"skipped": "measured on the CPU only"}
+    if "full_matmul" in kinds and full_bytes > _available_bytes() // 2:
         kinds.remove("full_matmul")
         results["full_matmul"] = {
             "skipped": f"N x M float32 needs {full_bytes / 2**30:.1f} GiB, over half the available memory"
@@ -168,9 +267,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs[kind].append(_measure(kind, args))
     results.update({kind: _merge(runs[kind]) for kind in kinds})
     results = {kind: results[kind] for kind in KINDS}
+    if args.phases:
+        print("phases ...", file=sys.stderr, flush=True)
+        results["phases"] = _measure("phases", args)["phases_seconds"]
 
-    recall_s = results["recall"]["seconds_best"]
-    mm_s = results["chunked_matmul"]["seconds_best"]
+    flops = 2.0 * args.queries * args.references * args.dim
+    ratios: dict[str, float] = {}
+    recall_s = results["recall"].get("seconds_best")
+    if "gflops" in results["square_gemm"]:
+        roof_s = flops / (results["square_gemm"]["gflops"] * 1e9)
+        results["roof"] = {"seconds_best": roof_s, "gflops": results["square_gemm"]["gflops"]}
+        if recall_s:
+            ratios["recall_time_over_square_gemm_roof"] = recall_s / roof_s
+    if recall_s and "seconds_best" in results["chunked_matmul"]:
+        ratios["recall_time_over_chunked_matmul"] = recall_s / results["chunked_matmul"]["seconds_best"]
+        ratios["recall_peak_over_chunked_matmul_peak"] = (
+            results["recall"]["peak_rss_above_inputs_mib"]
+            / max(results["chunked_matmul"]["peak_rss_above_inputs_mib"], 1e-9))
+    if recall_s and "seconds_best" in results["full_matmul"]:
+        ratios["recall_time_over_full_matmul"] = recall_s / results["full_matmul"]["seconds_best"]
     report = {
         "command": " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
         "config": {k: v for k, v in vars(args).items() if k not in ("worker", "json_path")},
@@ -180,21 +295,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
             "cpu": _cpu_model(),
             "cpus": os.cpu_count(),
+            "isa": "avx2 (emulated: " + " ".join(f"{k}={v}" for k, v in AVX2.items()) + ")" if args.avx2 else "native",
+            "load_average": os.getloadavg(),
         },
         "results": results,
-        "ratios": {
-            "recall_time_over_chunked_matmul": recall_s / mm_s,
-            "recall_peak_over_chunked_matmul_peak": results["recall"]["peak_rss_above_inputs_mib"]
-            / max(results["chunked_matmul"]["peak_rss_above_inputs_mib"], 1e-9),
-        },
+        "ratios": ratios,
     }
-    if "seconds_best" in results["full_matmul"]:
-        report["ratios"]["recall_time_over_full_matmul"] = recall_s / results["full_matmul"]["seconds_best"]
 
+    print(f"{args.queries} x {args.references} x {args.dim}, {flops / 1e12:.2f} TFLOP, device {args.device}, "
+          f"{report['environment']['isa']}, load average {os.getloadavg()[0]:.2f}")
     rows = [("measurement", "time (s)", "peak RSS above inputs (MiB)")]
-    for kind, result in results.items():
-        if "skipped" in result:
+    order = ["recall", "roof", "square_gemm", "chunked_matmul", "full_matmul", "phases"]
+    for kind, result in sorted(results.items(), key=lambda item: order.index(item[0])):
+        if kind == "phases":
+            rows += [(f"  phase: {name}", f"{value:.2f}", "") for name, value in result.items()]
+        elif "skipped" in result:
             rows.append((kind, "skipped", result["skipped"]))
+        elif kind in ("square_gemm", "roof"):
+            rows.append((f"{kind} ({result['gflops']:.0f} GFLOP/s)", f"{result['seconds_best']:.2f}", ""))
         else:
             rows.append((kind, f"{result['seconds_best']:.2f}", f"{result['peak_rss_above_inputs_mib']:.0f}"))
     width = [max(len(row[i]) for row in rows) for i in range(2)]

@@ -20,6 +20,7 @@ from ..errors import CvbenchError, PluginError
 from ..nn import distributed
 from ..nn.device import autocast, to_device
 from ..nn.model import TwoBranchNet
+from .exact_ranking import ranking_device
 
 
 @dataclass
@@ -120,6 +121,7 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
     run's ``conventions``, and the notes it may add to the record); with
     none selected only the embeddings come back (a caller that ranks them
     through an approximate index, :func:`cvbench.evaluation.retrieval.approximate_recall`).
+    The exact ranking of the metrics runs on ``device``, streaming the gallery when it does not fit there.
     """
     queries = np.arange(pairs.num_queries) if query_indices is None else np.asarray(query_indices)
     distributed.broadcast_buffers(model)
@@ -135,6 +137,7 @@ def evaluate(model: TwoBranchNet, pairs: CrossViewPairs, readers: dict[str, Read
         also_correct=pairs.also_correct[queries] if pairs.also_correct is not None else None,
         query_meta=rows(pairs.query_meta), reference_meta=pairs.gallery_meta, seed=seed, conventions=conventions,
         query_view=asked)
-    sections = measure(selected, retrieval)
+    with ranking_device(device):  # exact ranking runs where the model ran
+        sections = measure(selected, retrieval)
     return Evaluation(sections["metrics"], sections["uniformity"], len(queries), pairs.num_references, query,
                       reference, list(retrieval.notes))

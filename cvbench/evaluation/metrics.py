@@ -52,7 +52,7 @@ import torch
 
 from ..contract.metric import ONE_PERCENT, TIES, Conventions
 from . import exact_scores
-from .exact_ranking import default_chunk, score_chunks
+from .exact_ranking import QUERY_CHUNK, placement, score_chunks
 from .inputs import (
     ArrayLike,
     as_index_table,
@@ -120,19 +120,23 @@ def recall_from_counts(counts: RankCounts, ks: Sequence[int] = (1, 5, 10), conve
 
 def ranks(
     query: ArrayLike, reference: ArrayLike, positives: ArrayLike, chunk_size: int | None = None,
-    also_correct: ArrayLike | None = None,
+    also_correct: ArrayLike | None = None, device: torch.device | str | None = None,
+    max_device_bytes: int | None = None,
 ) -> np.ndarray:
     """Rank of each query's best correct reference: how many wrong references score strictly higher (N,) int64.
 
     ``query`` (N, D) and ``reference`` (M, D) are embeddings (numpy or torch,
     any float dtype) compared by cosine similarity; ``positives[i]`` is the
     index (or a list of indices) of query i's true match. A reference tied
-    with it does not count. ``chunk_size`` queries are scored per block
-    (default: a ~256 MiB float32 block); the result does not depend on it.
+    with it does not count. ``chunk_size`` queries are ranked per chunk
+    (default 4096). The ranking runs on ``device`` (default: where torch
+    inputs are, else :func:`~cvbench.evaluation.exact_ranking.ranking_device`'s, else the CPU); a gallery
+    over ``max_device_bytes`` streams there from host memory in parts. The
+    result depends on none of these.
     """
     count, size = _sizes(query, reference)
     return rank_counts(query, reference, _correct_sets(positives, also_correct, count, size),
-                       chunk_size=chunk_size).above
+                       chunk_size=chunk_size, device=device, max_device_bytes=max_device_bytes).above
 
 
 def recall(
@@ -146,6 +150,8 @@ def recall(
     ties: str = "random",
     one_percent: str = "floor+1",
     hit_rate: str = "paper",
+    device: torch.device | str | None = None,
+    max_device_bytes: int | None = None,
 ) -> dict[str, float]:
     """Top-k recall in percent: ``{"R@1": .., "R@5": .., "R@10": .., "R@1%": ..}``, keys in the order of ``ks``.
 
@@ -154,10 +160,11 @@ def recall(
     ``ties``, ``one_percent`` and ``hit_rate`` are the conventions of the
     module docstring. With ``semi_positives`` (N, K) padded with -1, or a
     list of lists (VIGOR), "hit_rate" is also returned, as ``hit_rate``
-    defines it.
+    defines it. ``chunk_size``, ``device`` and ``max_device_bytes`` are as
+    for :func:`ranks`.
     """
     return recall_report(query, reference, positives, ks, semi_positives, also_correct,
-                         Conventions(ties, one_percent, hit_rate), chunk_size).values
+                         Conventions(ties, one_percent, hit_rate), chunk_size, device, max_device_bytes).values
 
 
 @dataclass(frozen=True)
@@ -182,15 +189,17 @@ def recall_report(
     also_correct: ArrayLike | None = None,
     conventions: Conventions = Conventions(),
     chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+    max_device_bytes: int | None = None,
 ) -> RecallReport:
     """:func:`recall` under ``conventions``, with the share of tied queries a record should warn about."""
     ks = [check_positive_int(k, "each k in ks") for k in ks]
     count, size = _sizes(query, reference)
     correct = _correct_sets(positives, also_correct, count, size)
     questions = [Question(correct, None, [*ks, one_percent_k(size, conventions.one_percent)])]
-    if semi_positives is not None:  # asked of the same score blocks: one product serves both
+    if semi_positives is not None:  # asked in the same sweeps: one product serves both
         questions.append(_hit_question(correct, semi_positives, conventions, count, size))
-    counts = rank_counts_many(query, reference, questions, chunk_size)
+    counts = rank_counts_many(query, reference, questions, chunk_size, device, max_device_bytes)
     values = recall_from_counts(counts[0], ks, conventions)
     if semi_positives is not None:
         values["hit_rate"] = float(100.0 * found_at(counts[1], 1, conventions.ties).mean())
@@ -207,12 +216,13 @@ def _hit_question(correct: torch.Tensor, semi_positives: ArrayLike, conventions:
 
 
 def hit_rate_of(query: ArrayLike, reference: ArrayLike, correct: ArrayLike, semi_positives: ArrayLike,
-                conventions: Conventions = Conventions(), chunk_size: int | None = None) -> float:
+                conventions: Conventions = Conventions(), chunk_size: int | None = None,
+                device: torch.device | str | None = None, max_device_bytes: int | None = None) -> float:
     """VIGOR's hit rate in percent under ``conventions.hit_rate`` (see the module docstring)."""
     count, size = _sizes(query, reference)
     question = _hit_question(as_reference_sets(correct, count, size, "positives"), semi_positives, conventions,
                              count, size)
-    counts = rank_counts_many(query, reference, [question], chunk_size)[0]
+    counts = rank_counts_many(query, reference, [question], chunk_size, device, max_device_bytes)[0]
     return float(100.0 * found_at(counts, 1, conventions.ties).mean())
 
 
@@ -228,6 +238,8 @@ def average_precision(
     also_correct: ArrayLike | None = None,
     ties: str = "random",
     chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+    max_device_bytes: int | None = None,
 ) -> float:
     """Mean average precision over queries, in percent, each query's AP over all its correct references.
 
@@ -235,26 +247,26 @@ def average_precision(
     of the ranking has AP = (1/P) sum_i i / r_i. Positions are exact; where
     correct and wrong references tie, ``ties="random"`` takes the expected AP
     over a random order of the tied group, ``"optimistic"`` puts the correct
-    ones first. Costs one exact sweep per column of the correct-reference
-    table (about 54 for University-1652's satellite-to-drone queries).
+    ones first. Every correct reference is a target of the same sweep, so
+    University-1652's satellite-to-drone queries (about 54 each) cost one
+    product per tile. ``chunk_size``, ``device`` and ``max_device_bytes``
+    are as for :func:`ranks`.
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    where = placement((query, reference), device, max_device_bytes)
     queries, gallery = exact_scores.queries_and_gallery(query, reference)
     count = queries.shape[0]
     correct = _correct_sets(positives, also_correct, count, gallery.size)
     above = torch.full(correct.shape, -1, dtype=torch.int64)
     same = torch.ones(correct.shape, dtype=torch.int64)
-    chunk = default_chunk(gallery.vectors.shape[0]) if chunk_size is None else check_positive_int(chunk_size,
-                                                                                                   "chunk_size")
-    for start, chunk_scores in score_chunks(queries, gallery, chunk):
-        for column in range(correct.shape[1]):
-            refs = correct[start:start + len(chunk_scores.queries), column]
-            rows = (refs >= 0).nonzero()[:, 0]
-            if rows.numel():
-                higher, equal = chunk_scores.subset(rows).exact_counts(gallery.inverse[refs[rows]])
-                above[start + rows, column] = higher
-                same[start + rows, column] = equal
+    chunk = QUERY_CHUNK if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    for start, chunk_scores in score_chunks(queries, gallery, chunk, where):
+        refs = correct[start:start + len(chunk_scores.queries)]
+        targets = gallery.inverse[refs.clamp(min=0)].masked_fill(refs < 0, -1)
+        higher, equal = chunk_scores.exact_counts(targets)
+        above[start:start + len(refs)] = torch.where(refs >= 0, higher, -1)
+        same[start:start + len(refs)] = equal
     valid = correct >= 0
     a, g = above.double(), same.double()
     # per correct reference: p correct ones at its score (its tie group), c correct ones strictly above it

@@ -2,8 +2,8 @@
 
 :func:`rank_counts` asks one question of the exact ranking engine
 (:mod:`cvbench.evaluation.exact_ranking`) per chunk of queries;
-:func:`rank_counts_many` asks several of the same score block (recall and
-the hit rate), so the product, the dominant cost, is paid once.
+:func:`rank_counts_many` asks several in the same sweeps (recall and the
+hit rate), so the products, the dominant cost, are paid once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import exact_scores
-from .exact_ranking import ChunkScores, default_chunk, score_chunks
+from .exact_ranking import QUERY_CHUNK, ChunkScores, placement, score_chunks
 from .inputs import (
     ArrayLike,
     as_index_table,
@@ -99,6 +99,8 @@ def rank_counts(
     ignored: ArrayLike | None = None,
     ks: Sequence[int] | None = None,
     chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+    max_device_bytes: int | None = None,
 ) -> RankCounts:
     """Exact :class:`RankCounts` of every query, its correct references given as a (N, K) table.
 
@@ -108,13 +110,14 @@ def rank_counts(
     semi-positives under the authors' hit rate). Without ``ks`` every count
     is exact; with ``ks`` a row is counted exactly only where some k in ``ks``
     is in doubt (see :class:`RankCounts`): most rows then cost one sweep of
-    the score block.
+    the gallery. ``device`` and ``max_device_bytes`` say where the ranking
+    runs (:func:`~cvbench.evaluation.exact_ranking.placement`).
     """
     matrix_shape(query, "query")
     count, size = _count(query), _count(reference)
     table = as_reference_sets(correct, count, size, "positives")
     skip = None if ignored is None else as_index_table(ignored, count, size, "ignored")
-    return rank_counts_many(query, reference, [Question(table, skip, ks)], chunk_size)[0]
+    return rank_counts_many(query, reference, [Question(table, skip, ks)], chunk_size, device, max_device_bytes)[0]
 
 
 def _count(x: ArrayLike) -> int:
@@ -122,13 +125,15 @@ def _count(x: ArrayLike) -> int:
 
 
 def rank_counts_many(query: ArrayLike, reference: ArrayLike, questions: Sequence[Question],
-                     chunk_size: int | None = None) -> list[RankCounts]:
-    """:func:`rank_counts` for several questions of the same embeddings, sharing each chunk's score product.
+                     chunk_size: int | None = None, device: torch.device | str | None = None,
+                     max_device_bytes: int | None = None) -> list[RankCounts]:
+    """:func:`rank_counts` for several questions of the same embeddings, sharing each sweep's products.
 
-    Recall and the hit rate ask two questions of one block (the hit rate's
-    correct set adds the semi-positives, or ignores them), so the product,
-    the dominant cost, is paid once.
+    Recall and the hit rate ask two questions (the hit rate's correct set adds
+    the semi-positives, or ignores them); each question's target is one slot
+    of the same sweep, so the products, the dominant cost, are paid once.
     """
+    where = placement((query, reference), device, max_device_bytes)
     queries, gallery = exact_scores.queries_and_gallery(query, reference)
     count = queries.shape[0]
     asked = []
@@ -140,45 +145,62 @@ def rank_counts_many(query: ArrayLike, reference: ArrayLike, questions: Sequence
         thresholds = None if question.ks is None else torch.tensor(
             sorted({check_positive_int(k, "each k in ks") for k in question.ks}))
         asked.append((question.correct, ignored, thresholds))
-    distinct = gallery.vectors.shape[0]
-    chunk = default_chunk(distinct) if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    chunk = QUERY_CHUNK if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     outputs = [(torch.empty(count, dtype=torch.int64), torch.zeros(count, dtype=torch.int64),
                 torch.ones(count, dtype=torch.int64), torch.ones(count, dtype=torch.bool)) for _ in asked]
-    for start, chunk_scores in score_chunks(queries, gallery, chunk):
-        part = chunk_scores.queries
-        for (correct, ignored, thresholds), output in zip(asked, outputs):
-            _count_chunk(chunk_scores, part, gallery, correct[start:start + len(part)],
-                         None if ignored is None else ignored[start:start + len(part)], thresholds, start, output)
+    for start, chunk_scores in score_chunks(queries, gallery, chunk, where):
+        _count_chunk(chunk_scores, gallery, asked, start, outputs)
     return [RankCounts(above.numpy(), tied.numpy(), tied_correct.numpy(), exact.numpy(), gallery.size)
             for above, tied, tied_correct, exact in outputs]
 
 
-def _count_chunk(chunk_scores: ChunkScores, part: torch.Tensor, gallery: exact_scores.Gallery,
-                 right: torch.Tensor, ignore: torch.Tensor | None, thresholds: torch.Tensor | None, start: int,
-                 output: tuple[torch.Tensor, ...]) -> None:
-    """One question's counts for one chunk's rows, written into ``output`` (above, tied, tied_correct, exact)."""
-    above, tied, tied_correct, exact = output
+def _count_chunk(chunk_scores: ChunkScores, gallery: exact_scores.Gallery, asked: list[tuple],
+                 start: int, outputs: list[tuple[torch.Tensor, ...]]) -> None:
+    """Every question's counts for one chunk's rows, written into its ``output`` (above, tied, tied_correct, exact).
+
+    One sweep brackets every question's count; a second, for the rows where
+    some question's k is in doubt, counts them exactly.
+    """
+    part = chunk_scores.queries
     stop = start + part.shape[0]
-    targets = _best_correct(part, gallery, right)
-    rows = torch.arange(stop - start)
-    if thresholds is not None:
-        lower, upper = chunk_scores.bracket(targets, int(thresholds.max()))
-        lower = lower - (0 if ignore is None else (ignore >= 0).sum(dim=1))  # an ignored one may be above
-        lower = lower.clamp_(min=0)
-        rows = ((lower[:, None] < thresholds) & (thresholds <= upper[:, None])).any(dim=1).nonzero()[:, 0]
-        above[start:stop] = lower
-        exact[start:stop] = False
+    targets = torch.stack([_best_correct(part, gallery, correct[start:stop]) for correct, _, _ in asked], dim=1)
+    doubt = torch.ones(targets.shape, dtype=torch.bool)
+    bracketed = [i for i, (_, _, thresholds) in enumerate(asked) if thresholds is not None]
+    if bracketed:
+        lower, upper = chunk_scores.bracket(targets[:, bracketed])
+        for slot, i in enumerate(bracketed):
+            _, ignored, thresholds = asked[i]
+            above, _, _, exact = outputs[i]
+            low = lower[:, slot] - (0 if ignored is None else (ignored[start:stop] >= 0).sum(dim=1))
+            low = low.clamp_(min=0)  # an ignored one may be above
+            doubt[:, i] = ((low[:, None] < thresholds) & (thresholds <= upper[:, slot, None])).any(dim=1)
+            above[start:stop] = low
+            exact[start:stop] = False
+    rows = doubt.any(dim=1).nonzero()[:, 0]
     if rows.numel() == 0:
         return
-    part_targets = targets[rows]
-    higher, same = chunk_scores.subset(rows).exact_counts(part_targets)
+    higher, same = chunk_scores.subset(rows).exact_counts(targets[rows].masked_fill(~doubt[rows], -1))
+    for i, (correct, ignored, _) in enumerate(asked):
+        picked = doubt[rows, i]
+        if bool(picked.any()):
+            _finish(part, gallery, correct[start:stop], None if ignored is None else ignored[start:stop],
+                    rows[picked], targets[rows[picked], i], higher[picked, i], same[picked, i], start,
+                    outputs[i])
+
+
+def _finish(part: torch.Tensor, gallery: exact_scores.Gallery, right: torch.Tensor, ignore: torch.Tensor | None,
+            rows: torch.Tensor, targets: torch.Tensor, higher: torch.Tensor, same: torch.Tensor, start: int,
+            output: tuple[torch.Tensor, ...]) -> None:
+    """Exact counts of ``rows`` from the exact counts around their ``targets``, less the correct and ignored ones."""
+    above, tied, tied_correct, exact = output
     part_queries = part[rows]
-    right_signs = _signs_against(part_queries, gallery, right[rows], part_targets) if right.shape[1] > 1 \
+    right_signs = _signs_against(part_queries, gallery, right[rows], targets) if right.shape[1] > 1 \
         else torch.zeros((rows.numel(), 1), dtype=torch.int64)
     correct_same = (right_signs == 0).sum(dim=1)
     ignored_same = torch.zeros_like(correct_same)
+    higher = higher.clone()
     if ignore is not None:
-        ignore_signs = _signs_against(part_queries, gallery, ignore[rows], part_targets)
+        ignore_signs = _signs_against(part_queries, gallery, ignore[rows], targets)
         higher -= (ignore_signs > 0).sum(dim=1)
         ignored_same = (ignore_signs == 0).sum(dim=1)
     index = rows + start

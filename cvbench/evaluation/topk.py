@@ -4,11 +4,14 @@ What the metre-level metrics need (the top-1 tile's distance, SDM@K and
 Dis@K over the top K): not only which references score highest, but which
 of them tie exactly, so that a tie is counted under the run's ``ties``
 convention rather than broken by the accident of an index or a summation
-order. Scores are computed in float64; the few references whose float64
+order. Candidates are scored in float64; the few whose float64
 scores lie within the rounding window of one another are ordered by exact
 comparisons (:func:`cvbench.evaluation.exact_scores.exact_signs`), so the
-groups are exact and do not depend on the chunk size. Identical references
-are merged first, so a collapsed gallery costs one row.
+groups are exact and depend on neither the chunk size nor the device: the
+candidates are found in float32 where the ranking runs, tile by tile (within
+the float32 tie window of the k-th best score), and only they are scored in
+float64. Identical references are merged first, so a collapsed gallery
+costs one row.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 from . import exact_scores
-from .exact_ranking import default_chunk
+from .exact_ranking import GalleryStream, default_chunk, ieee_float32_matmul, placement
 from .inputs import ArrayLike, check_positive_int
 
 
@@ -73,26 +76,61 @@ def _exact_order(queries: torch.Tensor, vectors: torch.Tensor, row: int, cols: l
     return [groups[level] for level in sorted(groups)]
 
 
-def exact_top(query: ArrayLike, reference: ArrayLike, k: int = 1, chunk_size: int | None = None) -> TopGroups:
-    """The exact tie groups covering each query's first ``k`` positions (see :class:`TopGroups`)."""
+def _candidates(part: torch.Tensor, stream: GalleryStream, k: int, counts: torch.Tensor,
+                window: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, gallery rows) of every reference that may fill one of the first ``k`` positions of a row of ``part``.
+
+    Two float32 passes over the gallery where the ranking runs: the first
+    keeps each row's best scores, which say the score the k-th position needs;
+    the second takes every reference within the float32 tie window of it.
+    """
+    device = stream.where.device
+    queries = part.to(device)
+    weights = counts.to(device)
+    keep = min(k, counts.shape[0])
+    best_scores = best_cols = None
+    for first, gallery in stream.parts(device):
+        scores, cols = torch.topk(torch.mm(queries, gallery.t()), min(keep, gallery.shape[0]), dim=1)
+        if best_scores is not None:
+            scores, cols = torch.cat([best_scores, scores], dim=1), torch.cat([best_cols, cols + first], dim=1)
+            scores, picked = torch.topk(scores, min(keep, scores.shape[1]), dim=1)
+            cols = cols.gather(1, picked)
+        best_scores, best_cols = scores, cols
+    covered = torch.cumsum(weights[best_cols], dim=1)
+    reach = ((covered < k).sum(dim=1)).clamp_(max=best_cols.shape[1] - 1)
+    threshold = best_scores.gather(1, reach[:, None]) - window  # everything that may rank within k
+    rows, cols = [], []
+    for first, gallery in stream.parts(device):
+        row, col = (torch.mm(queries, gallery.t()) >= threshold).nonzero(as_tuple=True)
+        rows.append(row.cpu())
+        cols.append(col.cpu() + first)
+    return torch.cat(rows), torch.cat(cols)
+
+
+def exact_top(query: ArrayLike, reference: ArrayLike, k: int = 1, chunk_size: int | None = None,
+              device: torch.device | str | None = None, max_device_bytes: int | None = None) -> TopGroups:
+    """The exact tie groups covering each query's first ``k`` positions (see :class:`TopGroups`).
+
+    The candidates are found in float32 where the ranking runs (``device``
+    and ``max_device_bytes`` as for :func:`cvbench.metrics.ranks`), then
+    scored in float64 and ordered exactly on the host.
+    """
     k = check_positive_int(k, "k")
+    where = placement((query, reference), device, max_device_bytes)
     queries, gallery = exact_scores.queries_and_gallery(query, reference)
     distinct = gallery.vectors.shape[0]
     counts = np.ones(distinct, dtype=np.int64) if gallery.counts is None else gallery.counts.numpy()
     members = _members(gallery)
     window = exact_scores.tie_window(queries.shape[1], torch.float64)
     chunk = default_chunk(2 * distinct) if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    stream = GalleryStream(gallery, where)
     out_query, out_ref, out_start, out_size = [], [], [], []
-    with torch.no_grad():
+    with torch.no_grad(), ieee_float32_matmul():
         for first_row in range(0, queries.shape[0], chunk):
             part = queries[first_row: first_row + chunk]
-            scores = exact_scores.scores_float64(part, gallery.vectors)
-            top_scores, top_cols = torch.topk(scores, min(k, distinct), dim=1)
-            covered = np.cumsum(counts[top_cols.numpy()], axis=1)
-            reach = torch.from_numpy(np.minimum((covered < k).sum(axis=1), top_cols.shape[1] - 1))
-            threshold = top_scores.gather(1, reach[:, None]) - window  # everything that may rank within k
-            rows, cols = (scores >= threshold).nonzero(as_tuple=True)
-            values = scores[rows, cols]
+            rows, cols = _candidates(part, stream, k, torch.from_numpy(counts),
+                                     exact_scores.tie_window(queries.shape[1], torch.float32))
+            values = torch.einsum("pd,pd->p", part[rows].double(), gallery.vectors[cols].double())
             order = np.lexsort((-values.numpy(), rows.numpy()))  # by row, best first
             rows, cols, values = rows.numpy()[order], cols.numpy()[order], values.numpy()[order]
             for row in np.unique(rows):
