@@ -13,6 +13,13 @@ random images, already in memory: data loading is measured elsewhere):
 On CUDA both loops run under the same bf16 autocast and memory format
 (``--channels-last``), and ``--compile`` compiles the model for both.
 
+Each row also gives the achieved TFLOP/s of the harness step and its model
+FLOPs utilisation (MFU): the FLOPs of one step as
+``torch.utils.flop_counter.FlopCounterMode`` counts them (forward and
+backward; an uncompiled copy of the step under ``--compile``), over the
+step's time, against the device's dense bf16 peak (:mod:`flops`), or on a CPU
+against a square GEMM measured in the same run.
+
 Measurements of harness and bare alternate, ``--repeats`` times (the first
 of each pair swapping every repeat), after ``--warmup`` steps of each; the best time of each is reported, with images
 per second and the ratio harness / bare (1.00 = the harness costs nothing).
@@ -21,11 +28,14 @@ Usage::
 
     python benchmarks/perf/throughput.py --preset default --batch 64 --steps 10 --repeats 3 --json out.json
     python benchmarks/perf/throughput.py --device cuda --channels-last off --json contiguous.json
+    python benchmarks/perf/throughput.py --device cuda --backbone vgg16 --backbone-stage -1 --dim 4096 \
+        --ground-size 112x616 --aerial-size 256x256 --batch 96 --pretrain-batch 128 --json thesis.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -35,6 +45,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from flops import count_flops, reference_peak
 
 from cvbench.contract.registry import create
 from cvbench.data.loaders import normalize
@@ -126,7 +137,9 @@ def mocov2_case(spec: RunSpec, batch: int, device: torch.device) -> tuple[Callab
     torch.manual_seed(0)
     channels_last = use_channels_last(device, spec.channels_last)
     backbone = build_model(spec).aerial.backbone
-    pretrainer = create("pretrainer", "mocov2", backbone, backbone.out_channels, queue_size=4096).train()
+    splits = 8 if batch % 8 == 0 and batch >= 16 else 1  # the default split BatchNorm needs 8 sub-batches of 2+
+    pretrainer = create("pretrainer", "mocov2", backbone, backbone.out_channels, queue_size=4096,
+                        bn_splits=splits).train()
     prepare_module(pretrainer, device, channels_last, [backbone] if spec.compile else [])
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9)
@@ -149,11 +162,26 @@ def mocov2_case(spec: RunSpec, batch: int, device: torch.device) -> tuple[Callab
     return harness, bare
 
 
+def count_only(spec: RunSpec, args: argparse.Namespace, device: torch.device) -> None:
+    """Print (and write) the FLOPs of one step per image, as FlopCounterMode counts them, for each case."""
+    rows = {}
+    for name, case in (("finetune", finetune_case), ("mocov2", mocov2_case)):
+        batch = args.batch if name == "finetune" or args.pretrain_batch is None else args.pretrain_batch
+        flops = count_flops(case(dataclasses.replace(spec, compile=False), batch, device)[0])
+        rows[name] = {"batch": batch, "flops_per_step": flops, "flops_per_image": flops / (2 * batch)}
+        print(f"{name:9s} batch {batch}: {flops / 1e9:,.1f} GFLOP per step, {flops / 2e9 / batch:,.2f} GFLOP per image")
+    if args.json:
+        args.json.write_text(json.dumps({"backbone": spec.backbone, "ground_size": list(spec.ground_size),
+                                         "aerial_size": list(spec.aerial_size), "dim": spec.dim, "results": rows},
+                                        indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--pretrain-batch", type=int, help="MoCov2's batch (default --batch; the thesis: 128)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
@@ -166,6 +194,8 @@ def main() -> None:
                         help="CUDA only: count host synchronisations inside 5 harness steps of each case")
     parser.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (both loops)")
+    parser.add_argument("--count-only", action="store_true",
+                        help="only count each step's FLOPs per image (no timing): MFU of a rate measured elsewhere")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     overrides = {key: value for key, value in (("backbone", args.backbone), ("backbone_stage", args.backbone_stage),
@@ -176,23 +206,38 @@ def main() -> None:
     spec = resolve_spec(RunSpec(preset=args.preset, device=args.device, channels_last=args.channels_last,
                                 compile=args.compile, **overrides))
     device = select_device(spec.device)
+    if args.count_only:
+        count_only(spec, args, device)
+        return
+    peak, peak_source = reference_peak(device)
     rows = {}
     for name, case in (("finetune", finetune_case), ("mocov2", mocov2_case)):
-        harness, bare = case(spec, args.batch, device)
+        batch = args.batch if name == "finetune" or args.pretrain_batch is None else args.pretrain_batch
+        harness, bare = case(spec, batch, device)
         per_harness, per_bare = compare(harness, bare, args.steps, args.warmup, args.repeats, device)
         syncs = count_syncs(harness, 5, device) if args.sync_check and device.type == "cuda" else None
-        images = 2 * args.batch  # a pair per item in fine-tuning, two views per image in pre-training
-        rows[name] = {"harness_s_per_step": per_harness, "bare_s_per_step": per_bare,
+        eager = case(dataclasses.replace(spec, compile=False), batch, device)[0] if spec.compile else harness
+        flops = count_flops(eager)
+        tflops = flops / per_harness / 1e12
+        images = 2 * batch  # a pair per item in fine-tuning, two views per image in pre-training
+        rows[name] = {"batch": batch, "harness_s_per_step": per_harness, "bare_s_per_step": per_bare,
                       "harness_images_per_s": images / per_harness, "bare_images_per_s": images / per_bare,
-                      "ratio": per_harness / per_bare, "host_syncs_in_5_steps": syncs}
+                      "ratio": per_harness / per_bare, "host_syncs_in_5_steps": syncs,
+                      "flops_per_step": flops, "tflops": tflops}
         print(f"{name:9s} harness {images / per_harness:8.1f} img/s   bare {images / per_bare:8.1f} img/s   "
-              f"ratio {per_harness / per_bare:.3f}" + (f"   host syncs in 5 steps: {len(syncs)}" if syncs is not None else ""))
+              f"ratio {per_harness / per_bare:.3f}   {tflops:.3f} TFLOP/s"
+              + (f"   host syncs in 5 steps: {len(syncs)}" if syncs is not None else ""))
         for message in sorted(set(syncs or [])):
             print(f"          sync: {message}")
+    if device.type != "cuda":  # a measured roof: its best before and after the steps, on a shared machine
+        peak = max(peak, reference_peak(device)[0])
+    for name, row in rows.items():
+        row["mfu"] = row["tflops"] / peak if peak else None
+        print(f"{name:9s} MFU " + (f"{100 * row['mfu']:.1f}% of {peak:.3f} TFLOP/s" if peak else "unknown"))
     result = {"preset": args.preset, "backbone": spec.backbone, "batch": args.batch, "device": describe(device),
               "channels_last": use_channels_last(device, spec.channels_last), "compile": spec.compile,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "results": rows}
+              "torch": torch.__version__, "peak_tflops": peak, "peak_source": peak_source, "results": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

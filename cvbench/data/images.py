@@ -92,6 +92,10 @@ class FileImages:
         warnings.warn(f"image {path} is in mode {mode}, not RGB; converted to RGB (this and any further "
                       "such images; `cvbench data check` lists them all)", DatasetWarning, stacklevel=3)
 
+    def file(self, index: int) -> Path:
+        """The file image ``index`` is read from."""
+        return self.paths[int(index)]
+
     def take(self, indices: Sequence[int]) -> "FileImages":
         """The images at ``indices``, as a new list."""
         return FileImages([self.paths[int(i)] for i in indices])
@@ -113,6 +117,9 @@ class IndexedImages:
     def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
         return read_image(self.images, int(self.indices[index]), size)
 
+    def file(self, index: int) -> Path | None:
+        return image_file(self.images, int(self.indices[index]))
+
 
 def take_images(images: ImageList, indices: Sequence[int]) -> ImageList:
     """The images at ``indices`` (a list of files stays a list of files, so it can still be checked)."""
@@ -124,6 +131,12 @@ def read_image(images: ImageList, index: int, size: tuple[int, int] | None = Non
     """``images[index]``, through the list's sized ``read`` where it has one (see :meth:`FileImages.read`)."""
     read = getattr(images, "read", None)
     return read(index, size) if read is not None else images[index]
+
+
+def image_file(images: ImageList, index: int) -> Path | None:
+    """The file ``images[index]`` is read from, or None for a list not read from files (arrays, renderings)."""
+    file = getattr(images, "file", None)
+    return file(index) if file is not None else None
 
 
 class ConcatImages:
@@ -144,3 +157,7 @@ class ConcatImages:
             raise IndexError(index)
         which = int(np.searchsorted(self.offsets, index, side="right") - 1)
         return read_image(self.lists[which], index - int(self.offsets[which]), size)
+
+    def file(self, index: int) -> Path | None:
+        which = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return image_file(self.lists[which], index - int(self.offsets[which]))

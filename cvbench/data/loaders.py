@@ -4,6 +4,11 @@ Images leave the dataset as uint8 arrays; here they become ``(3, H, W)``
 tensors at the branch's size, then go through the stage's augmentation,
 which returns floats in [0, 1]. ImageNet normalisation happens on the device
 (:func:`normalize`), batched.
+
+On the device path (``--gpu-decode``, ``--gpu-augment``) the datasets hand
+over less: :class:`Images` one uint8 image (or its JPEG bytes) per
+pre-training item, :class:`EncodedPairs` the two files' bytes per pair, and
+the step decodes, augments and cuts the views a batch at a time on the device.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from torchvision.transforms import v2
 
 from .augment import to_float
 from .field_of_view import FieldOfView
+from .gpu_decode import decode_batch, read_bytes
 from .images import ImageList, read_image
 from .polar import polar_transform
 
@@ -126,6 +132,57 @@ class TwoViews(Dataset):
         return self.first(image), self.second(image), int(self.labels[self.indices[item]])
 
 
+class Images(Dataset):
+    """Pre-training with the views made on the device: each image once, and its label, if given.
+
+    The item is the uint8 image at the branch's size (its training view
+    cut), or, with ``encoded``, its JPEG file's bytes, which the step decodes
+    and cuts (:mod:`cvbench.data.gpu_decode`); batch these with
+    :func:`collate_encoded`.
+    """
+
+    def __init__(self, images: ImageList, reader: Reader, indices: Sequence[int] | None = None,
+                 labels: np.ndarray | None = None, encoded: bool = False) -> None:
+        self.images = images
+        self.reader = reader
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.labels = labels
+        self.encoded = encoded
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+        index = int(self.indices[item])
+        if self.encoded:
+            image = read_bytes(self.images, index)
+        else:
+            image = self.reader.training_view(self.reader(self.images, index))
+        return (image,) if self.labels is None else (image, int(self.labels[index]))
+
+
+def on_device(images: torch.Tensor | list[torch.Tensor], reader: Reader, device: torch.device) -> torch.Tensor:
+    """A batch column of :class:`Images` or :class:`EncodedPairs` as uint8 ``(B, 3, H, W)`` on ``device``.
+
+    File bytes are decoded on the device at the reader's size and cut to
+    each image's training view; decoded images are only moved.
+    """
+    if isinstance(images, torch.Tensor):
+        return images.to(device, non_blocking=True)
+    decoded = decode_batch(images, reader.size, device)
+    return decoded if reader.view is None else torch.stack([reader.training_view(image) for image in decoded])
+
+
+def collate_encoded(items: list[tuple]) -> list:
+    """A batch whose file-bytes columns (1-D uint8 tensors of any length) stay lists; the rest is stacked."""
+    columns = list(zip(*items))
+    return [list(column) if _is_bytes(column[0]) else default_collate(list(column)) for column in columns]
+
+
+def _is_bytes(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 1 and value.dtype == torch.uint8
+
+
 class Pairs(Dataset):
     """Fine-tuning: query ``i``'s panorama with its positive tile, through a pair augmentation."""
 
@@ -147,6 +204,28 @@ class Pairs(Dataset):
         tile = self.readers["aerial"](self.aerial, int(self.positives[query]))
         pano, tile = self.transform(pano, tile)
         return self.readers["ground"].training_view(pano), self.readers["aerial"].training_view(tile)
+
+
+class EncodedPairs(Pairs):
+    """Fine-tuning with JPEG decoding on the device: query ``i``'s panorama and positive tile as file bytes.
+
+    :meth:`on_device` turns a batch of them into what :class:`Pairs` gives:
+    decoded at each branch's size, through the pair augmentation (image by
+    image, on the device), cut to the training views.
+    """
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        query = int(self.indices[item])
+        return read_bytes(self.ground, query), read_bytes(self.aerial, int(self.positives[query]))
+
+    def on_device(self, ground: list[torch.Tensor], aerial: list[torch.Tensor],
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of file bytes as float ``(B, 3, H, W)`` panoramas and tiles on ``device``."""
+        panoramas = decode_batch(ground, self.readers["ground"].size, device)
+        tiles = decode_batch(aerial, self.readers["aerial"].size, device)
+        pairs = [self.transform(pano, tile) for pano, tile in zip(panoramas, tiles)]
+        return (torch.stack([self.readers["ground"].training_view(pano) for pano, _ in pairs]),
+                torch.stack([self.readers["aerial"].training_view(tile) for _, tile in pairs]))
 
 
 class ViewSizes(Protocol):

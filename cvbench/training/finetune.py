@@ -31,7 +31,8 @@ from ..contract import Batching
 from ..contract.registry import create
 from ..data import CrossViewPairs
 from ..errors import SpecError
-from ..data.loaders import Pairs, PairTransform, normalize, readers
+from ..data.gpu_decode import jpeg_only, wanted
+from ..data.loaders import EncodedPairs, Pairs, PairTransform, collate_encoded, normalize, readers
 from ..data.sampling import EpochBatches, ShardedBatchSampler, SkipBatches, tiles_per_query
 from ..evaluation.evaluate import embed
 from ..nn import distributed
@@ -40,6 +41,7 @@ from ..nn.model import TwoBranchNet
 from ..spec import RunSpec
 from .loop import LossMonitor, Stage, step, train_epochs, trainable
 from .resume import Checkpointer
+from .stage_stats import StageMeter
 
 
 class Objective(nn.Module):
@@ -145,13 +147,16 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
     if spec.epochs == 0:
         return Trained(0.0, None)
     indices = np.asarray(indices)
-    dataset = Pairs(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
+    decode = wanted(spec.gpu_decode, device) and not spec.polar and jpeg_only(pairs.ground, indices) \
+        and jpeg_only(pairs.aerial, pairs.positives[indices])
+    kind = EncodedPairs if decode else Pairs
+    dataset = kind(pairs.ground, pairs.aerial, pairs.positives, indices, readers(spec), augment)
     plan = EpochBatches(create("sampler", spec.sampler, **spec.sampler_options), spec.sampler,
                         batching_of(model, pairs, indices, spec, device, generator), generator, len(dataset),
                         min(spec.batch_size, len(dataset)))
     batches = SkipBatches(ShardedBatchSampler(plan) if distributed.active() else plan)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", collate_fn=collate_encoded if decode else None)
     objective.to(device).attach(model)
     forward = distributed.wrap(FinetuneForward(model, objective), device)
     params = trainable(model, objective)
@@ -171,6 +176,8 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
 
     def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
         ground, aerial = batch
+        if decode:
+            ground, aerial = dataset.on_device(ground, aerial, device)
         schedule.set(optimizer, where, len(plan))
         finetune_step(forward, optimizer, params, ground, aerial, device, monitor, where, spec.grad_clip,
                       channels_last)
@@ -184,19 +191,25 @@ def finetune(model: TwoBranchNet, objective: Objective, pairs: CrossViewPairs, i
         on_epoch_end(epoch, row)
 
     resume = checkpointer.resume_point(STAGE) if checkpointer is not None else None
-    seconds = train_epochs(Stage(STAGE, "fine-tuning", "fine-tune", spec.epochs, loader, one_step, monitor,
+    meter = StageMeter(device)
+    seconds = train_epochs(Stage(STAGE, "fine-tuning", "fine-tune", spec.epochs, meter.wrap(loader), one_step, monitor,
                                  {"objective": objective, "optimizer": optimizer, "batches": plan}, device,
                                  prepare=prepare, finish=finish),
                            generator, progress, checkpointer, resume, run_state)
-    return Trained(seconds, plan.seconds if plan.sampler.mines else None)
+    return Trained(seconds, plan.seconds if plan.sampler.mines else None, {**meter.record(), "gpu_decode": decode})
 
 
 @dataclass(frozen=True)
 class Trained:
-    """What fine-tuning took: seconds training (mining included) and, for a mining sampler, seconds mining."""
+    """What fine-tuning took: seconds training (mining included) and, for a mining sampler, seconds mining.
+
+    ``machine`` holds :class:`cvbench.training.stage_stats.StageMeter`'s record (data wait, peak GPU memory)
+    and whether the JPEG files were decoded on the device.
+    """
 
     seconds: float
     mining_seconds: float | None
+    machine: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def check_sampler(spec: RunSpec, pairs: CrossViewPairs, indices: Sequence[int]) -> None:

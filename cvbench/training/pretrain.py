@@ -27,7 +27,9 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Rando
 from ..contract.conform import factory_declares, label_column
 from ..contract.registry import create, get_registry
 from ..data import ImageList
-from ..data.loaders import Reader, TwoViews, normalize
+from ..data.batch_augment import batched
+from ..data.gpu_decode import jpeg_only, wanted
+from ..data.loaders import Images, Reader, TwoViews, collate_encoded, normalize, on_device
 from ..data.sampling import SkipBatches
 from ..errors import SpecError
 from ..evaluation.probe import ProbeViews, instance_retrieval, learned
@@ -37,6 +39,7 @@ from ..spec import RunSpec
 from .checkpoint import save_weights
 from .loop import LossMonitor, Stage, step, train_epochs, trainable
 from .resume import Checkpointer
+from .stage_stats import StageMeter
 
 
 def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList, reader: Reader,
@@ -85,11 +88,14 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     pretrainer.to(device).train()
     if not pretrainer.shuffles_batchnorm:
         pretrainer = distributed.sync_batchnorm(pretrainer, device)
-    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.output_size), indices, labels)
+    transforms = pretrainer.augmentations(reader.output_size)
+    views = DeviceViews.choose(spec, device, images, reader, indices, transforms)
+    dataset = views.dataset(images, reader, indices, labels) if views else TwoViews(images, reader, transforms,
+                                                                                      indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
                         f"{branch} images available for pre-training")
-    loader = _loader(dataset, spec, generator, device)
+    loader = _loader(dataset, spec, generator, device, collate_encoded if views else None)
     forward = distributed.wrap(pretrainer, device)
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9, weight_decay=spec.pretrain_weight_decay)
@@ -115,12 +121,18 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
         losses.append(means.get("loss", float("nan")))
 
     def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
-        view1, view2, *label = batch
+        if views:
+            image, *label = batch
+            view1, view2 = views(image, reader, device)
+        else:
+            view1, view2, *label = batch
         pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor, where,
                       channels_last)
 
+    meter = StageMeter(device)
     seconds = train_epochs(
-        Stage(stage, what, f"pre-train {branch} ({spec.pretrainer})", spec.pretrain_epochs, loader, one_step, monitor,
+        Stage(stage, what, f"pre-train {branch} ({spec.pretrainer})", spec.pretrain_epochs, meter.wrap(loader),
+              one_step, monitor,
               {"pretrainer": pretrainer, "optimizer": optimizer, "scheduler": scheduler}, device, prepare, finish,
               lambda: {"losses": list(losses), "probe_before": probe_before}),
         generator, progress, checkpointer, resume, run_state)
@@ -132,7 +144,8 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     probe = {"before": probe_before, "after": instance_retrieval(backbone, probe_views, device),
              "images": len(probe_views.first), "chance": 100 / len(probe_views.first)}
     return {"loss": losses[-1] if losses else float("nan"), "losses": losses, "steps": total_steps,
-            "train_seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses)}
+            "train_seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses),
+            **meter.record(), "gpu_decode": bool(views and views.decode), "gpu_augment": bool(views and views.recipes)}
 
 
 def steps_per_epoch(images: int, batch_size: int) -> int:
@@ -146,7 +159,8 @@ def steps_per_epoch(images: int, batch_size: int) -> int:
     return (images // world) // (batch_size // world)
 
 
-def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device: torch.device) -> DataLoader:
+def _loader(dataset: TwoViews | Images, spec: RunSpec, generator: torch.Generator, device: torch.device,
+            collate: Callable | None = None) -> DataLoader:
     """Shuffled batches of the global batch size (each rank's share under ``torchrun``), resumable mid-epoch.
 
     The batches come from a :class:`SkipBatches` around a ``BatchSampler``,
@@ -159,14 +173,49 @@ def _loader(dataset: TwoViews, spec: RunSpec, generator: torch.Generator, device
         order = RandomSampler(dataset, generator=generator)
         batches = SkipBatches(BatchSampler(order, spec.pretrain_batch_size, drop_last=True))
         return DataLoader(dataset, batch_sampler=batches, generator=generator, num_workers=spec.workers,
-                          pin_memory=pin)
+                          pin_memory=pin, collate_fn=collate)
     world = distributed.world_size()
     if spec.pretrain_batch_size % world:
         raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} does not divide among {world} processes; "
                         f"use a multiple of {world}")
     order = DistributedSampler(dataset, world, distributed.rank(), shuffle=True, seed=spec.seed, drop_last=True)
     batches = SkipBatches(BatchSampler(order, spec.pretrain_batch_size // world, drop_last=True))
-    return DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers, pin_memory=pin)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=spec.workers, pin_memory=pin, collate_fn=collate)
+
+
+class DeviceViews:
+    """The two views made on the device from a batch of images (``--gpu-decode``, ``--gpu-augment``).
+
+    ``decode``: the loader hands file bytes and the device decodes them;
+    ``recipes``: the pretrainer's two recipes as batched ones
+    (:mod:`cvbench.data.batch_augment`), or ``None`` where they stay per
+    image (then applied on the device, image by image).
+    """
+
+    def __init__(self, transforms: tuple[Callable, Callable], decode: bool, recipes: tuple | None) -> None:
+        self.transforms = transforms
+        self.decode = decode
+        self.recipes = recipes
+
+    @classmethod
+    def choose(cls, spec: RunSpec, device: torch.device, images: ImageList, reader: Reader,
+               indices: Sequence[int] | None, transforms: tuple[Callable, Callable]) -> "DeviceViews | None":
+        """The device pipeline the options and the data allow, or None for the per-image host path."""
+        decode = wanted(spec.gpu_decode, device) and not reader.polar and jpeg_only(images, indices)
+        recipes = tuple(batched(transform) for transform in transforms) if wanted(spec.gpu_augment, device) else ()
+        recipes = recipes if recipes and all(recipes) else None
+        return cls(transforms, decode, recipes) if decode or recipes else None
+
+    def dataset(self, images: ImageList, reader: Reader, indices: Sequence[int] | None,
+                labels: np.ndarray | None) -> Images:
+        return Images(images, reader, indices, labels, encoded=self.decode)
+
+    def __call__(self, batch: torch.Tensor | list[torch.Tensor], reader: Reader,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        images = on_device(batch, reader, device)
+        if self.recipes is not None:
+            return self.recipes[0](images), self.recipes[1](images)
+        return tuple(torch.stack([transform(image) for image in images]) for transform in self.transforms)
 
 
 def pretrain_step(pretrainer: nn.Module, optimizer: torch.optim.Optimizer, params: list[nn.Parameter],
