@@ -57,6 +57,7 @@ DEFAULT = {
     "pretrain_epochs": 6,
     "pretrain_batch_size": 64,
     "pretrain_lr": 0.03,
+    "eval_every": 5,
 }
 
 PAPER = {

@@ -127,9 +127,11 @@ def registry():
 def trained_run(tmp_path_factory) -> Path:
     """One finished smoke run on the small world (about 7 s), shared by every test that needs a trained model.
 
-    Read-only: a test that writes into a run folder copies it first (``shutil.copytree``).
+    Read-only: a test that writes into a run folder copies it first (``shutil.copytree``). What the run
+    printed on stderr is kept beside it, in ``stderr.txt`` (stdout, not a terminal, holds the folder alone).
     """
     runs = tmp_path_factory.mktemp("trained")
-    result = cli("run", "--preset", "smoke", *SMALL_WORLD_ARGS, "--quiet", "--runs-dir", str(runs))
+    result = cli("run", "--preset", "smoke", *SMALL_WORLD_ARGS, "--runs-dir", str(runs))
     assert result.returncode == 0, result.stdout + result.stderr
+    (runs / "stderr.txt").write_text(result.stderr)
     return Path(result.stdout.strip())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from rich.progress import Progress
@@ -27,14 +27,17 @@ from ..training.checkpoint import check_fit
 from ..training.finetune import STAGE as FINETUNE_STAGE
 from ..training.finetune import Objective, check_sampler, finetune
 from ..training.pretrain import pretrain_backbone
-from ..training.resume import Checkpointer, RunInterrupted, load_state
+from ..training.resume import Checkpointer, RunInterrupted, load_state, restore_rng, rng_state
 from .assemble import build_model, resolve_spec
+from .expected_time import evaluated_epochs, expected_line, measure_rates, plan_run
 from .folder import INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
 from .liveness import ALIVE, RUNNING, Heartbeat, liveness, resume_command
 from .records import RunRecorder
 from .state import RunState
 from .subsets import Data, load_data, open_dataset, pretraining_set
 from .trackers import FINETUNE, Trackers, pretrain_stage
+
+T = TypeVar("T")
 
 
 def run(spec: RunSpec, runs_dir: str | Path = "runs", quiet: bool = False, stage: str = "run",
@@ -83,6 +86,7 @@ def resume_run(run_dir: str | Path, quiet: bool = False, device_name: str | None
 
 def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool, stage: str,
          finetune_stage: bool, resume: tuple[RunFolder, dict[str, Any], dict[str, Any]] | None = None) -> Path:
+    started = time.perf_counter()
     trackers = Trackers.from_spec(spec)  # a bad --logger-option fails before any work
     dataset, split = open_dataset(spec)  # first: a wrong --data-root is named before any weights are downloaded
     generator = seed_everything(spec.seed)
@@ -92,12 +96,16 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
         seed_everything(spec.seed + 1000 * distributed.rank())
     where = f", {distributed.world_size()} processes" if distributed.active() else ""
     verb = f"resuming {resume[0].name} at {_position(resume[2])}" if resume else f"cvbench {stage}"
-    log(f"[bold]{verb}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
-        f"pretrainer {spec.pretrainer}, device {describe(device)}{where}", quiet)
     with make_progress(quiet) as progress:
         data = load_data(spec, dataset, split, progress)
     if finetune_stage:
         check_sampler(spec, data.train, data.train_indices)
+    if not quiet and resume is None and not distributed.active():  # the first line: how long to wait
+        plan = plan_run(spec, data, finetune_stage)
+        rates = measure_rates(spec, model, data, device, plan)
+        log(expected_line(plan, rates, time.perf_counter() - started), quiet)
+    log(f"[bold]{verb}[/]: dataset {spec.dataset} ({split}), backbone {spec.backbone}, head {spec.head}, "
+        f"pretrainer {spec.pretrainer}, device {describe(device)}{where}", quiet)
     if spec.polar and data.val.semi_positives is not None:
         log(f"[yellow]warning:[/] --polar assumes queries at the tile centre, but {spec.dataset}/{split} places "
             "them anywhere on the tile (it has semi-positives); the transform will misalign the views", quiet)
@@ -204,8 +212,10 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
         recorder.save_weights(INITIAL_CHECKPOINT, model, metadata={"spec": spec.to_dict(), "run": recorder.folder.name})
         log_epoch(row(0, {}, measure(0)))
 
+    evaluated = set(evaluated_epochs(spec.epochs, spec.eval_every))
+
     def on_epoch_end(epoch: int, stats: dict[str, float]) -> None:
-        result = measure(epoch) if epoch % spec.eval_every == 0 or epoch == spec.epochs else None
+        result = keeping_random_state(lambda: measure(epoch)) if epoch in evaluated else None
         log_epoch(row(epoch, stats, result))
         if result is not None and not quiet:
             values = "  ".join(f"{name} {value:.2f}" for name, value in result.metrics.items())
@@ -221,6 +231,22 @@ def _finetune_and_evaluate(state: RunState, data: Data, device: torch.device, ge
     if not distributed.is_main():
         return
     state.finish_finetuning()
+    state.result["finetuning"] = trained.machine  # data wait and peak GPU memory (cvbench.training.stage_stats)
+
+
+def keeping_random_state(call: Callable[[], T]) -> T:
+    """``call()``, with every global random state put back afterwards.
+
+    An evaluation between fine-tuning epochs draws from the global torch
+    generator (its DataLoaders' seeds); put back, the training after it draws
+    what it would have drawn without it, so ``--eval-every`` changes no
+    training number, whatever augmentation or random orientation the run uses.
+    """
+    saved = rng_state()
+    try:
+        return call()
+    finally:
+        restore_rng(saved)
 
 
 def _summary(record: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 from rich.progress import Progress
@@ -116,6 +116,32 @@ def trainable(*modules: nn.Module) -> list[nn.Parameter]:
     return params
 
 
+T = TypeVar("T")
+
+
+def one_thread_each(batches: Iterator[T]) -> Iterator[T]:
+    """``batches``, each fetched with one intra-op CPU thread (the step keeps them all).
+
+    Loading in the main process (``--workers 0``) runs thousands of tiny
+    tensor operations per batch (MoCov2's crops, colour jitter and blur of
+    64 px tiles), each too small to be split among threads: one thread
+    computes the same bits (tests/test_expected_time.py), while with more the
+    idle OpenMP threads spin between them and take the cores from the one
+    working. A loaded 2-core CPU took 10-30x longer per pre-training batch
+    (docs/performance.md, "A first run"). Workers already use one thread.
+    """
+    while True:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        finally:
+            torch.set_num_threads(threads)
+        yield batch
+
+
 @dataclass
 class Stage:
     """What a training stage hands :func:`train_epochs`: its data, its step and its resumable parts.
@@ -183,6 +209,8 @@ def train_epochs(stage: Stage, generator: torch.Generator, progress: Progress | 
             progress.update(task, total=done + len(stage.loader) * (stage.epochs - epoch + 1))
         started = time.perf_counter()
         iterator = iter(stage.loader)
+        if stage.device.type == "cpu":
+            iterator = one_thread_each(iterator)
         if skip:  # saved mid-epoch, after this epoch's loader was created
             restore_rng(resume["rng"])
         for batch, items in enumerate(iterator, start=skip + 1):
