@@ -1,5 +1,5 @@
-"""``cvbench bench FILE.toml``: run a benchmark grid (here or as SLURM jobs), list it with ``--dry-run``, or show
-where its runs stand with ``--status``."""
+"""``cvbench bench FILE.toml``: run a benchmark grid (here or as SLURM jobs), list it with ``--dry-run``, show
+where its runs stand with ``--status``, or predict how long its missing runs take with ``--estimate``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def register(app: typer.Typer) -> None:
                                   "return (then: --status)."),
         status: bool = typer.Option(False, "--status/--no-status", help="Show each run as queued, running, "
                                     "finished or failed (from the run records and the submitted jobs); run nothing."),
+        estimate: bool = typer.Option(False, "--estimate/--no-estimate", help="Predict the wall time of the missing "
+                                      "runs (from finished runs, a quick measurement here, or --gpus); run nothing."),
+        gpus: Optional[int] = typer.Option(None, "--gpus", help="With --estimate: on this many GPUs per run (data "
+                                           "parallel), from the GPU throughputs in benchmarks/perf/results."),
     ) -> None:
         """Run each row of a grid over its seeds (skipping finished runs), then write its leaderboard.md."""
         from ..bench.launchers import make_launcher
@@ -60,6 +64,12 @@ def register(app: typer.Typer) -> None:
             return
         if status:
             _show_status(bench, folder, only)
+            return
+        if gpus is not None and not estimate:
+            raise CvbenchError(f"--gpus {gpus}: only with --estimate (the GPUs a run gets are the launcher's "
+                               "--launcher-option gpus=N)")
+        if estimate:
+            _show_estimate(bench, folder, only, gpus, launcher)
             return
         chosen = make_launcher(launcher, launcher_option or (), wait)
         if report is not None and not chosen.waits:
@@ -136,6 +146,67 @@ def _show_status(bench, folder: Path, only) -> None:
     counts = [f"{sum(run.state == state for run in found)} {state}" for state in STATES
               if any(run.state == state for run in found)]
     console.print(Text(", ".join(counts)))
+
+
+def _show_estimate(bench, folder: Path, only, gpus: Optional[int], launcher: str) -> None:
+    """``--estimate``: each missing run's planned work and predicted seconds, with the sources, and the total."""
+    from ..bench.estimate import STAGES, estimate_grid
+    from ..bench.launchers import LAUNCHERS
+
+    if launcher not in LAUNCHERS:
+        raise CvbenchError(f"--launcher {launcher}: expected one of {', '.join(LAUNCHERS)}")
+    found = estimate_grid(bench, folder, only, gpus)
+    console = Console(width=250) if not Console().is_terminal else Console()
+    table = Table(title=Text(f"Estimate (not a measurement) for {bench.title} on {found.device}"))
+    for column in ("row", "seed", "pretrain images", "fine-tune pairs", "eval images", *(f"{s} s" for s in STAGES),
+                   "total", "sources"):
+        table.add_column(column)
+    for job in found.jobs:
+        work = job.work
+        _row(table, job.row, job.seed, sum(work.pretrain.values()), work.finetune,
+             f"{work.evaluations} x {work.queries + work.tiles}",
+             *(f"{job.seconds[s]:.1f}" if s in job.seconds else "" for s in STAGES), _duration(job.total),
+             _sources(job.sources))
+    console.print(table)
+    for row, seed, error in found.invalid:
+        console.print(Text(f"invalid, not estimated: {row} seed {seed}: {error}"))
+    head = f"{len(found.jobs)} runs to make, {found.done} already finished"
+    if launcher == "local":
+        console.print(Text(f"{head}; estimated wall time with the local launcher (one after another): "
+                           f"{_duration(found.sequential())}"))
+    else:
+        unit = f"GPU-hours ({gpus} per job)" if gpus else f"hours of {found.device}"
+        console.print(Text(f"{head}; estimated with submitit, every job at once: {_duration(found.longest_job())} "
+                           f"(the stages, then the longest run); {found.device_hours():.2f} {unit} in all"))
+    if any(source == "measured" for job in found.jobs for kind, source in job.sources.items() if kind != "overhead"):
+        load, cores = found.load
+        console.print(Text(f"measured here at a load average of {load:.1f} on {cores} cores: steps measured on a busy "
+                           "machine are slower than on a quiet one"))
+    if gpus:
+        from ..bench.estimate import DATA_PARALLEL_EFFICIENCY
+
+        console.print(Text(f"GPU rates: benchmarks/perf/results/throughput_*.json scaled by pixels; {gpus} GPUs per "
+                           f"run at an assumed {DATA_PARALLEL_EFFICIENCY:.0%} data-parallel efficiency"
+                           if gpus > 1 else "GPU rates: benchmarks/perf/results/throughput_*.json scaled by pixels"))
+
+
+def _sources(sources: dict[str, str]) -> str:
+    """Where the rates came from: one word when every part of the run agrees, else each part's."""
+    kinds: dict[str, list[str]] = {}
+    for kind, source in sources.items():
+        kinds.setdefault(source, []).append(kind)
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return "; ".join(f"{source}: {', '.join(parts)}" for source, parts in kinds.items())
+
+
+def _duration(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12.3 s``."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds:.1f} s"
 
 
 def _submitted(launcher, outcome, file: Path, runs_dir: Optional[Path]) -> None:

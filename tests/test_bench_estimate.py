@@ -1,0 +1,114 @@
+"""``cvbench bench FILE --estimate``: planned work counted from a spec, rates from records, measurement and GPUs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_WORLD, cli
+
+from cvbench.bench.estimate import DATA_PARALLEL_EFFICIENCY, estimate_grid, evaluations, planned_work
+from cvbench.bench.schema import load_bench
+from cvbench.runs.assemble import resolve_spec
+from cvbench.runs.subsets import load_data, open_dataset
+from cvbench.spec import RunSpec
+
+WORLD = "{ " + ", ".join(f"{key} = {value}" for key, value in SMALL_WORLD.items()) + " }"
+
+
+def grid(tmp_path: Path, rows: str, defaults: str = "") -> Path:
+    """A grid file of smoke-preset rows on the tests' small world."""
+    path = tmp_path / "grid.toml"
+    path.write_text(f"[bench]\nseeds = [0]\n[defaults]\npreset = 'smoke'\ndata_options = {WORLD}\n{defaults}\n{rows}")
+    return path
+
+
+def test_planned_work_is_the_hand_count_of_steps_batches_and_evaluations():
+    spec = resolve_spec(RunSpec(preset="smoke", data_options=dict(SMALL_WORLD), pretrainer="mocov2",
+                                pretrain_branches="both", pretrain_epochs=2, epochs=3, eval_every=2, batch_size=48))
+    work = planned_work(spec, load_data(spec, *open_dataset(spec)))
+    # pre-training sees at most 128 images of each of train and val (smoke's max_pretrain_images; --pretrain-data
+    # all): 256 a branch, 8 whole batches of 32, twice
+    assert work.pretrain == {"ground": 2 * 8 * 32, "aerial": 2 * 8 * 32}
+    # fine-tuning: 128 training pairs (max_train_pairs) in 2 whole batches of 48, 3 epochs
+    assert work.finetune == 3 * 2 * 48
+    # evaluations before training and after epochs 2 and 3 (every 2, and the last), of 128 queries against all
+    # 160 tiles of the val world (one tile a query in the aligned layout)
+    assert (work.evaluations, work.queries, work.tiles) == (3, 128, 160)
+    assert work.mining == 0 and work.eval_images == 3 * 288
+    assert evaluations(RunSpec(epochs=0, eval_every=1)) == 1 and evaluations(RunSpec(epochs=10, eval_every=10)) == 2
+
+
+def test_a_row_like_a_finished_run_is_estimated_from_its_recorded_seconds(trained_run, tmp_path):
+    runs = tmp_path / "results"
+    shutil.copytree(trained_run, runs / "earlier" / trained_run.name)
+    record = json.loads((trained_run / "result.json").read_text())
+    # the same network, sizes and batches at another learning rate and seed: the same work, the same seconds
+    bench = load_bench(grid(tmp_path, "[[rows]]\nname = 'faster_lr'\nlr = 0.002\nseeds = [1]\n"))
+    found = estimate_grid(bench, runs)
+    (job,) = found.jobs
+    timings = record["timings"]
+    assert set(job.sources.values()) == {"runs (1)"}
+    assert job.seconds["finetune"] == pytest.approx(timings["finetune_s"])
+    assert job.seconds["eval"] == pytest.approx(timings["eval_s"])
+    assert job.total == pytest.approx(timings["total_s"])
+    assert found.sequential() == pytest.approx(timings["total_s"])
+
+
+@pytest.mark.slow  # it compares two times taken minutes apart: a timed assertion, kept out of the default suite
+def test_the_estimate_from_a_quick_measurement_is_within_3x_of_the_real_run(trained_run, tmp_path):
+    """The smoke run of the session fixture took ``total_s`` for real; the estimate of the same run, measured
+    afresh in an empty results folder (a few steps of each stage), must come within a factor of 3 of it.
+
+    Why 3: the run is a few seconds long and ran earlier in the session, so the load of the machine may have
+    changed since (on a 2-core machine shared with other test runs, a step's time moved 2x within minutes),
+    and fixed costs (checkpoints, an evaluation's metrics) are only approximated. A gross error in the
+    arithmetic would be far outside: a batch counted as a step is 32x, a pair's seconds counted per batch 1/32.
+    """
+    record = json.loads((trained_run / "result.json").read_text())
+    bench = load_bench(grid(tmp_path, "[[rows]]\nname = 'smoke'\n"))
+    (job,) = estimate_grid(bench, tmp_path / "empty").jobs
+    assert set(job.sources.values()) == {"measured"}
+    assert 1 / 3 <= job.total / record["timings"]["total_s"] <= 3.0, (job.seconds, record["timings"])
+
+
+def test_gpu_rates_come_from_the_measured_throughput_scaled_by_pixels_and_gpus(tmp_path):
+    rows = ("[[rows]]\nname = 'thesis'\nbackbone = 'vgg16'\nbackbone_stage = -1\ndim = 4096\n"
+            "ground_size = [224, 448]\naerial_size = [224, 224]\n[[rows]]\nname = 'half'\nbackbone = 'vgg16'\n"
+            "backbone_stage = -1\ndim = 4096\nground_size = [112, 224]\naerial_size = [112, 112]\n")
+    found = estimate_grid(load_bench(grid(tmp_path, rows)), tmp_path / "empty", gpus=8)
+    thesis, half = found.jobs
+    # benchmarks/perf/results/throughput_vgg16_nosync.json: the fastest uncompiled VGG16 fine-tuning on the H200,
+    # 0.0303872 s a step of 32 pairs at 224x448 and 224x224; 128 pairs (smoke) on 8 GPUs at the stated efficiency
+    per_pair = 0.03038723499999918 / 32
+    assert thesis.seconds["finetune"] == pytest.approx(128 * per_pair / (8 * DATA_PARALLEL_EFFICIENCY))
+    assert half.seconds["finetune"] == pytest.approx(thesis.seconds["finetune"] / 4)  # a quarter of the pixels
+    assert thesis.sources["finetune"] == "gpu (throughput_vgg16_nosync.json)"
+    assert found.device_hours() == pytest.approx(8 * (thesis.total + half.total) / 3600)
+
+
+def test_the_estimate_command_prints_each_run_the_total_and_its_sources(trained_run, tmp_path):
+    runs = tmp_path / "results"
+    shutil.copytree(trained_run, runs / "earlier" / trained_run.name)
+    path = grid(tmp_path, "[[rows]]\nname = 'a'\nlr = 0.002\n[[rows]]\nname = 'b'\nlr = 0.003\n")
+    result = cli("bench", str(path), "--estimate", "--runs-dir", str(runs), env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    assert "Estimate (not a measurement)" in result.stdout and "runs (1)" in result.stdout
+    assert "2 runs to make, 0 already finished; estimated wall time with the local launcher" in result.stdout
+    assert not (runs / "a").exists() and not (runs / "leaderboard.md").exists()  # nothing ran
+    submitit = cli("bench", str(path), "--estimate", "--launcher", "submitit", "--runs-dir", str(runs),
+                   env={"COLUMNS": "300"})
+    assert submitit.returncode == 0 and "every job at once" in submitit.stdout, submitit.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--gpus", "2"), "--gpus 2: only with --estimate"),
+    (("--estimate", "--gpus", "0"), "--gpus 0: expected a positive number of GPUs"),
+    (("--estimate", "--gpus", "1"), "no GPU measurement of backbone resnet10t (row smoke)"),
+])
+def test_bad_gpu_options_name_the_option_and_what_was_expected(tmp_path, args, message):
+    path = grid(tmp_path, "[[rows]]\nname = 'smoke'\n")
+    result = cli("bench", str(path), *args, "--runs-dir", str(tmp_path / "empty"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
