@@ -197,7 +197,8 @@ class RunSpec:
     finetune_aug_options: dict[str, Any] = option(FINETUNING, "Augmentation option KEY=VALUE (repeatable).",
                                                   shape=OPTIONS, cli="finetune_aug_option", factory=dict)
     grad_clip: float | None = option(FINETUNING, "Clip the gradient norm to this value.")
-    eval_every: int | None = option(EVALUATION, "Evaluate every N fine-tuning epochs.")
+    eval_every: int | None = option(EVALUATION, "Evaluate every N fine-tuning epochs (and always before the first "
+                                    "and after the last); a skipped evaluation changes no training number.")
     eval_batch_size: int | None = option(EVALUATION, "Batch size when embedding for evaluation.")
     metrics: tuple[str, ...] | None = option(EVALUATION, "Metric plugin NAME evaluation computes, repeatable "
                                              "(default: recall, ap, localisation, uniformity).", shape=NAMES,
@@ -229,6 +230,10 @@ class RunSpec:
                                 "auto", choices=CHANNELS_LAST)
     compile: bool | None = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps "
                                   "on GPU).", shape=FLAG)
+    gpu_decode: str | None = option(MACHINE, "Decode JPEG datasets on the device, a batch at a time (nvJPEG on "
+                                    "CUDA): auto (on CUDA only), on or off.", "auto", choices=CHANNELS_LAST)
+    gpu_augment: str | None = option(MACHINE, "Make the pre-training views on the device, a batch at a time with a "
+                                     "draw per image: auto (on CUDA only), on or off.", "auto", choices=CHANNELS_LAST)
     loggers: tuple[str, ...] | None = option(MACHINE, "Experiment tracker NAME the run also logs to, repeatable: "
                                              "tensorboard, mlflow (docs/trackers.md); never changes the numbers.",
                                              shape=NAMES, cli="logger",
@@ -311,6 +316,8 @@ FALLBACKS: dict[str, Any] = {
     "shared_backbone": False,
     "freeze_backbone": False,
     "compile": False,
+    "gpu_decode": "auto",
+    "gpu_augment": "auto",
     "loggers": (),
     "tags": (),
     "backbone_stage": -1,
