@@ -365,8 +365,8 @@ class GpuRates:
         same = [m for m in self.measured if m["backbone"] == spec.backbone]
         if not same:
             return None
-        measurement = "mocov2" if kind == "pretrain" else "finetune"
         candidates = [m for m in same if m["compile"] == spec.compile] or same
+        measurement = "finetune" if kind != "pretrain" else _pretraining_measured(candidates[0]["results"], spec)
         chosen = max(candidates, key=lambda m: m["results"][measurement]["harness_images_per_s"])
         result = chosen["results"][measurement]
         per_item = result["harness_s_per_step"] / result.get("batch", chosen["batch"])  # newer files: per case
@@ -467,3 +467,11 @@ def _estimate(job: Job, finetunes: bool, data: DataCache, recorded: RecordedRate
     seconds["overhead"] = overhead.seconds if overhead is not None else load_seconds + measured.build_seconds(spec)
     sources["overhead"] = overhead.source if overhead is not None else "measured"
     return Estimate(job.row, job.seed, work, seconds, sources)
+
+
+def _pretraining_measured(results: dict, spec: RunSpec) -> str:
+    """The throughput file's pre-training measurement for ``spec``: its own pretrainer's where the file has it,
+    else the one pretrainer the file measured, a stand-in (their steps cost alike: two views through the
+    backbone and a momentum encoder)."""
+    return spec.pretrainer if spec.pretrainer in results else next(key for key in results if key != "finetune")
+
