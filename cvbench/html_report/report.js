@@ -1,6 +1,6 @@
 // The report's only script, inlined into the page. Sorts a table by a clicked header (numbers by their value,
 // blanks last), sorts each leaderboard once on load by the column its data-sort-by names, and marks each figure
-// data-decoded="true" once the browser has decoded it (what tests/test_report_browser.py reads back).
+// data-decoded="true" once it has drawn it on load (what tests/test_report_browser.py reads back).
 (function () {
   "use strict";
 
@@ -55,12 +55,25 @@
     if (chosen >= 0) { sortBy(table, chosen, true); }
   });
 
-  document.querySelectorAll("img").forEach(function (image) {
-    image.decode().then(function () {
-      image.dataset.decoded = image.naturalWidth > 0 ? "true" : "false";
-    }, function () {
-      image.dataset.decoded = "false";
-      console.error("a figure did not decode: " + image.alt);
+  // Drawing a figure into a canvas decodes it on the page's own thread, so the mark is set before the load
+  // event ends (img.decode() settles off-thread, later than a headless browser may dump the page). Every
+  // figure has an opaque background, and a decode that stops part-way leaves the rows after it transparent,
+  // so a figure counts as decoded when its last pixel drew opaque.
+  window.addEventListener("load", function () {
+    var canvas = document.createElement("canvas");
+    var context = canvas.getContext("2d", { willReadFrequently: true });
+    document.querySelectorAll("img").forEach(function (image) {
+      var opaque = false;
+      try {
+        canvas.width = Math.max(image.naturalWidth, 1);
+        canvas.height = Math.max(image.naturalHeight, 1);
+        context.drawImage(image, 0, 0);
+        opaque = image.naturalWidth > 0 && context.getImageData(canvas.width - 1, canvas.height - 1, 1, 1).data[3] > 0;
+      } catch (error) {
+        opaque = false;
+      }
+      image.dataset.decoded = opaque ? "true" : "false";
+      if (!opaque) { console.error("a figure did not decode: " + image.alt); }
     });
   });
 })();
