@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_WORLD, cli
 
-from cvbench.bench.estimate import DATA_PARALLEL_EFFICIENCY, estimate_grid, evaluations, planned_work
+from cvbench.bench.estimate import DATA_PARALLEL_EFFICIENCY, estimate_grid
 from cvbench.bench.schema import load_bench
 from cvbench.runs.assemble import resolve_spec
+from cvbench.runs.expected_time import plan_run
 from cvbench.runs.subsets import load_data, open_dataset
 from cvbench.spec import RunSpec
 
@@ -28,17 +29,16 @@ def grid(tmp_path: Path, rows: str, defaults: str = "") -> Path:
 def test_planned_work_is_the_hand_count_of_steps_batches_and_evaluations():
     spec = resolve_spec(RunSpec(preset="smoke", data_options=dict(SMALL_WORLD), pretrainer="mocov2",
                                 pretrain_branches="both", pretrain_epochs=2, epochs=3, eval_every=2, batch_size=48))
-    work = planned_work(spec, load_data(spec, *open_dataset(spec)))
+    work = plan_run(spec, load_data(spec, *open_dataset(spec)))
     # pre-training sees at most 128 images of each of train and val (smoke's max_pretrain_images; --pretrain-data
     # all): 256 a branch, 8 whole batches of 32, twice
-    assert work.pretrain == {"ground": 2 * 8 * 32, "aerial": 2 * 8 * 32}
+    assert work.pretrain_images == {"ground": 2 * 8 * 32, "aerial": 2 * 8 * 32}
     # fine-tuning: 128 training pairs (max_train_pairs) in 2 whole batches of 48, 3 epochs
-    assert work.finetune == 3 * 2 * 48
+    assert work.finetune_pairs == 3 * 2 * 48
     # evaluations before training and after epochs 2 and 3 (every 2, and the last), of 128 queries against all
     # 160 tiles of the val world (one tile a query in the aligned layout)
-    assert (work.evaluations, work.queries, work.tiles) == (3, 128, 160)
-    assert work.mining == 0 and work.eval_images == 3 * 288
-    assert evaluations(RunSpec(epochs=0, eval_every=1)) == 1 and evaluations(RunSpec(epochs=10, eval_every=10)) == 2
+    assert (work.evaluations, work.eval_images) == (3, 128 + 160)
+    assert work.mining_images == 0
 
 
 def test_a_row_like_a_finished_run_is_estimated_from_its_recorded_seconds(trained_run, tmp_path):
@@ -112,3 +112,20 @@ def test_bad_gpu_options_name_the_option_and_what_was_expected(tmp_path, args, m
     path = grid(tmp_path, "[[rows]]\nname = 'smoke'\n")
     result = cli("bench", str(path), *args, "--runs-dir", str(tmp_path / "empty"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_an_aerial_query_protocol_is_estimated_against_its_ground_gallery(tmp_path, registry):
+    """University-1652's satellite-to-drone: the satellite images are the queries, the drone views the gallery.
+    The estimate counts what an evaluation embeds from the protocol, not from the aerial images (which are the
+    queries here), as the run's first line does."""
+    from university_layout import DISTRACTORS, DRONE_VIEWS, QUERIED, make_university1652
+
+    release = make_university1652(tmp_path / "university")
+    path = tmp_path / "grid.toml"
+    path.write_text(f"[bench]\nseeds = [0]\n[defaults]\npreset = 'smoke'\ndataset = 'university1652'\n"
+                    f"data_root = '{release}'\nsplit = 'sat2drone'\nepochs = 0\neval_batch_size = 4\n"
+                    "[[rows]]\nname = 'zeroshot'\n")
+    (job,) = estimate_grid(load_bench(path), tmp_path / "empty").jobs
+    # one evaluation (no training): 3 queried satellite images against 9 drone views of each of 5 buildings
+    assert (len(QUERIED), len(QUERIED + DISTRACTORS) * DRONE_VIEWS) == (3, 45)
+    assert (job.work.evaluations, job.work.eval_images) == (1, 3 + 45)

@@ -12,7 +12,7 @@ from cvbench.runs.expected_time import Plan, Rates, duration, evaluated_epochs, 
 
 
 def test_the_estimate_is_the_measured_rates_times_the_planned_counts():
-    plan = Plan(pretrain_steps=276, finetune_steps=320, evaluations=3, eval_images=2000, other_images=1024)
+    plan = Plan(pretrain={"aerial": 276}, finetune_steps=320, evaluations=3, eval_images=2000, other_images=1024)
     rates = Rates(pretrain_step=0.2, finetune_step=0.31, embed_image=0.002)
     # by hand: 276 x 0.2 = 55.2; 320 x 0.31 = 99.2; (3 x 2000 + 1024) x 0.002 = 14.048
     assert expected_seconds(plan, rates) == pytest.approx(168.448)
@@ -23,7 +23,7 @@ def test_the_estimate_is_the_measured_rates_times_the_planned_counts():
 
 
 def test_a_run_without_pre_training_names_only_what_it_does():
-    plan = Plan(pretrain_steps=0, finetune_steps=32, evaluations=1, eval_images=500, other_images=0)
+    plan = Plan(pretrain={}, finetune_steps=32, evaluations=1, eval_images=500, other_images=0)
     line = expected_line(plan, Rates(0.0, 0.5, 0.01))  # 32 x 0.5 + 500 x 0.01 = 21 s
     assert line == ("expected: about 21 s on this machine (measured 0.50 s/step x 32 fine-tuning steps, "
                     "10.0 ms/image x 500 images embedded in 1 evaluation)")
@@ -71,9 +71,10 @@ def test_the_plan_counts_the_smoke_runs_steps_and_images(trained_run):
     # pre-training sees 128 train + 128 val aerial images (max_pretrain_images of each subset): 256 // 32 = 8 steps;
     # fine-tuning 128 pairs in batches of 32: 4 steps x 3 epochs; evaluations after epochs 0, 2 and 3, each of
     # 128 queries and the 160 tiles; the probe embeds two views of 160 val tiles before and after pre-training.
-    assert plan == Plan(pretrain_steps=8, finetune_steps=12, evaluations=3, eval_images=128 + 160,
-                        other_images=2 * 2 * 160)
-    assert plan_run(spec, data, finetunes=False) == Plan(8, 0, 0, 288, 640)
+    assert plan == Plan(pretrain={"aerial": 8}, finetune_steps=12, evaluations=3, eval_images=128 + 160,
+                        other_images=2 * 2 * 160, pretrain_batch=32, finetune_batch=32)
+    # a pre-training stage alone: the same steps and probes, no evaluation
+    assert plan_run(spec, data, finetunes=False) == Plan({"aerial": 8}, 0, 0, 0, 640, pretrain_batch=32)
 
 
 def test_the_measurement_changes_neither_the_model_nor_any_random_state(trained_run, monkeypatch):
@@ -96,6 +97,23 @@ def test_the_measurement_changes_neither_the_model_nor_any_random_state(trained_
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
     assert model.training
+
+
+def test_a_run_pre_training_both_branches_times_each_and_weighs_them_by_their_steps(monkeypatch):
+    """The ground and aerial images differ in size, so one branch's step time is not the other's: the rate is
+    each branch's measured seconds a step weighted by its planned steps."""
+    from cvbench.runs import expected_time
+    from cvbench.runs.expected_time import StepTime, measure_rates
+    from cvbench.spec import RunSpec
+
+    seconds = {("pretrain", "ground"): 2.0, ("pretrain", "aerial"): 1.0, ("finetune", ""): 0.5, ("embed", ""): 0.64}
+    monkeypatch.setattr(expected_time, "measure_step", lambda stage, spec, model, data, device, branch="", steps=None:
+                        StepTime(seconds[stage, branch], 32))
+    plan = Plan(pretrain={"ground": 10, "aerial": 30}, finetune_steps=5, evaluations=1, eval_images=100,
+                other_images=0)
+    rates = measure_rates(RunSpec(), torch.nn.Linear(2, 2), None, torch.device("cpu"), plan)
+    # by hand: (10 x 2.0 + 30 x 1.0) / 40 = 1.25 s a pre-training step; 0.64 s / 32 images = 0.02 s an image
+    assert rates == Rates(pretrain_step=1.25, finetune_step=0.5, embed_image=0.02)
 
 
 def test_the_first_line_a_run_prints_is_its_expected_time(trained_run):

@@ -1,17 +1,19 @@
 """Time-to-result: how long the missing runs of a grid will take, here or on N GPUs (``cvbench bench FILE --estimate``).
 
 Each missing stage and (row, seed) is turned into its planned work, counted
-from its resolved spec and its data: images through pre-training (steps x
-batch, per branch), pairs through fine-tuning (epochs x steps x batch),
-images embedded by its evaluations (and by a mining sampler's epochs). Each
-kind of work gets a rate in seconds per unit from the first of these
-sources that has one:
+from its resolved spec and its data by :func:`cvbench.runs.expected_time.plan_run`
+(the count a run's first line multiplies too): images through pre-training
+(steps x batch, per branch), pairs through fine-tuning (epochs x steps x
+batch), images embedded by its evaluations (and by a mining sampler's
+epochs). Each kind of work gets a rate in seconds per unit from the first of
+these sources that has one:
 
 - ``runs``: finished runs in the results folder whose stage ran the same
   network at the same sizes, batch and device (their recorded seconds over
   their own planned work);
 - ``measured``: a few timed steps of that network on this machine, through
-  the run's own step functions and data (a few seconds, once per configuration);
+  the run's own step functions and data (a few seconds, once per configuration;
+  :func:`cvbench.runs.expected_time.measure_step`, which times a run's first line);
 - ``gpu``: with ``--gpus N``, the throughputs that ``benchmarks/perf/throughput.py``
   measured on a GPU (``benchmarks/perf/results/throughput_*.json``), scaled by the
   pixels per image and divided among N data-parallel GPUs at an assumed efficiency.
@@ -30,26 +32,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from ..contract.conform import factory_declares, label_column
-from ..contract.registry import create, get_registry
-from ..data.loaders import Pairs, TwoViews, readers
 from ..errors import CvbenchError
-from ..evaluation.evaluate import embed
 from ..nn.device import describe, prepare_module, select_device, use_channels_last
 from ..runs.assemble import build_model
+from ..runs.expected_time import Plan, measure_step, plan_run
 from ..runs.folder import RunFolder
-from ..runs.subsets import Data, load_data, open_dataset, pretraining_set
-from ..spec import BRANCHES, NO_AUGMENTATION, RunSpec, pretrains
+from ..runs.subsets import Data, load_data, open_dataset
+from ..spec import RunSpec
 from ..spec.run_spec import from_record
-from ..training.finetune import FinetuneForward, Objective, finetune_step, make_optimizer
-from ..training.loop import trainable
-from ..training.pretrain import pretrain_step, steps_per_epoch
 from .scheduler import Job, plan
 
 STAGES = ("pretrain", "finetune", "mining", "eval", "overhead")
@@ -60,52 +54,7 @@ GPU_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "perf" / "res
 MEASURED_SIZES = {"vgg16": ((224, 448), (224, 224)), "resnet18": ((32, 128), (64, 64))}
 
 
-# ---------------------------------------------------------------- planned work
-
-
-@dataclass(frozen=True)
-class Work:
-    """What one run does, in the units its rates are counted in."""
-
-    pretrain: dict[str, int] = field(default_factory=dict)  # branch -> images through the pretrainer (steps x batch)
-    finetune: int = 0  # pairs through fine-tuning (epochs x steps x batch)
-    evaluations: int = 0
-    queries: int = 0  # ground images each evaluation embeds
-    tiles: int = 0  # aerial images each evaluation embeds
-    mining: int = 0  # images a mining sampler embeds over the run (train queries and their tiles, per mined epoch)
-
-    @property
-    def eval_images(self) -> int:
-        return self.evaluations * (self.queries + self.tiles)
-
-
-def evaluations(spec: RunSpec) -> int:
-    """How many evaluations a run makes: before fine-tuning, every ``eval_every`` epochs, and after the last."""
-    return 1 + sum(1 for epoch in range(1, spec.epochs + 1) if epoch % spec.eval_every == 0 or epoch == spec.epochs)
-
-
-def planned_work(spec: RunSpec, data: Data, finetunes: bool = True) -> Work:
-    """The work of a run of the resolved ``spec`` on ``data``; ``finetunes`` False: a pre-training stage only.
-
-    Fine-tuning counts whole batches (``pairs // batch`` a epoch; a sampler
-    that closes a batch early makes a few more); a mining sampler embeds the
-    training pairs before each epoch but the first.
-    """
-    pretrain = {}
-    for branch in BRANCHES:
-        if pretrains(spec, branch):
-            _, _, indices = pretraining_set(spec, data, branch)
-            pretrain[branch] = spec.pretrain_epochs * steps_per_epoch(len(indices), spec.pretrain_batch_size) \
-                * spec.pretrain_batch_size
-    if not finetunes:
-        return Work(pretrain)
-    pairs = len(data.train_indices)
-    batch = min(spec.batch_size, pairs)
-    finetune = spec.epochs * (pairs // batch) * batch
-    mines = spec.epochs > 0 and get_registry().get("sampler", spec.sampler).factory.mines
-    tiles_used = len(np.unique(data.train.positives[data.train_indices]))
-    mining = (spec.epochs - 1) * (pairs + tiles_used) if mines else 0
-    return Work(pretrain, finetune, evaluations(spec), len(data.val_queries), len(data.val.aerial), mining)
+# ---------------------------------------------------------------- data
 
 
 class DataCache:
@@ -165,7 +114,7 @@ class Estimate:
 
     row: str
     seed: int
-    work: Work
+    work: Plan
     seconds: dict[str, float]
     sources: dict[str, str]
 
@@ -195,10 +144,10 @@ class RecordedRates:
                        stage["steps"] * spec.pretrain_batch_size)
         if record.get("stage", "run") != "run":
             return
-        work = planned_work(spec, data.get(spec)[0])
-        self._pool("finetune", KEYS["finetune"](spec, ""), timings.get("finetune_s", 0.0), work.finetune)
-        self._pool("mining", KEYS["finetune"](spec, ""), timings.get("mining_s", 0.0), work.mining)
-        self._pool("eval", KEYS["eval"](spec, ""), timings.get("eval_s", 0.0), work.eval_images)
+        work = plan_run(spec, data.get(spec)[0])
+        self._pool("finetune", KEYS["finetune"](spec, ""), timings.get("finetune_s", 0.0), work.finetune_pairs)
+        self._pool("mining", KEYS["finetune"](spec, ""), timings.get("mining_s", 0.0), work.mining_images)
+        self._pool("eval", KEYS["eval"](spec, ""), timings.get("eval_s", 0.0), work.evaluations * work.eval_images)
         staged = sum(timings.get(name, 0.0) for name in ("pretrain_s", "finetune_s", "mining_s", "eval_s"))
         trained = sum(stage["train_seconds"] for stage in (record.get("pretraining") or {}).values())
         self._pool("overhead", KEYS["finetune"](spec, ""), timings.get("total_s", staged) - staged
@@ -224,21 +173,6 @@ def _random_start(spec: RunSpec) -> RunSpec:
                                pretrain_from="random", pretrained_weights=None)
 
 
-def _timed_batches(loader: Iterable, step: Callable[[Any], None], steps: int, size: int) -> tuple[float, float]:
-    """(seconds per item: the median of ``steps`` steps of ``size`` items after a first step, which a busy
-    machine's spikes do not move; the first step's extra seconds), the loading of each batch included."""
-    times = []
-    started = time.perf_counter()
-    for batch in loader:
-        step(batch)
-        times.append(time.perf_counter() - started)
-        if len(times) == steps + 1:
-            break
-        started = time.perf_counter()
-    per_step = float(np.median(times[1:] or times))
-    return per_step / size, max(times[0] - per_step, 0.0)
-
-
 class MeasuredRates:
     """Rates measured on this machine: a few timed steps of a row's network at its sizes, once per configuration."""
 
@@ -249,10 +183,11 @@ class MeasuredRates:
 
     def rate(self, kind: str, key: tuple, spec: RunSpec, data: Data, branch: str = "") -> Rate:
         if (kind, key) not in self.cache:
-            measure = {"pretrain": self._pretrain, "finetune": self._finetune, "eval": self._eval}[kind]
-            torch.manual_seed(0)
-            seconds, first = measure(spec, data, branch)
-            self.cache[(kind, key)] = Rate(seconds, "measured", first)
+            model = prepare_module(build_model(_random_start(spec)), self.device,
+                                   use_channels_last(self.device, spec.channels_last))
+            step = measure_step("embed" if kind == "eval" else kind, spec, model, data, self.device, branch,
+                                self.steps)
+            self.cache[(kind, key)] = Rate(step.per_item, "measured", step.first)
         return self.cache[(kind, key)]
 
     def build_seconds(self, spec: RunSpec) -> float:
@@ -263,77 +198,6 @@ class MeasuredRates:
             build_model(_random_start(spec))
             self.cache[key] = Rate(time.perf_counter() - started, "measured")
         return self.cache[key].seconds
-
-    def _model(self, spec: RunSpec) -> torch.nn.Module:
-        model = build_model(_random_start(spec))
-        return prepare_module(model, self.device, use_channels_last(self.device, spec.channels_last))
-
-    def _finetune(self, spec: RunSpec, data: Data, _: str) -> tuple[float, float]:
-        """Seconds per pair: fine-tuning steps on the run's first training pairs."""
-        model = self._model(spec)
-        objective = Objective.from_spec(spec)
-        objective.to(self.device).attach(model)
-        params = trainable(model, objective)
-        if not params:
-            return 0.0, 0.0
-        optimizer = make_optimizer(spec, params)
-        augment = None
-        if spec.finetune_aug != NO_AUGMENTATION:
-            augment = create("augmentation", spec.finetune_aug, tuple(spec.ground_size), tuple(spec.aerial_size),
-                             **spec.finetune_aug_options)
-        batch = min(spec.batch_size, len(data.train_indices))
-        indices = np.resize(data.train_indices, batch * (self.steps + 1))
-        pairs = Pairs(data.train.ground, data.train.aerial, data.train.positives, indices, readers(spec), augment)
-        forward = FinetuneForward(model, objective)
-        channels_last = use_channels_last(self.device, spec.channels_last)
-        model.train()
-
-        def step(item: Any) -> None:
-            finetune_step(forward, optimizer, params, *item, self.device, channels_last=channels_last)
-
-        loader = DataLoader(pairs, batch_size=batch, num_workers=spec.workers)
-        return _timed_batches(loader, step, self.steps, batch)
-
-    def _pretrain(self, spec: RunSpec, data: Data, branch: str) -> tuple[float, float]:
-        """Seconds per image: pre-training steps of the branch, its augmentations included."""
-        backbone = self._model(spec).branch(branch).backbone
-        images, meta, indices = pretraining_set(spec, data, branch)
-        options = dict(spec.pretrain_options)
-        factory = get_registry().get("pretrainer", spec.pretrainer).factory
-        column = options.get("label_column", label_column(factory))
-        labels = None
-        if column is not None:  # the class each image has does not change what a step costs
-            options["classes"] = sorted(set(meta[column].astype(str)))
-            labels = np.zeros(len(images), dtype=np.int64)
-        if factory_declares(factory, "total_steps"):
-            options.setdefault("total_steps", 1000)
-        pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
-        pretrainer.to(self.device).train()
-        params = trainable(pretrainer)
-        optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9)
-        reader = readers(spec)[branch]
-        batch = spec.pretrain_batch_size
-        views = TwoViews(images, reader, pretrainer.augmentations(reader.output_size),
-                         np.resize(indices, batch * (self.steps + 1)), labels)
-        channels_last = use_channels_last(self.device, spec.channels_last)
-
-        def step(item: Any) -> None:
-            view1, view2, *label = item
-            pretrain_step(pretrainer, optimizer, params, view1, view2, label, self.device, channels_last=channels_last)
-
-        return _timed_batches(DataLoader(views, batch_size=batch, num_workers=spec.workers), step, self.steps, batch)
-
-    def _eval(self, spec: RunSpec, data: Data, _: str) -> tuple[float, float]:
-        """Seconds per image embedded: one evaluation batch of queries and one of tiles."""
-        model = self._model(spec)
-        views = readers(spec)
-        count = {"ground": min(spec.eval_batch_size, len(data.val.ground)),
-                 "aerial": min(spec.eval_batch_size, len(data.val.aerial))}
-        embed(model, "ground", data.val.ground, views["ground"], self.device, 8, np.arange(min(8, count["ground"])))
-        started = time.perf_counter()
-        for branch, images in (("ground", data.val.ground), ("aerial", data.val.aerial)):
-            embed(model, branch, images, views[branch], self.device, spec.eval_batch_size, np.arange(count[branch]))
-        return (time.perf_counter() - started) / sum(count.values()), 0.0
 
 
 @dataclass
@@ -439,7 +303,7 @@ def _estimate(job: Job, finetunes: bool, data: DataCache, recorded: RecordedRate
               gpu: GpuRates | None) -> Estimate:
     spec = job.spec
     loaded, load_seconds = data.get(spec)
-    work = planned_work(spec, loaded, finetunes)
+    work = plan_run(spec, loaded, finetunes)
     seconds: dict[str, float] = {}
     sources: dict[str, str] = {}
 
@@ -458,11 +322,11 @@ def _estimate(job: Job, finetunes: bool, data: DataCache, recorded: RecordedRate
         seconds[kind] = seconds.get(kind, 0.0) + units * rate.seconds + rate.first
         sources[kind] = rate.source
 
-    for branch, images in work.pretrain.items():
+    for branch, images in work.pretrain_images.items():
         apply("pretrain", images, branch)
-    apply("finetune", work.finetune)
-    apply("mining", work.mining)
-    apply("eval", work.eval_images)
+    apply("finetune", work.finetune_pairs)
+    apply("mining", work.mining_images)
+    apply("eval", work.evaluations * work.eval_images)
     overhead = recorded.rate("overhead", KEYS["finetune"](spec, "")) if recorded is not None and finetunes else None
     seconds["overhead"] = overhead.seconds if overhead is not None else load_seconds + measured.build_seconds(spec)
     sources["overhead"] = overhead.source if overhead is not None else "measured"

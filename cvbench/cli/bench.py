@@ -163,8 +163,8 @@ def _show_estimate(bench, folder: Path, only, gpus: Optional[int], launcher: str
         table.add_column(column)
     for job in found.jobs:
         work = job.work
-        _row(table, job.row, job.seed, sum(work.pretrain.values()), work.finetune,
-             f"{work.evaluations} x {work.queries + work.tiles}",
+        _row(table, job.row, job.seed, sum(work.pretrain_images.values()), work.finetune_pairs,
+             f"{work.evaluations} x {work.eval_images}",
              *(f"{job.seconds[s]:.1f}" if s in job.seconds else "" for s in STAGES), _duration(job.total),
              _sources(job.sources))
     console.print(table)

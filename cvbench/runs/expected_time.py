@@ -1,12 +1,16 @@
-"""How long a run will take on this machine: a few timed steps of each stage, times the steps the spec plans.
+"""How long a run will take on this machine: the work its spec plans, and a few timed steps of each stage.
 
-``cvbench run`` prints the estimate as its first line, so a newcomer knows at
-once whether to wait or to come back later. :func:`measure_rates` times a
-few optimiser steps of each training stage (loading a real batch included)
-and the embedding of one evaluation batch of each view, on a copy of the
-model: the run's weights, BatchNorm statistics and random state are left as
-they were, so the estimate changes no number of the run. :func:`plan_run`
-counts what the run will do and :func:`expected_seconds` multiplies the two.
+The one place that counts a run's work and measures its step rates. ``cvbench
+run`` prints the estimate as its first line, so a newcomer knows at once
+whether to wait or to come back later; ``cvbench bench FILE --estimate``
+(:mod:`cvbench.bench.estimate`) sums the same counts and measurements over a
+grid. :func:`plan_run` counts what a run will do, :func:`measure_step` times
+a few optimiser steps of one stage (loading a real batch included) or the
+embedding of one evaluation batch of each view, :func:`measure_rates` does so
+for every stage of a run on a copy of its model (the run's weights,
+BatchNorm statistics and random state are left as they were, so the
+estimate changes no number of the run), and :func:`expected_seconds`
+multiplies the counts by the rates.
 """
 
 from __future__ import annotations
@@ -35,19 +39,42 @@ from .subsets import Data, pretraining_set
 
 TIMED_STEPS = 3
 """Steps timed per stage, after one untimed warm-up step (oneDNN builds its kernels in the first)."""
+STAGES = ("pretrain", "finetune", "embed")
+"""What :func:`measure_step` times: a pre-training step, a fine-tuning step, one evaluation batch of each view."""
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run will do, counted: optimiser steps of each stage and images embedded."""
+    """What a run will do, counted: optimiser steps of each stage with their batches, and images embedded."""
 
-    pretrain_steps: int
+    pretrain: dict[str, int]
+    """Pre-training optimiser steps of each pre-trained branch."""
     finetune_steps: int
     evaluations: int
     eval_images: int
-    """Images one evaluation embeds: the chosen queries and the whole gallery."""
+    """Images one evaluation embeds: the chosen queries and the whole gallery (none in a pre-training stage)."""
     other_images: int
     """Images embedded outside evaluations: the pre-training probes (before and after, two views each)."""
+    pretrain_batch: int = 0
+    finetune_batch: int = 0
+    """Pairs a fine-tuning step takes: the batch size, or all the training pairs where they are fewer."""
+    mining_images: int = 0
+    """Images a mining sampler embeds over the run: the training pairs and their tiles before each epoch
+    but the first (the run's first line leaves them out, as it always has)."""
+
+    @property
+    def pretrain_steps(self) -> int:
+        return sum(self.pretrain.values())
+
+    @property
+    def pretrain_images(self) -> dict[str, int]:
+        """Images through the pretrainer, per branch: steps x batch."""
+        return {branch: steps * self.pretrain_batch for branch, steps in self.pretrain.items()}
+
+    @property
+    def finetune_pairs(self) -> int:
+        """Pairs through fine-tuning: steps x batch."""
+        return self.finetune_steps * self.finetune_batch
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,20 @@ class Rates:
     pretrain_step: float
     finetune_step: float
     embed_image: float
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One stage's measurement: seconds a step (its batch's loading included), the items a step takes
+    (images or pairs), and the seconds its first step takes beyond the others (a fresh network's warm-up)."""
+
+    seconds: float
+    items: int
+    first: float = 0.0
+
+    @property
+    def per_item(self) -> float:
+        return self.seconds / self.items if self.items else 0.0
 
 
 def evaluated_epochs(epochs: int, every: int) -> list[int]:
@@ -97,49 +138,74 @@ def expected_line(plan: Plan, rates: Rates, spent: float = 0.0) -> str:
 
 
 def plan_run(spec: RunSpec, data: Data, finetunes: bool = True) -> Plan:
-    """Count the steps and embedded images of a run of ``spec`` on ``data`` (a resolved spec).
+    """Count the steps and embedded images of a run of ``spec`` on ``data`` (a resolved spec); ``finetunes``
+    False: a pre-training stage only.
 
     Fine-tuning's steps per epoch are the whole batches of the training
     pairs (the last, partial one is dropped; a sampler that closes a batch
-    early makes a few more); a mining sampler's embedding of the training
-    pairs is not counted.
+    early makes a few more).
     """
-    pretrain_steps = probe_images = 0
+    pretrain: dict[str, int] = {}
+    probe_images = 0
     for branch in BRANCHES:
         if pretrains(spec, branch):
-            images, _, indices = pretraining_set(spec, data, branch)
-            count = len(images) if indices is None else len(indices)
-            pretrain_steps += spec.pretrain_epochs * steps_per_epoch(count, spec.pretrain_batch_size)
+            _, _, indices = pretraining_set(spec, data, branch)
+            pretrain[branch] = spec.pretrain_epochs * steps_per_epoch(len(indices), spec.pretrain_batch_size)
             probed = len(data.val.ground if branch == "ground" else data.val.aerial)
             probe_images += 2 * 2 * min(PROBE_IMAGES, probed)
-    finetune_steps = evaluations = 0
-    if finetunes:
-        pairs = len(data.train_indices)
-        finetune_steps = spec.epochs * (pairs // max(min(spec.batch_size, pairs), 1))
-        evaluations = len(evaluated_epochs(spec.epochs, spec.eval_every))
-    return Plan(pretrain_steps, finetune_steps, evaluations, len(data.val_queries) + data.val.num_references,
-                probe_images)
+    if not finetunes:
+        return Plan(pretrain, 0, 0, 0, probe_images, pretrain_batch=spec.pretrain_batch_size)
+    pairs = len(data.train_indices)
+    batch = max(min(spec.batch_size, pairs), 1)
+    mining = 0
+    if spec.epochs > 0 and get_registry().get("sampler", spec.sampler).factory.mines:
+        tiles = len(np.unique(data.train.positives[data.train_indices]))
+        mining = (spec.epochs - 1) * (pairs + tiles)
+    return Plan(pretrain, spec.epochs * (pairs // batch), len(evaluated_epochs(spec.epochs, spec.eval_every)),
+                len(data.val_queries) + data.val.num_references, probe_images, pretrain_batch=spec.pretrain_batch_size,
+                finetune_batch=batch, mining_images=mining)
 
 
 def measure_rates(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device, plan: Plan) -> Rates:
     """Time a few steps of each stage ``plan`` has and one evaluation batch per view, on a copy of ``model``.
 
-    Every global random state is put back afterwards: the run draws exactly
-    what it would have drawn without the measurement.
+    A run that pre-trains both branches times each (their image sizes differ);
+    its rate is their mean weighted by the planned steps. Every global random
+    state is put back afterwards: the run draws exactly what it would have
+    drawn without the measurement.
+    """
+    trial = prepare_module(copy.deepcopy(model), device, use_channels_last(device, spec.channels_last))
+    pretrain = sum(steps * measure_step("pretrain", spec, trial, data, device, branch).seconds
+                   for branch, steps in plan.pretrain.items() if steps)
+    finetune = measure_step("finetune", spec, trial, data, device).seconds if plan.finetune_steps else 0.0
+    embed = measure_step("embed", spec, trial, data, device).per_item
+    return Rates(pretrain / plan.pretrain_steps if plan.pretrain_steps else 0.0, finetune, embed)
+
+
+def measure_step(stage: str, spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device,
+                 branch: str = "", steps: int | None = None) -> StepTime:
+    """Time one of :data:`STAGES` of a run of ``spec`` on ``model`` (already on ``device``; its weights change):
+    ``steps`` (default :data:`TIMED_STEPS`) steps after a warm-up, through the run's own step functions, data
+    and augmentations; ``branch`` names the pre-trained one. Every global random state is put back afterwards.
+
+    A stage the run itself would refuse (a batch larger than its images, a
+    missing label column, nothing to train) measures as 0 seconds: the run
+    names the problem.
     """
     saved = rng_state()
     try:
-        trial = prepare_module(copy.deepcopy(model), device, use_channels_last(device, spec.channels_last))
-        pretrain = _pretrain_step_seconds(spec, trial, data, device) if plan.pretrain_steps else 0.0
-        finetune = _finetune_step_seconds(spec, trial, data, device) if plan.finetune_steps else 0.0
-        embed = _embed_image_seconds(spec, trial, data, device)
+        if stage == "embed":
+            return _embed_seconds(spec, model, data, device)
+        timed = steps or TIMED_STEPS
+        if stage == "pretrain":
+            return _pretrain_step_seconds(spec, model, data, device, branch, timed)
+        return _finetune_step_seconds(spec, model, data, device, timed)
     finally:
         restore_rng(saved)
-    return Rates(pretrain, finetune, embed)
 
 
-def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device) -> float:
-    branch = next(branch for branch in BRANCHES if pretrains(spec, branch))
+def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device, branch: str,
+                           steps: int) -> StepTime:
     images, meta, indices = pretraining_set(spec, data, branch)
     backbone = model.branch(branch).backbone
     options = dict(spec.pretrain_options)
@@ -148,7 +214,7 @@ def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, devic
     labels = None
     if column is not None:
         if meta is None or column not in meta.columns:
-            return 0.0  # the stage itself names the missing column
+            return StepTime(0.0, 0)
         names = meta[column].astype(str).to_numpy()
         options["classes"] = sorted(set(names))
         labels = np.searchsorted(np.asarray(options["classes"]), names)
@@ -158,22 +224,24 @@ def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, devic
     reader = readers(spec)[branch]
     dataset = TwoViews(images, reader, pretrainer.augmentations(reader.output_size), indices, labels)
     if len(dataset) < spec.pretrain_batch_size:
-        return 0.0  # the stage itself refuses the batch size
+        return StepTime(0.0, 0)
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9, weight_decay=spec.pretrain_weight_decay)
     channels_last = use_channels_last(device, spec.channels_last)
     loading, (view1, view2, *label) = _load_batch(dataset, spec.pretrain_batch_size)
-    return loading + _seconds_per_call(lambda: pretrain_step(pretrainer, optimizer, params, view1, view2, label,
+    seconds, first = _seconds_per_call(lambda: pretrain_step(pretrainer, optimizer, params, view1, view2, label,
                                                              device, spec.grad_clip, channels_last=channels_last),
-                                       device)
+                                       device, steps)
+    return StepTime(loading + seconds, spec.pretrain_batch_size, first)
 
 
-def _finetune_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device) -> float:
+def _finetune_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device,
+                           steps: int) -> StepTime:
     objective = Objective.from_spec(spec).to(device)
     objective.attach(model)
     params = trainable(model, objective)
     if not params:
-        return 0.0  # the stage itself refuses a run with nothing to train
+        return StepTime(0.0, 0)
     optimizer = make_optimizer(spec, params)
     augment = None
     if spec.finetune_aug != NO_AUGMENTATION:
@@ -184,15 +252,18 @@ def _finetune_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, devic
     loading, (ground, aerial) = _load_batch(dataset, spec.batch_size)
     forward = FinetuneForward(model, objective)
     channels_last = use_channels_last(device, spec.channels_last)
-    return loading + _seconds_per_call(lambda: finetune_step(forward, optimizer, params, ground, aerial, device,
+    model.train()
+    seconds, first = _seconds_per_call(lambda: finetune_step(forward, optimizer, params, ground, aerial, device,
                                                              grad_clip=spec.grad_clip, channels_last=channels_last),
-                                       device)
+                                       device, steps)
+    return StepTime(loading + seconds, len(ground), first)
 
 
-def _embed_image_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device) -> float:
-    """Seconds per image of embedding one batch of queries and one of the gallery (loading included)."""
+def _embed_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device) -> StepTime:
+    """Embedding one batch of queries and one of the gallery (loading included), each timed once after a warm-up."""
     val, views = data.val, readers(spec)
-    seconds = images = 0.0
+    seconds = first = 0.0
+    images = 0
     for branch, subset, indices in ((val.query_view, val.queries, data.val_queries),
                                     (val.gallery_view, val.gallery, np.arange(val.num_references))):
         dataset = Views(subset, views[branch], indices[:spec.eval_batch_size])
@@ -206,9 +277,9 @@ def _embed_image_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device:
             with autocast(device):
                 model.embed(branch, normalize(batch.to(device)))
 
-        seconds += _seconds_per_call(embed_batch, device, timed=1)
-        images += len(dataset)
-    return seconds / images if images else 0.0
+        batch_seconds, warm_up = _seconds_per_call(embed_batch, device, 1)
+        seconds, first, images = seconds + batch_seconds, first + warm_up, images + len(dataset)
+    return StepTime(seconds, images, first)
 
 
 def _load_batch(dataset: Dataset, batch_size: int) -> tuple[float, list[torch.Tensor]]:
@@ -218,16 +289,17 @@ def _load_batch(dataset: Dataset, batch_size: int) -> tuple[float, list[torch.Te
     return time.perf_counter() - started, batch
 
 
-def _seconds_per_call(call: Callable[[], object], device: torch.device, timed: int | None = None) -> float:
-    """Mean seconds of ``timed`` (default :data:`TIMED_STEPS`) calls after one untimed warm-up call."""
-    timed = timed or TIMED_STEPS
-    call()
-    _wait(device)
-    started = time.perf_counter()
-    for _ in range(timed):
+def _seconds_per_call(call: Callable[[], object], device: torch.device, timed: int) -> tuple[float, float]:
+    """(the median seconds of ``timed`` calls after one untimed warm-up call, which a busy machine's spikes do
+    not move; the warm-up call's seconds beyond that)."""
+    times = []
+    for _ in range(1 + timed):
+        started = time.perf_counter()
         call()
-    _wait(device)
-    return (time.perf_counter() - started) / timed
+        _wait(device)
+        times.append(time.perf_counter() - started)
+    per_call = float(np.median(times[1:]))
+    return per_call, max(times[0] - per_call, 0.0)
 
 
 def _wait(device: torch.device) -> None:
@@ -235,5 +307,5 @@ def _wait(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["Plan", "Rates", "duration", "evaluated_epochs", "expected_line", "expected_seconds", "measure_rates",
-           "plan_run"]
+__all__ = ["STAGES", "Plan", "Rates", "StepTime", "duration", "evaluated_epochs", "expected_line", "expected_seconds",
+           "measure_rates", "measure_step", "plan_run"]
