@@ -26,6 +26,7 @@ from cvbench.progress import make_progress
 
 from .aerial import crop_tiles
 from .city import City, build_city
+from .heap import keep_freed_memory
 from .layout import TileGrid
 from .options import SyntheticOptions
 from .panorama import render_panoramas
@@ -100,7 +101,8 @@ def _city_map(workers: int | None, cities: int) -> Iterator[Callable[..., Iterab
         return
     # Fork where the platform has it: a worker then starts in milliseconds instead of re-importing everything.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    # Workers keep the memory freed between a city's arrays (see heap.py); they end with the generation.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=keep_freed_memory)
     try:
         yield pool.map
     finally:

@@ -111,14 +111,23 @@ class LitCity:
 
     ``surface`` is ``top`` times the light a horizontal surface gets there
     (shadow included); ``surface_far`` is the same blurred, read for ground
-    so far away that one pixel spans several cells.
+    so far away that one pixel spans several cells. Both are computed when
+    first read: the satellite view needs neither.
     """
 
     city: CityMap
     light: Lighting
     shadow: np.ndarray
-    surface: np.ndarray
-    surface_far: np.ndarray
+
+    @cached_property
+    def surface(self) -> np.ndarray:
+        light = self.light
+        level = np.float32(light.ambient) + np.float32(light.direct * light.sun[2]) * (~self.shadow).astype(np.float32)
+        return self.city.top.astype(np.float32) * level[..., None]
+
+    @cached_property
+    def surface_far(self) -> np.ndarray:
+        return box_blur(self.surface, FAR_BLUR_CELLS)
 
     @cached_property
     def matter(self) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +141,5 @@ class LitCity:
 
 
 def light_city(city: CityMap, light: Lighting) -> LitCity:
-    """Cast shadows and light the top surfaces of ``city``."""
-    shadow = cast_shadows(city.height, light.sun)
-    level = np.float32(light.ambient) + np.float32(light.direct * light.sun[2]) * (~shadow).astype(np.float32)
-    surface = city.top.astype(np.float32) * level[..., None]
-    return LitCity(city, light, shadow, surface, box_blur(surface, FAR_BLUR_CELLS))
+    """Cast shadows on ``city``; its lit top surfaces follow when first read."""
+    return LitCity(city, light, cast_shadows(city.height, light.sun))

@@ -90,27 +90,27 @@ def render_panoramas(lit: LitCity, positions: np.ndarray, size: tuple[int, int] 
 def _render_batch(lit: LitCity, g: PanoramaGeometry, cameras: np.ndarray, camera_height: float) -> np.ndarray:
     """Float colours ``(B, W, H, 3)`` of a batch of cameras."""
     hit, first = _first_hits(lit, g, cameras, camera_height)
-    shape = hit.shape
-    slope = np.broadcast_to(g.slope[None, None, :], shape)
-    dir_e = np.broadcast_to(g.east[None, :, None], shape)
-    dir_n = np.broadcast_to(g.north[None, :, None], shape)
-    cam_x = np.broadcast_to(cameras[:, 0, None, None], shape)
-    cam_y = np.broadcast_to(cameras[:, 1, None, None], shape)
-    colour = np.empty(shape + (3,), np.float32)
+    colour = np.empty(hit.shape + (3,), np.float32)
+    # Each pixel class as (camera, column, row) indices, in the order a boolean mask lists them:
+    # the per-pixel ray values are then small table look-ups instead of masked broadcast arrays.
+    upward = (g.slope >= 0)[None, None, :]
 
-    sky = ~hit & (slope >= 0)
-    colour[sky] = _sky(lit, g)[np.broadcast_to(np.arange(g.height)[None, None, :], shape)[sky]]
+    sky = ~hit & upward
+    colour[sky] = _sky(lit, g)[np.nonzero(sky)[2]]
 
-    ground = ~hit & (slope < 0)
-    distance = camera_height / -slope[ground]
-    gx, gy = cam_x[ground] + distance * dir_e[ground], cam_y[ground] + distance * dir_n[ground]
+    ground = ~hit & ~upward
+    b, w, h = np.nonzero(ground)
+    distance = camera_height / -g.slope[h]
+    gx, gy = cameras[b, 0] + distance * g.east[w], cameras[b, 1] + distance * g.north[w]
     footprint = distance * (2 * math.pi / g.width)
     colour[ground] = _haze(lit, _ground_colour(lit, gx, gy, footprint), distance)
 
     # Matter: bisect between the last free sample and the first occupied one.
-    s, de, dn, cx, cy = slope[hit], dir_e[hit], dir_n[hit], cam_x[hit], cam_y[hit]
-    near = np.where(first[hit] > 0, g.distances[np.maximum(first[hit] - 1, 0)], 0.0)
-    far = g.distances[first[hit]]
+    b, w, h = np.nonzero(hit)
+    s, de, dn, cx, cy = g.slope[h], g.east[w], g.north[w], cameras[b, 0], cameras[b, 1]
+    sample = first[b, w, h]
+    near = np.where(sample > 0, g.distances[np.maximum(sample - 1, 0)], 0.0)
+    far = g.distances[sample]
     for _ in range(BISECTIONS):
         middle = (near + far) * 0.5
         z = camera_height + s * middle
@@ -139,34 +139,51 @@ def _first_hits(lit: LitCity, g: PanoramaGeometry, cameras: np.ndarray,
     """
     px = cameras[:, 0, None, None] + g.distances[None, None, :] * g.east[None, :, None]   # (B, W, K)
     py = cameras[:, 1, None, None] + g.distances[None, None, :] * g.north[None, :, None]
-    top, bottom = _column(lit, px, py)
+    cell = _cells(lit, px, py)
+    height, base = lit.matter
+    top, bottom = height.take(cell), base.take(cell)                                       # float32
     ray_z = camera_height + g.slope[:, None] * g.distances[None, :]                        # (H, K)
     reachable = (ray_z > 0) & (ray_z <= float(lit.city.height.max()))
+    # The float64 tests ``bottom <= z <= top`` against float32 heights, made in float32
+    # and exactly equal: ``top >= z`` iff ``top >= z`` rounded up to float32 (and likewise down).
+    # A ray below the ground (z <= 0) rounds up to infinity, which no height reaches.
+    z_up = np.where(ray_z > 0, round_to_float32(ray_z, up=True), np.float32(np.inf))
+    z_down = round_to_float32(ray_z, up=False)
     hit = np.zeros(px.shape[:2] + (g.height,), bool)
     first = np.zeros(px.shape[:2] + (g.height,), np.int64)
     for row in np.flatnonzero(reachable.any(axis=1)):
         ks = np.flatnonzero(reachable[row])
         span = slice(ks[0], ks[-1] + 1)
-        z = ray_z[row, span]
-        inside = (z <= top[:, :, span]) & (z >= bottom[:, :, span])
-        if not reachable[row, span].all():
-            inside &= z > 0
+        inside = top[:, :, span] >= z_up[row, span]
+        inside &= bottom[:, :, span] <= z_down[row, span]
         at = inside.argmax(axis=-1)
         hit[:, :, row] = np.take_along_axis(inside, at[..., None], axis=-1)[..., 0]
         first[:, :, row] = np.where(hit[:, :, row], at + ks[0], 0)
     return hit, first
 
 
-def _column(lit: LitCity, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top and underside heights of the matter at points ``(x, y)``; nothing beyond the map."""
+def round_to_float32(values: np.ndarray, up: bool) -> np.ndarray:
+    """The nearest float32 at or above (``up``) or at or below each float64 value."""
+    rounded = values.astype(np.float32)
+    off = rounded < values if up else rounded > values
+    return np.where(off, np.nextafter(rounded, np.float32(np.inf if up else -np.inf)), rounded)
+
+
+def _cells(lit: LitCity, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Flat index into :attr:`LitCity.matter` of the cell under points ``(x, y)``: the empty one beyond the map."""
     size = lit.city.size
     # floor(v) lies in [0, size) exactly when v does, size being whole.
     south = size - y
     inside = (x >= 0) & (x < size) & (south >= 0) & (south < size)
     cell = np.floor(south).astype(np.int64) * size + np.floor(x).astype(np.int64)
-    cell = np.where(inside, cell, size * size)
+    return np.where(inside, cell, size * size)
+
+
+def _column(lit: LitCity, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top and underside heights of the matter at points ``(x, y)``; nothing beyond the map."""
+    cell = _cells(lit, x, y)
     height, base = lit.matter
-    return height[cell].astype(np.float64), base[cell].astype(np.float64)
+    return height.take(cell).astype(np.float64), base.take(cell).astype(np.float64)
 
 
 def _sky(lit: LitCity, g: PanoramaGeometry) -> np.ndarray:

@@ -9,6 +9,7 @@ slots and lanes, so the ground view's epochs can move them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -140,8 +141,9 @@ class CityPlan:
 
 def jitter(colour: RGB, rng: np.random.Generator, amount: int) -> RGB:
     """A colour made up to ``amount`` levels brighter or darker, its hue nudged by a third of that."""
-    shift = rng.integers(-amount, amount + 1) + rng.integers(-(amount // 3), amount // 3 + 1, 3)
-    return tuple(int(min(255, max(0, c + s))) for c, s in zip(colour, shift))  # type: ignore[return-value]
+    level = int(rng.integers(-amount, amount + 1))
+    hue = rng.integers(-(amount // 3), amount // 3 + 1, 3).tolist()  # Python ints: no numpy scalar per channel
+    return tuple(min(255, max(0, int(c) + level + h)) for c, h in zip(colour, hue))  # type: ignore[return-value]
 
 
 def plan_city(style: Style, size: int, rng: np.random.Generator) -> CityPlan:
@@ -217,14 +219,23 @@ def _streets(axis: str, style: Style, rng: np.random.Generator, reach: float, ca
 def _storeys(style: Style, rng: np.random.Generator) -> int:
     """A storey count, each extra storey ``storey_decay`` times as likely as the one below."""
     low, high = style.storeys
-    weights = np.array([style.storey_decay ** k for k in range(high - low + 1)])
-    return low + int(rng.choice(len(weights), p=weights / weights.sum()))
+    odds = _odds(tuple(style.storey_decay ** k for k in range(high - low + 1)))
+    return low + int(rng.choice(len(odds), p=odds))
+
+
+@lru_cache(maxsize=64)
+def _odds(weights: tuple[float, ...]) -> np.ndarray:
+    """Weights as probabilities; made once per set of weights (thousands of draws use the same few)."""
+    weights = np.array(weights)
+    odds = weights / weights.sum()
+    odds.flags.writeable = False  # shared by every caller
+    return odds
 
 
 def _building(style: Style, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> Building:
     """A building of a type drawn by weight; its roof and facade palettes come together."""
-    weights = np.array([t.weight for t in style.building_types])
-    kind = style.building_types[int(rng.choice(len(weights), p=weights / weights.sum()))]
+    odds = _odds(tuple(t.weight for t in style.building_types))
+    kind = style.building_types[int(rng.choice(len(odds), p=odds))]
     eave = _storeys(style, rng) * kind.storey
     ridge = eave + 0.35 * min(u1 - u0, v1 - v0) if kind.gable else eave
     return Building(u0, u1, v0, v1, eave, ridge, jitter(kind.roof, rng, 6), jitter(kind.facade, rng, 6),
@@ -238,8 +249,8 @@ def _fill_block(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, 
         plan.areas.append(Area(u0, u1, v0, v1, Material.PAVEMENT, palette.pavement))
         return
     uses = [name for name, _ in style.block_use]
-    odds = np.array([weight for _, weight in style.block_use])
-    use = uses[int(rng.choice(len(uses), p=odds / odds.sum()))]
+    odds = _odds(tuple(weight for _, weight in style.block_use))
+    use = uses[int(rng.choice(len(uses), p=odds))]
     if use == "plaza":
         plan.areas.append(Area(u0, u1, v0, v1, Material.PAVEMENT, jitter(palette.pavement, rng, 12)))
         _rim_trees(plan, rng, u0, u1, v0, v1)

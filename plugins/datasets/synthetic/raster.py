@@ -66,10 +66,13 @@ def _tree_extent(tree: Tree) -> tuple[float, float, float, float]:
     return tree.u - tree.radius, tree.u + tree.radius, tree.v - tree.radius, tree.v + tree.radius
 
 
-def _car_extent(car: Car) -> tuple[float, float, float, float]:
-    spot = car.spot
-    half_u, half_v = (CAR_LENGTH / 2, CAR_WIDTH / 2) if spot.along_u else (CAR_WIDTH / 2, CAR_LENGTH / 2)
-    return spot.u - half_u, spot.u + half_u, spot.v - half_v, spot.v + half_v
+def _car_extents(cars: list[Car]) -> np.ndarray:
+    """``(u0, u1, v0, v1)`` per car, its long side along ``u`` or ``v`` as its spot says."""
+    u, v = np.array([c.spot.u for c in cars], np.float64), np.array([c.spot.v for c in cars], np.float64)
+    along_u = np.array([c.spot.along_u for c in cars], bool)
+    half_u = np.where(along_u, CAR_LENGTH / 2, CAR_WIDTH / 2)
+    half_v = np.where(along_u, CAR_WIDTH / 2, CAR_LENGTH / 2)
+    return np.stack([u - half_u, u + half_u, v - half_v, v + half_v], axis=1)
 
 
 def _street_distance(coord: np.ndarray, streets: list[Street]) -> tuple[np.ndarray, np.ndarray]:
@@ -104,14 +107,16 @@ def paint_streets(canvas: Canvas, plan: CityPlan) -> np.ndarray:
         _paint_ground(city, road & ~canal, Material.ROAD, plan.palette.road)
     for axis, (road, _, canal, offset, width, other) in masks.items():
         crossing = masks["v" if axis == "u" else "u"][0]
-        dash = np.floor(other / DASH_METRES) % 2 == 0
-        marked = road & ~canal & ~crossing & (width >= 9) & (np.abs(offset) < 0.5) & dash
+        centre_line = np.flatnonzero(road & ~canal & ~crossing & (width >= 9) & (np.abs(offset) < 0.5))
+        dash = np.floor(other.reshape(-1).take(centre_line) / DASH_METRES) % 2 == 0  # only where a line can be
+        marked = np.divmod(centre_line[dash], city.size)
         city.top[marked] = MARKING
         city.side[marked] = MARKING
     return (masks["u"][1] | masks["v"][1]) & (city.material != Material.WATER)
 
 
 def _paint_ground(city: CityMap, mask: np.ndarray, material: Material, colour) -> None:
+    mask = np.nonzero(mask)  # the cells once, instead of a scan of the whole mask per layer
     city.material[mask] = material
     city.top[mask] = colour
     city.side[mask] = colour
@@ -186,16 +191,21 @@ class BoxCells:
     @classmethod
     def of(cls, canvas: Canvas, boxes: np.ndarray) -> "BoxCells":
         r0, r1, c0, c1 = canvas.frame.window_bounds(boxes)
+        size = canvas.city.size
         heights, widths = np.maximum(r1 - r0, 0), np.maximum(c1 - c0, 0)
-        counts = heights * widths
-        item = np.repeat(np.arange(len(boxes)), counts)
-        local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        step, along = np.divmod(local, np.repeat(widths, counts))
-        row, col = np.repeat(r0, counts) + step, np.repeat(c0, counts) + along
-        u, v = canvas.u[row, col], canvas.v[row, col]
-        u0, u1, v0, v1 = (boxes[item, k] for k in range(4))
+        # One run of cells per window row, then one entry per cell of a run: flat
+        # indices without a division per cell, and 1-D takes instead of 2-D indexing.
+        run_item = np.repeat(np.arange(len(boxes)), heights)
+        run_row = r0[run_item] + _ramp(heights)
+        run_width = widths[run_item]
+        flat = np.repeat(run_row * size + c0[run_item], run_width) + _ramp(run_width)
+        item = np.repeat(run_item, run_width)
+        u, v = canvas.u.take(flat), canvas.v.take(flat)
+        u0, u1, v0, v1 = (np.ascontiguousarray(boxes[:, k]).take(item) for k in range(4))
         inside = (u >= u0) & (u < u1) & (v >= v0) & (v < v1)
-        return cls(item[inside], row[inside], col[inside], (u - u0)[inside], (v - v0)[inside], (r0, r1, c0, c1))
+        flat = flat[inside]
+        row = flat // size
+        return cls(item[inside], row, flat - row * size, (u - u0)[inside], (v - v0)[inside], (r0, r1, c0, c1))
 
     def select(self, keep: np.ndarray) -> "BoxCells":
         return BoxCells(self.item[keep], self.row[keep], self.col[keep], self.lu[keep], self.lv[keep], self.bounds)
@@ -209,6 +219,11 @@ class BoxCells:
         """The entry of the latest box over each cell: what painting the boxes in order leaves."""
         reverse = BoxCells(*(a[::-1] for a in (self.item, self.row, self.col, self.lu, self.lv)), self.bounds)
         return reverse.first_per_cell()
+
+
+def _ramp(counts: np.ndarray) -> np.ndarray:
+    """``0, 1, ..., n - 1`` for each ``n`` of ``counts``, one after another."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _item_axes(canvas: Canvas, cells: BoxCells) -> tuple[np.ndarray, ...]:
@@ -229,14 +244,15 @@ def _item_axes(canvas: Canvas, cells: BoxCells) -> tuple[np.ndarray, ...]:
     return east, north, -north, east
 
 
-def _paint_solids(canvas: Canvas, boxes: list[tuple[float, float, float, float]], heights: list[float],
-                  material: Material, tops: list, sides: list) -> None:
+def _paint_solids(canvas: Canvas, boxes: list[tuple[float, float, float, float]] | np.ndarray,
+                  heights: list[float] | np.ndarray, material: Material, tops: list | np.ndarray,
+                  sides: list | np.ndarray) -> None:
     """Low boxes (hedges, cars) standing on open ground only, painted in list order.
 
     A painted solid is never open ground again, so the first box over an
     open cell takes it: one pass decides every cell.
     """
-    if not boxes:
+    if not len(boxes):
         return
     extents = np.array(boxes, np.float64).reshape(-1, 4)
     city = canvas.city
@@ -271,8 +287,11 @@ def paint_hedges(canvas: Canvas, hedges: list[Hedge]) -> None:
 
 def paint_cars(canvas: Canvas, cars: list[Car]) -> None:
     """Cars over open ground, their sides a little darker than their roofs."""
-    _paint_solids(canvas, [_car_extent(c) for c in cars], [CAR_HEIGHT] * len(cars), Material.CAR,
-                  [c.colour for c in cars], [tuple(int(k * 0.85) for k in c.colour) for c in cars])
+    if not cars:
+        return
+    roofs = np.array([c.colour for c in cars], np.int64)
+    sides = (roofs * 0.85).astype(np.int64)  # truncated, as int() does
+    _paint_solids(canvas, _car_extents(cars), np.full(len(cars), CAR_HEIGHT), Material.CAR, roofs, sides)
 
 
 def paint_trees(canvas: Canvas, trees: list[Tree]) -> None:

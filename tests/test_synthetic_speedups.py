@@ -1,0 +1,74 @@
+"""The pieces that make the synthetic generator faster, each against hand-computed values.
+
+The bytes they produce are checked as a whole by ``test_synthetic_identity.py``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+
+import numpy as np
+import pytest
+
+from cvbench_plugins.datasets.synthetic.citymap import CityMap
+from cvbench_plugins.datasets.synthetic.frame import SmoothField, StreetFrame
+from cvbench_plugins.datasets.synthetic.heap import keep_freed_memory
+from cvbench_plugins.datasets.synthetic.panorama import round_to_float32
+from cvbench_plugins.datasets.synthetic.raster import BoxCells, Canvas
+
+
+def _page_faults_of_a_second_array(queue) -> None:
+    """In a worker: tune the heap, free a 16 MB array, and count the new pages touched by the next one."""
+    tuned = keep_freed_memory()
+    np.ones(2 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    np.ones(2 << 20)
+    queue.put((tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_tuned_worker_reuses_freed_arrays_instead_of_touching_new_pages():
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_page_faults_of_a_second_array, args=(queue,))
+    worker.start()
+    tuned, faults = queue.get(timeout=30)
+    worker.join()
+    if not tuned:
+        pytest.skip("the C library has no mallopt (not glibc)")
+    assert faults < 100  # untuned, the freed block is handed back and the next one faulted in: 500 pages here
+
+
+def test_rounding_to_float32_brackets_the_value():
+    values = np.array([0.1, 1.0, -0.1, 2.0 ** -30 / 3])
+    up, down = round_to_float32(values, up=True), round_to_float32(values, up=False)
+    # 0.1 lies between the float32 values 0x3DCCCCCC and 0x3DCCCCCD; 1.0 is one.
+    assert up.dtype == down.dtype == np.float32
+    assert up[:3].view(np.uint32).tolist() == [0x3DCCCCCD, 0x3F800000, 0xBDCCCCCC]
+    assert down[:3].view(np.uint32).tolist() == [0x3DCCCCCC, 0x3F800000, 0xBDCCCCCD]
+    assert down[3] < values[3] < up[3] and np.nextafter(down[3], np.float32(1)) == up[3]
+
+
+def test_two_fields_on_the_same_nodes_are_evaluated_together_bilinearly():
+    first = SmoothField(np.array([[0.0, 4.0, 8.0], [2.0, 6.0, 10.0], [4.0, 8.0, 12.0]]), spacing=10.0)
+    second = SmoothField(np.array([[1.0, 1.0, 1.0], [1.0, 3.0, 1.0], [1.0, 1.0, 1.0]]), spacing=10.0)
+    x, y = np.array([5.0, 10.0, 12.5]), np.array([5.0, 10.0, 17.5])
+    a, b = SmoothField.evaluate((first, second), x, y)
+    # first = 0.4 x + 0.2 y; second rises from 1 at the corners to 3 at node (1, 1).
+    assert a.tolist() == [3.0, 6.0, 8.5]
+    assert b.tolist() == [1.5, 3.0, 1.375]
+    assert first(x, y).tolist() == a.tolist() and second(x, y).tolist() == b.tolist()
+
+
+def test_box_cells_are_the_hand_counted_cells_of_each_box_in_box_order():
+    size = 8
+    canvas = Canvas(CityMap.blank(size), StreetFrame(size, cos=1.0, sin=0.0, warp=0.0))
+    # u = x - 4, v = y - 4 at cell centres (x = col + 0.5, y = size - row - 0.5).
+    boxes = np.array([[-2.0, 0.0, 0.0, 1.0], [1.0, 2.0, -2.0, 0.0]])
+    cells = BoxCells.of(canvas, boxes)
+    assert cells.item.tolist() == [0, 0, 1, 1]
+    assert cells.row.tolist() == [3, 3, 4, 5]
+    assert cells.col.tolist() == [2, 3, 5, 5]
+    assert cells.lu.tolist() == [0.5, 1.5, 0.5, 0.5]
+    assert cells.lv.tolist() == [0.5, 0.5, 1.5, 0.5]
