@@ -171,6 +171,21 @@ def test_an_error_map_in_metres_from_x_y_columns(tmp_path):
     assert "holds no query positions" in map_html(old, {}) and "<img" not in map_html(old, {})
 
 
+def test_an_error_maps_title_naming_a_long_run_folder_stays_inside_the_figure():
+    """A run folder's name (50 to 100 characters with --name) made one title line that ran off the left edge."""
+    import pandas as pd
+
+    from cvbench.html_report.error_map import error_map_png
+
+    frame = pd.DataFrame({"query_x": [0.0, 100.0, 200.0], "query_y": [0.0, 50.0, 100.0], "error_m": [1.0, 2.0, 3.0]})
+    for title in ("20261206-013134-run-mybase-synthetic-none-safa-s0: cross_area queries",
+                  f"20261206-013134-run-{'long_label' * 6}-synthetic-mocov2-safa-s0: val queries"):
+        pixels = np.asarray(Image.open(io.BytesIO(error_map_png(frame, title))).convert("L"))
+        assert pixels.shape == (520, 640)
+        edges = np.concatenate([pixels[:, :2].ravel(), pixels[:, -2:].ravel(), pixels[:2].ravel(), pixels[-2:].ravel()])
+        assert edges.min() == 255, title  # nothing drawn on the figure's border: no text cut off
+
+
 def test_seeds_of_one_setting_merge_into_mean_and_95_percent_interval(tmp_path):
     for seed, r1 in ((0, 10.0), (1, 14.0)):
         write_run(tmp_path / "runs", record(f"s{seed}", r1, seed=seed))

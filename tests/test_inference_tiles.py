@@ -44,6 +44,8 @@ def test_vigor_names_give_latitude_and_longitude(tmp_path):
     ("a.png,1,2\nb.png,1,\n", 3, "lon '' is not a number"),
     ("a.png,1,2\n,1,2\n", 3, "empty path cell"),
     ("a.png,1,2\nmissing.png,1,2\n", 3, "image missing.png does not exist"),
+    ("a.png,1,2,3\n", 2, "4 fields where the header has 3"),  # pandas took path for an index: "image 1 does not exist"
+    ("a.png,1,2\n\na.png,1,2,3\n", 4, "4 fields where the header has 3"),
 ])
 def test_a_bad_row_names_the_file_and_line(tmp_path, rows, line, says):
     _tile(tmp_path / "a.png")
@@ -70,3 +72,19 @@ def test_truth_rows_need_no_image_file_and_keep_the_true_tile(tmp_path):
     (tmp_path / "queries.csv").write_text("path,x,y,tile\nground/q.png,1,2,aerial/t.png\n")
     truth = read_truth(tmp_path / "queries.csv")
     assert truth.paths == [(tmp_path / "ground" / "q.png").resolve()] and truth.extra == {"tile": ["aerial/t.png"]}
+
+
+def test_a_file_given_for_a_folder_or_a_folder_for_a_file_is_named_as_such(tmp_path):
+    """A path that exists but is of the other kind was reported as not existing."""
+    from cvbench.inference import load_tile_index
+    from cvbench.inference.localize import query_files
+
+    _tile(tmp_path / "q.png")
+    with pytest.raises(DatasetNotFoundError, match=r"--queries .*q\.png is a file, not a folder; expected a folder"):
+        query_files(tmp_path / "q.png")
+    with pytest.raises(DatasetNotFoundError, match=r"--index .*q\.png is a file, not a folder; expected a folder"):
+        load_tile_index(tmp_path / "q.png")
+    with pytest.raises(DatasetNotFoundError, match=r"--truth CSV .* is a folder, not a file; expected a CSV file"):
+        read_truth(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"--queries .*nowhere does not exist"):
+        query_files(tmp_path / "nowhere")

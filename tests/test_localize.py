@@ -169,6 +169,24 @@ def test_an_index_of_another_run_is_refused_naming_both_runs(trained_run, world,
     assert "other-run" in result.stderr and trained_run.name in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_index_is_accepted_for_another_run_with_identical_weights(trained_run, index_dir, tmp_path):
+    """Two runs of one spec and seed train identical weights on the CPU, but each checkpoint's metadata names its
+    own run: the index must compare the weights, not the file's bytes (it said "other weights")."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    import cvbench
+
+    twin = tmp_path / "20261206-000000-run-twin-synthetic-none-safa-s0"
+    shutil.copytree(trained_run, twin)
+    weights = twin / "checkpoints" / "model.safetensors"
+    with safe_open(str(weights), "pt") as handle:
+        metadata = {**handle.metadata(), "run": json.dumps(twin.name)}
+    save_file(load_file(str(weights)), str(weights), metadata=metadata)
+    assert weights.read_bytes() != (trained_run / "checkpoints" / "model.safetensors").read_bytes()
+    cvbench.load_tile_index(index_dir).check_run(cvbench.load_run(twin, device="cpu"))  # no IndexMismatchError
+
+
 def test_an_index_with_another_embedding_size_is_refused_naming_both(trained_run, world, tmp_path):
     from cvbench.evaluation.localisation import Positions
     from cvbench.evaluation.retrieval import build_index

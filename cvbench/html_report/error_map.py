@@ -11,6 +11,7 @@ metrics but no predictions file gets the command that writes one instead.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .elements import command, paragraph, text
 from .figures import image
 
 ERROR = "error_m"
+TITLE_CHARACTERS = 46  # a title line that fits above the axes at 12 pt; a run folder's name is often longer
 AXES = {("query_lon", "query_lat"): ("longitude (°)", "latitude (°)"),
         ("query_x", "query_y"): ("x, east (m)", "y, north (m)")}
 LOCALISATION_METRIC = "error_median_m"  # in a record's metrics where its items carry coordinates
@@ -50,7 +52,8 @@ def error_map_png(frame: pd.DataFrame, title: str) -> bytes:
     points = axes.scatter(frame[x], frame[y], c=frame[ERROR], cmap="viridis", s=14, edgecolors="none")
     figure.colorbar(points, ax=axes, label="localisation error of the top-1 tile (m)")
     x_label, y_label = AXES[(x, y)]
-    axes.set(xlabel=x_label, ylabel=y_label, title=title)
+    # wrapped (at the name's dashes first): one long line, centred on the axes, ran off the figure's left edge
+    axes.set(xlabel=x_label, ylabel=y_label, title=textwrap.fill(title, TITLE_CHARACTERS))
     if x == "query_x":
         axes.set_aspect("equal", adjustable="datalim")
     axes.grid(alpha=0.3)

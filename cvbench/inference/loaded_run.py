@@ -19,6 +19,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 from rich.progress import Progress
+from safetensors import safe_open
 
 from ..data.images import ArrayImages, FileImages, ImageList
 from ..data.loaders import Reader, readers
@@ -64,11 +65,18 @@ class LoadedRun:
         return {name: values[name] for name in EMBEDDING_FIELDS}
 
     def fingerprint(self) -> str:
-        """SHA-256 of the weights file: two runs with the same fingerprint embed every image alike."""
+        """SHA-256 of the weights (each tensor's name, dtype, shape and bytes, in name order): two runs with the
+        same fingerprint embed every image alike.
+
+        The checkpoint file's own bytes would not do: its metadata names the
+        run, so two runs with identical weights would read as different.
+        """
         digest = hashlib.sha256()
-        with open(RunFolder(self.path).checkpoint(MODEL_CHECKPOINT), "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        with safe_open(str(RunFolder(self.path).checkpoint(MODEL_CHECKPOINT)), "pt") as handle:
+            for name in sorted(handle.keys()):
+                tensor = handle.get_tensor(name)
+                digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+                digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
     def reader(self, view: str, fov: float | None = None) -> Reader:

@@ -71,7 +71,8 @@ def query_files(folder: str | Path) -> list[Path]:
     """The image files of a query folder, sorted by name (an error naming the folder when it has none)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"--queries {folder} does not exist; expected a folder of query images "
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DatasetNotFoundError(f"--queries {folder} {what}; expected a folder of query images "
                                    f"({', '.join(IMAGE_SUFFIXES)})")
     files = sorted(path.resolve() for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

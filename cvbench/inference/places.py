@@ -10,6 +10,7 @@ line; nothing is skipped silently.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,9 @@ def read_places(csv: str | Path, what: str = "tile CSV", check_files: bool = Tru
     """The rows of ``csv``; with ``check_files`` every image must exist (else an error naming its line)."""
     csv = Path(csv).expanduser()
     if not csv.is_file():
-        raise DatasetNotFoundError(f"{what} {csv} does not exist; expected a CSV file with the header {HEADER}")
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetFormatError(f"{csv}: does not parse as a CSV ({str(exc).strip()}); expected {HEADER}") from None
-    frame.columns = [str(column).strip().lower() for column in frame.columns]
+        found = "is a folder, not a file" if csv.is_dir() else "does not exist"
+        raise DatasetNotFoundError(f"{what} {csv} {found}; expected a CSV file with the header {HEADER}")
+    frame = _read_rows(csv)
     kind = next((kind for kind, names in COORDINATES.items() if set(names) <= set(frame.columns)), None)
     if "path" not in frame.columns or kind is None:
         raise DatasetFormatError(f"{csv}:1: the header is {','.join(frame.columns)!r}; expected {HEADER}")
@@ -75,6 +73,30 @@ def read_places(csv: str | Path, what: str = "tile CSV", check_files: bool = Tru
     extra = {name: [str(frame[name].iloc[line - 2]).strip() for line in lines]
              for name in frame.columns if name != "path" and name not in COORDINATES[kind]}
     return Places(paths, Positions(kind, np.asarray(values, np.float64).reshape(-1, 2)), csv, lines, extra)
+
+
+def _read_rows(csv: Path) -> pd.DataFrame:
+    """The CSV as strings under its lower-cased header, blank lines kept so that row i is on line i + 2.
+
+    The header is read as a row (``header=None``): a row with more fields
+    than the header is then an error naming its line, where pandas would
+    take the first column for an index and shift every cell silently.
+    """
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, header=None)
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found:
+            expected, line, saw = found.groups()
+            raise DatasetFormatError(f"{csv}:{line}: {saw} fields where the header has {expected}; "
+                                     f"expected {HEADER}") from None
+        raise DatasetFormatError(f"{csv}: does not parse as a CSV ({str(exc).strip()}); expected {HEADER}") from None
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(f"{csv}: does not parse as a CSV ({str(exc).strip()}); expected {HEADER}") from None
+    header = [str(column).strip().lower() for column in frame.iloc[0]]
+    frame = frame.iloc[1:].reset_index(drop=True)
+    frame.columns = header
+    return frame
 
 
 def _coordinate(csv: Path, line: int, column: str, text: str) -> float:

@@ -124,7 +124,8 @@ def load_tile_index(folder: str | Path) -> TileIndex:
     folder = Path(folder).expanduser()
     missing = [name for name in (META_FILE, FAISS_FILE, TABLE_FILE) if not (folder / name).is_file()]
     if missing:
-        what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
+        what = (f"lacks {', '.join(missing)}" if folder.is_dir() else
+                "is a file, not a folder" if folder.exists() else "does not exist")
         raise DatasetNotFoundError(f"--index {folder} {what}; expected {EXPECTED}")
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
