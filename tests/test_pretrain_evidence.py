@@ -140,3 +140,16 @@ def test_a_share_smaller_than_a_batch_is_refused(toy):
         labelled_share(np.arange(48), spec)
     with pytest.raises(SpecError, match="train-fraction"):
         resolve_spec(RunSpec(**FAST, train_fraction=1.5))
+
+
+def test_the_run_says_in_one_line_whether_its_pre_training_learned():
+    from cvbench.training.pretrain import pretraining_summary
+
+    flat = {"losses": [7.13, 8.70], "probe": {"before": 1.5625, "after": 1.171875, "chance": 0.390625},
+            "learned": False}
+    line = pretraining_summary("aerial", "mocov2", flat)
+    assert line.startswith("pre-trained aerial (mocov2): loss 7.130 -> 8.700, probe R@1 1.56% -> 1.17% "
+                           "(chance 0.39%): ")
+    assert "did not learn" in line
+    improving = {**flat, "losses": [5.0, 4.0], "probe": {**flat["probe"], "after": 3.0}, "learned": True}
+    assert pretraining_summary("ground", "byol", improving).endswith("-> 3.00% (chance 0.39%): learned")

@@ -26,7 +26,7 @@ from ..training.batch_memory import check_batch_memory
 from ..training.checkpoint import check_fit
 from ..training.finetune import STAGE as FINETUNE_STAGE
 from ..training.finetune import Objective, check_sampler, finetune
-from ..training.pretrain import pretrain_backbone
+from ..training.pretrain import pretrain_backbone, pretraining_summary
 from ..training.resume import Checkpointer, RunInterrupted, load_state, restore_rng, rng_state
 from .assemble import build_model, resolve_spec
 from .expected_time import evaluated_epochs, expected_line, measure_rates, plan_run
@@ -141,6 +141,7 @@ def _run(spec: RunSpec, device: torch.device, runs_dir: str | Path, quiet: bool,
                         progress, folder.pretrained(branch), indices, meta, checkpointer, state.snapshot,
                         probe_images=data.val.ground if branch == "ground" else data.val.aerial,
                         on_step=trackers.steps(pretrain_stage(branch)))
+                    log(pretraining_summary(branch, spec.pretrainer, state.pretraining[branch]), quiet)
             if "pretrain_s" not in state.timings:
                 state.add_timing("pretrain_s", state.elapsed())
             if finetune_stage:

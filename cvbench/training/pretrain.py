@@ -148,6 +148,20 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
             **meter.record(), "gpu_decode": bool(views and views.decode), "gpu_augment": bool(views and views.recipes)}
 
 
+def pretraining_summary(branch: str, pretrainer: str, entry: dict[str, Any]) -> str:
+    """One line saying whether a pre-training stage learned: its loss from first to last epoch and its probe.
+
+    A stage that did not learn (:func:`cvbench.evaluation.probe.learned`) is
+    said so in plain words: fine-tuning that starts from it tests a method
+    that did not train, and a reader must know before crediting it.
+    """
+    probe, losses = entry["probe"], entry["losses"]
+    loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, " if losses else ""
+    verdict = "learned" if entry["learned"] else "[yellow]did not learn[/] (its start is no evidence for the method)"
+    return (f"pre-trained {branch} ({pretrainer}): {loss}probe R@1 {probe['before']:.2f}% -> {probe['after']:.2f}% "
+            f"(chance {probe['chance']:.2f}%): {verdict}")
+
+
 def steps_per_epoch(images: int, batch_size: int) -> int:
     """Optimiser steps in one pre-training epoch: whole batches only (the loader drops the last partial one).
 
