@@ -153,3 +153,5 @@ def test_the_run_says_in_one_line_whether_its_pre_training_learned():
     assert "did not learn" in line
     improving = {**flat, "losses": [5.0, 4.0], "probe": {**flat["probe"], "after": 3.0}, "learned": True}
     assert pretraining_summary("ground", "byol", improving).endswith("-> 3.00% (chance 0.39%): learned")
+    one_epoch = pretraining_summary("aerial", "mocov2", {**improving, "losses": [6.845]})
+    assert one_epoch.startswith("pre-trained aerial (mocov2): loss 6.845 (one epoch), probe R@1 1.56% -> 3.00%")

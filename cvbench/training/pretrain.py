@@ -156,7 +156,8 @@ def pretraining_summary(branch: str, pretrainer: str, entry: dict[str, Any]) -> 
     that did not train, and a reader must know before crediting it.
     """
     probe, losses = entry["probe"], entry["losses"]
-    loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, " if losses else ""
+    loss = (f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, " if len(losses) > 1 else
+            f"loss {losses[0]:.3f} (one epoch), " if losses else "")
     verdict = "learned" if entry["learned"] else "[yellow]did not learn[/] (its start is no evidence for the method)"
     return (f"pre-trained {branch} ({pretrainer}): {loss}probe R@1 {probe['before']:.2f}% -> {probe['after']:.2f}% "
             f"(chance {probe['chance']:.2f}%): {verdict}")
