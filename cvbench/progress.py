@@ -47,3 +47,8 @@ def log(message: str, quiet: bool = False) -> None:
     """A status line on stderr (silent when quiet)."""
     if not quiet:
         STDERR.print(message)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` with its noun in the right number, for messages: ``1 run``, ``2 runs``, ``0 runs``."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"

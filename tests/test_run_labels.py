@@ -89,6 +89,8 @@ def test_the_leaderboard_shows_and_filters_by_name_and_tag(tmp_path):
     assert listed("tag=fast") == ["r3", "r0"]
     assert listed("tag=paper", "tag=fast") == ["r0"] and listed("tag=fast,paper") == ["r0"]
     assert listed("name=base") == ["r0"] and listed("tag=none") == []
+    empty = cli("leaderboard", str(runs), "--where", "tag=none")
+    assert empty.returncode == 0 and f"no finished runs in {runs} with --where tag=none" in " ".join(empty.stdout.split())
 
 
 def test_labels_never_split_a_setting_when_seeds_merge(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import CvbenchError
-from ..progress import log
+from ..progress import counted, log
 from ..runs.assemble import resolve_spec
 from ..runs.folder import RunFolder
 from ..runs.leaderboard import start_name
@@ -189,7 +189,8 @@ def run_bench(bench: Bench | str | Path, runs_dir: str | Path | None = None, onl
             outcome.failed.append((job.row, job.seed, job.error))
     todo = [job for job in jobs if job.done is None and job.error is None]
     outcome.skipped = sum(job.done is not None for job in jobs)
-    log(f"[bold]bench[/] {bench.name}: {len(jobs)} runs, {outcome.skipped} already finished, {len(todo)} to run "
+    log(f"[bold]bench[/] {bench.name}: {counted(len(jobs), 'run')}, {outcome.skipped} already finished, "
+        f"{len(todo)} to run "
         f"into {runs_dir}", quiet)
     launcher.run_rows(todo, runs_dir, outcome, quiet)
     if launcher.waits:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import CvbenchError
+from ..progress import counted
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +79,8 @@ def register(app: typer.Typer) -> None:
         if not chosen.waits:
             _submitted(chosen, outcome, file, runs_dir)
         else:
-            typer.echo(f"{outcome.ran} runs made, {outcome.skipped} already finished; wrote {outcome.leaderboard}")
+            typer.echo(f"{counted(outcome.ran, 'run')} made, {outcome.skipped} already finished; "
+                       f"wrote {outcome.leaderboard}")
         if report is not None:
             typer.echo(f"wrote {_report(bench, folder, report, quiet)}")
         if outcome.failed:
@@ -170,7 +172,7 @@ def _show_estimate(bench, folder: Path, only, gpus: Optional[int], launcher: str
     console.print(table)
     for row, seed, error in found.invalid:
         console.print(Text(f"invalid, not estimated: {row} seed {seed}: {error}"))
-    head = f"{len(found.jobs)} runs to make, {found.done} already finished"
+    head = f"{counted(len(found.jobs), 'run')} to make, {found.done} already finished"
     if launcher == "local":
         console.print(Text(f"{head}; estimated wall time with the local launcher (one after another): "
                            f"{_duration(found.sequential())}"))
@@ -216,7 +218,8 @@ def _submitted(launcher, outcome, file: Path, runs_dir: Optional[Path]) -> None:
     for row, seed, job in launcher.in_flight:
         typer.echo(f"already queued or running: {row} seed {seed}: job {job}")
     check = f"cvbench bench {file}{f' --runs-dir {runs_dir}' if runs_dir else ''} --status"
-    typer.echo(f"{len(launcher.submitted)} jobs submitted, {outcome.skipped} runs already finished; "
+    typer.echo(f"{counted(len(launcher.submitted), 'job')} submitted, {counted(outcome.skipped, 'run')} already "
+               "finished; "
                f"check with: {check}")
     if outcome.waiting_for:
         typer.echo(f"the rows start from stage {outcome.waiting_for}: run this command again once its job "

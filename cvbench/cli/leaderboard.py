@@ -9,6 +9,7 @@ from typing import Literal, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .. import atomic
 from ..errors import CvbenchError
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
         if metrics is not None:
             frame = select_metrics(frame, [name.strip() for name in metrics.split(",") if name.strip()])
         if fmt == "table" and out is None:
-            _print_table(frame, chosen=metrics is not None)
+            _print_table(frame, chosen=metrics is not None,
+                         empty=f"no finished runs in {runs_dir}" + (f" with --where {', '.join(where)}" if where else ""))
             return
         if fmt == HTML:
             from ..html_report.page import leaderboard_page
@@ -84,7 +86,7 @@ def _lift_shared(table, option_columns):
     return table.drop(columns=same), (f"All runs: {line}." if line else "")
 
 
-def _print_table(frame, chosen: bool = False) -> None:
+def _print_table(frame, chosen: bool = False, empty: str = "no finished runs") -> None:
     """The terminal table: per section, the settings that differ and (unless ``chosen``) the first metrics.
 
     With the metre protocol a run measures 13 numbers; beside the option
@@ -102,7 +104,7 @@ def _print_table(frame, chosen: bool = False) -> None:
                        "--format markdown, csv or json).")
     parts = sections(finished)
     if not parts:
-        console.print("no finished runs")
+        console.print(Text(empty))
     for section in parts:
         table, notes = presentable(section.table.drop(columns=["dataset", "runs"], errors="ignore"))
         table, shared = _lift_shared(table, {option_column(name) for name in OPTION_FIELDS})

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..progress import STDERR, make_progress
+from ..progress import STDERR, counted, make_progress
 
 # typer lists an Enum's values in --help and refuses any other with the list (cvbench.inference.outputs.FORMATS).
 OutputFormat = Enum("OutputFormat", {name: name for name in ("csv", "geojson", "json")}, type=str)
@@ -38,12 +38,12 @@ def register(app: typer.Typer) -> None:
 
         check_target(out)  # before any embedding
         source = read_tiles(tiles)
-        STDERR.print(f"{len(source)} tiles, {source.described}", soft_wrap=True)
+        STDERR.print(f"{counted(len(source), 'tile')}, {source.described}", soft_wrap=True)
         loaded = load_run(run, device)
         with make_progress(quiet) as progress:
             index = build_tile_index(loaded, source, progress, batch_size)
         folder = index.save(out)
-        typer.echo(f"wrote {folder} ({len(index)} tiles, embedding size {loaded.dim}, run {loaded.name})")
+        typer.echo(f"wrote {folder} ({counted(len(index), 'tile')}, embedding size {loaded.dim}, run {loaded.name})")
 
     @app.command("localize")
     def localize_command(
