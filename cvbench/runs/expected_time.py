@@ -30,6 +30,7 @@ from ..data.loaders import Pairs, TwoViews, Views, normalize, readers
 from ..evaluation.probe import PROBE_IMAGES
 from ..nn.device import autocast, prepare_module, use_channels_last
 from ..nn.model import TwoBranchNet
+from ..progress import counted
 from ..spec import BRANCHES, NO_AUGMENTATION, RunSpec, pretrains
 from ..training.finetune import FinetuneForward, Objective, finetune_step, make_optimizer
 from ..training.loop import trainable
@@ -76,6 +77,11 @@ class Plan:
         """Pairs through fine-tuning: steps x batch."""
         return self.finetune_steps * self.finetune_batch
 
+    @property
+    def embedded_images(self) -> int:
+        """Images the run embeds outside training: every evaluation's, and the pre-training probes'."""
+        return self.evaluations * self.eval_images + self.other_images
+
 
 @dataclass(frozen=True)
 class Rates:
@@ -107,9 +113,8 @@ def evaluated_epochs(epochs: int, every: int) -> list[int]:
 
 def expected_seconds(plan: Plan, rates: Rates) -> float:
     """The seconds the planned work takes at the measured rates."""
-    embedded = plan.evaluations * plan.eval_images + plan.other_images
     return (plan.pretrain_steps * rates.pretrain_step + plan.finetune_steps * rates.finetune_step
-            + embedded * rates.embed_image)
+            + plan.embedded_images * rates.embed_image)
 
 
 def duration(seconds: float) -> str:
@@ -129,10 +134,9 @@ def expected_line(plan: Plan, rates: Rates, spent: float = 0.0) -> str:
         parts.append(f"{rates.pretrain_step:.2f} s/step x {plan.pretrain_steps} pre-training steps")
     if plan.finetune_steps:
         parts.append(f"{rates.finetune_step:.2f} s/step x {plan.finetune_steps} fine-tuning steps")
-    embedded = plan.evaluations * plan.eval_images + plan.other_images
-    parts.append(f"{rates.embed_image * 1000:.1f} ms/image x {embedded:,} images embedded in "
-                 f"{plan.evaluations} evaluation{'s' if plan.evaluations != 1 else ''}"
-                 + (" and the pre-training probes" if plan.other_images else ""))
+    parts.append(f"{rates.embed_image * 1000:.1f} ms/image x {plan.embedded_images:,} images embedded in "
+                 f"{counted(plan.evaluations, 'evaluation')}" + (" and the pre-training probes" if plan.other_images
+                                                                else ""))
     total = spent + expected_seconds(plan, rates)
     return f"expected: about {duration(total)} on this machine (measured {', '.join(parts)})"
 
