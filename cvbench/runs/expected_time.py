@@ -35,7 +35,7 @@ from ..spec import BRANCHES, NO_AUGMENTATION, RunSpec, pretrains
 from ..training.finetune import FinetuneForward, Objective, finetune_step, make_optimizer
 from ..training.loop import trainable
 from ..training.pretrain import pretrain_step, steps_per_epoch
-from ..training.resume import restore_rng, rng_state
+from ..training.resume import random_state_kept
 from .subsets import Data, pretraining_set
 
 TIMED_STEPS = 3
@@ -196,16 +196,13 @@ def measure_step(stage: str, spec: RunSpec, model: TwoBranchNet, data: Data, dev
     missing label column, nothing to train) measures as 0 seconds: the run
     names the problem.
     """
-    saved = rng_state()
-    try:
+    with random_state_kept():
         if stage == "embed":
             return _embed_seconds(spec, model, data, device)
         timed = steps or TIMED_STEPS
         if stage == "pretrain":
             return _pretrain_step_seconds(spec, model, data, device, branch, timed)
         return _finetune_step_seconds(spec, model, data, device, timed)
-    finally:
-        restore_rng(saved)
 
 
 def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device, branch: str,

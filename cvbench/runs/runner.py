@@ -27,7 +27,7 @@ from ..training.checkpoint import check_fit
 from ..training.finetune import STAGE as FINETUNE_STAGE
 from ..training.finetune import Objective, check_sampler, finetune
 from ..training.pretrain import pretrain_backbone, pretraining_summary
-from ..training.resume import Checkpointer, RunInterrupted, load_state, restore_rng, rng_state
+from ..training.resume import Checkpointer, RunInterrupted, load_state, random_state_kept
 from .assemble import build_model, resolve_spec
 from .expected_time import evaluated_epochs, expected_line, measure_rates, plan_run
 from .folder import INITIAL_CHECKPOINT, MODEL_CHECKPOINT, RunFolder
@@ -243,11 +243,8 @@ def keeping_random_state(call: Callable[[], T]) -> T:
     what it would have drawn without it, so ``--eval-every`` changes no
     training number, whatever augmentation or random orientation the run uses.
     """
-    saved = rng_state()
-    try:
+    with random_state_kept():
         return call()
-    finally:
-        restore_rng(saved)
 
 
 def _summary(record: dict[str, Any]) -> str:

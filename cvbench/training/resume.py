@@ -72,6 +72,16 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Run the block, then put every global random state back (:func:`rng_state`), raised or not."""
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        restore_rng(saved)
+
+
 def load_state(path: Path) -> dict[str, Any]:
     """A saved training state, or a :class:`CvbenchError` saying why it cannot be used."""
     if not path.is_file():
