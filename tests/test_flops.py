@@ -1,23 +1,29 @@
-"""The FLOP count behind benchmarks/perf/throughput.py's MFU, against hand counts on tiny models."""
+"""The FLOP count behind benchmarks/perf/throughput.py's MFU, against hand counts on tiny models, and the tables
+gpu_check.sh prints from the benchmarks' JSON (benchmarks/perf/tables.py)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-FLOPS = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "flops.py"
+PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"perf_{name}", PERF / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def flops():
-    spec = importlib.util.spec_from_file_location("perf_flops", FLOPS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _script("flops")
 
 
 def test_a_linear_layer_costs_two_flops_per_multiply_add(flops):
@@ -42,3 +48,13 @@ def test_the_peak_is_looked_up_by_the_device_name(flops, name, peak):
 def test_a_cpu_reference_is_a_measured_gemm(flops):
     peak, source = flops.reference_peak(torch.device("cpu"))
     assert peak > 0 and "measured" in source
+
+
+def test_the_ranking_table_shows_the_figures_recall_py_wrote():
+    """The committed 100k x 1M CPU run: the figures docs/performance.md quotes for it."""
+    report = json.loads((PERF / "results" / "recall_100k_1m.json").read_text())
+    table = _script("tables").recall_table({"recall_100k_1m": report})
+    header, rule, row = table.splitlines()
+    assert header.count("|") == rule.count("|") == row.count("|")
+    assert row == ("| recall_100k_1m | 100,000 x 1,000,000 x 256 | cpu | 263.51 s | 186.21 s (275 GFLOP/s) | 1.42 | "
+                   "313.03 s | 0.84 | 1,219 / 258 MiB | 2.03 |")

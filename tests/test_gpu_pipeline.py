@@ -7,6 +7,7 @@ the device as an argument, and here it is ``torch.device("cpu")``.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ from cvbench.data.augment import mocov2_augmentation
 from cvbench.data.batch_augment import batched
 from cvbench.data.gpu_decode import decode_batch, jpeg_only, read_bytes
 from cvbench.data.images import ArrayImages, ConcatImages, IndexedImages
-from cvbench.data.loaders import EncodedPairs, Images, Pairs, Reader, collate_encoded, load_image
+from cvbench.data.loaders import EncodedPairs, Images, Pairs, Reader, collate_encoded, load_image, on_device
 from cvbench.errors import CvbenchError
 from cvbench.training.pretrain import DeviceViews
 from cvbench.training.stage_stats import StageMeter
@@ -60,12 +61,14 @@ def test_device_decoding_gives_the_pixels_of_the_pillow_path(jpegs):
     assert (smaller.float() - host.float()).abs().mean() < 4  # DCT-domain scaling differs by a few levels only
 
 
-def test_a_corrupt_jpeg_is_named(jpegs, tmp_path):
+def test_a_corrupt_jpeg_in_a_loaders_batch_is_named_by_its_file(jpegs, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
     images = FileImages([*jpegs.paths, bad])
-    with pytest.raises(CvbenchError, match="broken.jpg"):
-        decode_batch([read_bytes(images, i) for i in range(len(images))], (48, 96), CPU, images.paths)
+    (batch,) = next(iter(DataLoader(Images(images, Reader((48, 96)), encoded=True), batch_size=5,
+                                    collate_fn=collate_encoded)))
+    with pytest.raises(CvbenchError, match=f"cannot decode image {re.escape(str(bad))} as a JPEG"):
+        on_device(batch, Reader((48, 96)), CPU)
 
 
 def test_only_lists_of_jpeg_files_are_decoded_on_the_device(jpegs, tmp_path):
@@ -111,7 +114,8 @@ def test_pretraining_views_from_jpeg_bytes_on_the_device(jpegs):
     assert views.decode and views.recipes is not None
     loader = DataLoader(views.dataset(jpegs, reader, None, None), batch_size=3, collate_fn=collate_encoded)
     (data,) = next(iter(loader))
-    assert isinstance(data, list) and data[0].dtype == torch.uint8 and data[0].dim() == 1
+    assert isinstance(data, list) and data[0].data.dtype == torch.uint8 and data[0].data.dim() == 1
+    assert [item.file for item in data] == jpegs.paths[:3]
     view1, view2 = views(data, reader, CPU)
     assert view1.shape == view2.shape == (3, 3, 32, 64) and not torch.equal(view1, view2)
     off = DeviceViews.choose(type("Spec", (), {"gpu_decode": "off", "gpu_augment": "off"})(), CPU, jpegs, reader,

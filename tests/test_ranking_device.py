@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from cvbench import metrics
 from cvbench.evaluation import evaluate as evaluation
-from cvbench.evaluation import exact_ranking
+from cvbench.evaluation import exact_ranking, exact_scores
 from cvbench.evaluation.rank_counts import rank_counts
 from cvbench.evaluation.topk import exact_top
 
@@ -169,6 +169,16 @@ def test_the_named_device_runs_the_sweeps_and_a_small_budget_streams_the_gallery
     assert seen and all(where == device and parts == -(-distinct // 7) for where, parts in seen)
 
 
+def test_a_gallery_that_fits_is_not_copied_again_for_each_sweep(case) -> None:
+    """The placement names a device without its index (as ``--device cuda`` does), its tensors carry one."""
+    _, reference, _, _ = case
+    gallery = exact_scores.build_gallery(reference)
+    stream = exact_ranking.GalleryStream(gallery, exact_ranking.placement([], torch.device("cpu", 0), 2**20))
+    assert stream.resident.device != stream.where.device  # cpu against cpu:0, as cuda:0 against cuda
+    (first, part), = stream.parts(stream.where.device)
+    assert first == 0 and part is stream.resident
+
+
 def test_the_ranking_device_of_an_evaluation_applies_unless_a_call_names_its_own(
         case, monkeypatch: pytest.MonkeyPatch) -> None:
     query, reference, correct, _ = case
@@ -193,6 +203,40 @@ def test_a_bad_max_device_bytes_or_a_missing_device_is_named(case) -> None:
     if missing is not None:
         with pytest.raises(ValueError, match=f"device '{missing}' is not available"):
             metrics.ranks(query, reference, correct, device=missing)
+
+
+def test_max_device_bytes_may_be_a_numpy_integer(case) -> None:
+    query, reference, correct, truth = case
+    got = metrics.ranks(query, reference, correct, max_device_bytes=np.int64(5 * DIM * 4))
+    np.testing.assert_array_equal(got, truth["above"])
+
+
+def test_the_close_case_budget_holds_for_the_whole_sweep_when_the_gallery_streams_in_parts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near-collapsed embeddings: nearly every comparison is close, so the float32 sweep must give up (and the
+    rows be swept in float64) however many parts the gallery is cut into, not collect its budget once per part."""
+    rng = np.random.default_rng(0)
+    centre = rng.standard_normal(16)
+    query = (centre + 1e-5 * rng.standard_normal((8, 16))).astype(np.float32)
+    reference = (centre + 1e-5 * rng.standard_normal((64, 16))).astype(np.float32)
+    collected = []  # (dtype, budget, close cases returned) of every sweep that collects them
+    original = exact_ranking._sweep_tiles
+
+    def spy(queries, high, low, stream, device, collect, budget):
+        swept = original(queries, high, low, stream, device, collect, budget)
+        if collect:
+            collected.append((queries.dtype, budget, None if swept is None else swept.rows.numel()))
+        return swept
+
+    monkeypatch.setattr(exact_ranking, "_sweep_tiles", spy)
+    expected = metrics.ranks(query, reference, list(range(8)))
+    for part_rows in (None, 4):
+        collected.clear()
+        got = metrics.ranks(query, reference, list(range(8)),
+                            max_device_bytes=None if part_rows is None else part_rows * 16 * 4)
+        np.testing.assert_array_equal(got, expected)
+        assert all(found is None or found <= budget for dtype, budget, found in collected if dtype == torch.float32)
+        assert torch.float64 in {dtype for dtype, _, _ in collected}
 
 
 ACCELERATORS = [name for name, present in (("cuda", torch.cuda.is_available()),

@@ -45,6 +45,28 @@ def mfu_table(reports: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def recall_table(reports: dict[str, dict]) -> str:
+    """Exact ranking against the square-GEMM roof and the chunked products (``recall.py``), one row per file."""
+    lines = ["| file | queries x references x dim | device | `recall` | roof (square GEMM rate) | `recall` / roof "
+             "| chunked `torch.mm` | `recall` / chunked | peak RSS above inputs (`recall` / products) | load average |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, report in reports.items():
+        config, results, ratios = report["config"], report["results"], report["ratios"]
+        measured = {kind: result for kind, result in results.items() if "seconds_best" in result}
+        time = {kind: f"{result['seconds_best']:.2f} s" for kind, result in measured.items()}
+        peak = {kind: f"{result['peak_rss_above_inputs_mib']:,.0f}" for kind, result in measured.items()
+                if "peak_rss_above_inputs_mib" in result}
+        roof = f"{time['roof']} ({measured['roof']['gflops']:.0f} GFLOP/s)" if "roof" in measured else "-"
+        over = {key: f"{value:.2f}" for key, value in ratios.items()}
+        lines.append(f"| {name} | {config['queries']:,} x {config['references']:,} x {config['dim']} | "
+                     f"{config['device']} | {time.get('recall', '-')} | {roof} | "
+                     f"{over.get('recall_time_over_square_gemm_roof', '-')} | {time.get('chunked_matmul', '-')} | "
+                     f"{over.get('recall_time_over_chunked_matmul', '-')} | "
+                     f"{peak.get('recall', '-')} / {peak.get('chunked_matmul', '-')} MiB | "
+                     f"{report['environment']['load_average'][0]:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -58,9 +80,10 @@ def main() -> None:
     if mfu:
         print("Model FLOPs utilisation\n")
         print(mfu_table(mfu), end="\n\n")
-    for path in sorted(folder.glob("recall_*.json")):
-        print(f"Exact ranking ({path.name}; recall.py's own report)\n")
-        print(json.dumps(json.loads(path.read_text()), indent=1)[:4000], end="\n\n")
+    recall = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("recall_*.json"))}
+    if recall:
+        print("Exact ranking\n")
+        print(recall_table(recall), end="\n\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ dependency.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -45,38 +46,48 @@ def jpeg_only(images: ImageList, indices: Sequence[int] | None = None) -> bool:
     return True
 
 
-def read_bytes(images: ImageList, index: int) -> torch.Tensor:
-    """The bytes of image ``index``'s file as a uint8 1-D tensor (what a loader worker hands the step)."""
+@dataclass(frozen=True)
+class EncodedImage:
+    """What a loader worker hands the step: a file's bytes as a uint8 1-D tensor, and the file, to name it."""
+
+    data: torch.Tensor
+    file: Path
+
+    def pin_memory(self) -> "EncodedImage":
+        """The bytes in page-locked memory (a DataLoader with ``pin_memory`` calls this)."""
+        return EncodedImage(self.data.pin_memory(), self.file)
+
+
+def read_bytes(images: ImageList, index: int) -> EncodedImage:
+    """The bytes of image ``index``'s file."""
     path = image_file(images, index)
     try:
-        return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        return EncodedImage(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8), path)
     except OSError:
         raise CvbenchError(f"image file is missing or unreadable: {path}") from None
 
 
-def decode_batch(data: Sequence[torch.Tensor], size: Sequence[int], device: torch.device,
-                 names: Sequence[Path | str] | None = None) -> torch.Tensor:
-    """JPEG bytes -> uint8 ``(B, 3, H, W)`` on ``device`` at ``size`` (H, W), in one ``decode_jpeg`` call.
+def decode_batch(files: Sequence[EncodedImage], size: Sequence[int], device: torch.device) -> torch.Tensor:
+    """JPEG files' bytes -> uint8 ``(B, 3, H, W)`` on ``device`` at ``size`` (H, W), in one ``decode_jpeg`` call.
 
-    A file that does not decode raises :class:`CvbenchError` naming it
-    (``names[i]`` for ``data[i]``, its position otherwise).
+    A file that does not decode raises :class:`CvbenchError` naming it.
     """
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders (see the module's docstring)
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            images = decode_jpeg(list(data), mode=ImageReadMode.RGB, device=device)
+            images = decode_jpeg([item.data for item in files], mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
-            raise CvbenchError(f"cannot decode {_culprit(data, names)} as a JPEG (expected a readable JPEG)") from None
+            raise CvbenchError(f"cannot decode {_culprit(files)} as a JPEG (expected a readable JPEG)") from None
     target = [int(size[0]), int(size[1])]
     return torch.stack([image if list(image.shape[-2:]) == target else
                         v2.functional.resize(image, target, antialias=True) for image in images])
 
 
-def _culprit(data: Sequence[torch.Tensor], names: Sequence[Path | str] | None) -> str:
-    """The first item of a failed batch that fails alone (decoded on the host, where errors are per image)."""
-    for position, item in enumerate(data):
+def _culprit(files: Sequence[EncodedImage]) -> str:
+    """The first file of a failed batch that fails alone (decoded on the host, where errors are per image)."""
+    for item in files:
         try:
-            decode_jpeg(item, mode=ImageReadMode.RGB)
+            decode_jpeg(item.data, mode=ImageReadMode.RGB)
         except RuntimeError:
-            return f"image {names[position]}" if names is not None else f"image {position} of the batch"
-    return "a file of the batch"
+            return f"image {item.file}"
+    return f"the batch of {len(files)} files from {files[0].file}"

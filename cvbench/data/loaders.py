@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from .augment import to_float
 from .field_of_view import FieldOfView
-from .gpu_decode import decode_batch, read_bytes
+from .gpu_decode import EncodedImage, decode_batch, read_bytes
 from .images import ImageList, read_image
 from .polar import polar_transform
 
@@ -152,7 +152,7 @@ class Images(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor | EncodedImage, ...]:
         index = int(self.indices[item])
         if self.encoded:
             image = read_bytes(self.images, index)
@@ -161,7 +161,7 @@ class Images(Dataset):
         return (image,) if self.labels is None else (image, int(self.labels[index]))
 
 
-def on_device(images: torch.Tensor | list[torch.Tensor], reader: Reader, device: torch.device) -> torch.Tensor:
+def on_device(images: torch.Tensor | list[EncodedImage], reader: Reader, device: torch.device) -> torch.Tensor:
     """A batch column of :class:`Images` or :class:`EncodedPairs` as uint8 ``(B, 3, H, W)`` on ``device``.
 
     File bytes are decoded on the device at the reader's size and cut to
@@ -174,13 +174,11 @@ def on_device(images: torch.Tensor | list[torch.Tensor], reader: Reader, device:
 
 
 def collate_encoded(items: list[tuple]) -> list:
-    """A batch whose file-bytes columns (1-D uint8 tensors of any length) stay lists; the rest is stacked."""
+    """A batch whose file-bytes columns (:class:`~cvbench.data.gpu_decode.EncodedImage`) stay lists; the rest is
+    stacked."""
     columns = list(zip(*items))
-    return [list(column) if _is_bytes(column[0]) else default_collate(list(column)) for column in columns]
-
-
-def _is_bytes(value: object) -> bool:
-    return isinstance(value, torch.Tensor) and value.dim() == 1 and value.dtype == torch.uint8
+    return [list(column) if isinstance(column[0], EncodedImage) else default_collate(list(column))
+            for column in columns]
 
 
 class Pairs(Dataset):
@@ -214,11 +212,11 @@ class EncodedPairs(Pairs):
     image, on the device), cut to the training views.
     """
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> tuple[EncodedImage, EncodedImage]:
         query = int(self.indices[item])
         return read_bytes(self.ground, query), read_bytes(self.aerial, int(self.positives[query]))
 
-    def on_device(self, ground: list[torch.Tensor], aerial: list[torch.Tensor],
+    def on_device(self, ground: list[EncodedImage], aerial: list[EncodedImage],
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of file bytes as float ``(B, 3, H, W)`` panoramas and tiles on ``device``."""
         panoramas = decode_batch(ground, self.readers["ground"].size, device)

@@ -48,6 +48,7 @@ from typing import Iterator, Sequence
 import torch
 
 from . import exact_scores
+from .inputs import check_positive_int
 
 SCORE_BLOCK_ELEMENTS = 2**26
 """Chunk x columns of a float32 block of :func:`default_chunk` (256 MiB): :mod:`cvbench.evaluation.topk`'s
@@ -60,7 +61,7 @@ CPU_BLOCK_ROWS = 256  # queries per CPU tile: a 256 KiB block of queries stays i
 CPU_TILE_COLUMNS = 1024  # references per CPU tile: a 1 MiB tile of scores, and its mask, stay in L2
 DEVICE_TILE_ELEMENTS = 2**26  # scores per accelerator tile (256 MiB float32)
 _FALLBACK_FRACTION = 8  # rescore rows in float64 when over 1/8 of their comparisons are undecided
-_MAX_CLOSE_CASES = 2**23  # and never collect more close cases than this per sweep (128 MiB of indices)
+_MAX_CLOSE_CASES = 2**23  # and never collect more close cases than this per sweep (192 MiB of int64 indices)
 
 _RANKING_DEVICE: ContextVar[torch.device | None] = ContextVar("ranking_device", default=None)
 
@@ -98,8 +99,7 @@ def placement(inputs: Sequence[object], device: torch.device | str | None = None
             where.type == "mps" and not torch.backends.mps.is_available()):
         raise ValueError(f"device {str(where)!r} is not available here; rank on 'cpu' or an available device")
     if max_device_bytes is not None:
-        if isinstance(max_device_bytes, bool) or not isinstance(max_device_bytes, int) or max_device_bytes < 1:
-            raise ValueError(f"max_device_bytes must be a positive integer, got {max_device_bytes!r}")
+        max_device_bytes = check_positive_int(max_device_bytes, "max_device_bytes")
     elif where.type == "cuda":
         max_device_bytes = torch.cuda.mem_get_info(where)[0] // 2
     elif where.type == "mps":
@@ -169,7 +169,7 @@ class GalleryStream:
         if device.type == "cpu" and self.where.max_device_bytes is None:
             yield 0, vectors
             return
-        if self.resident is not None and self.resident.device == device:
+        if self.resident is not None and device == self.where.device:  # not resident.device: cuda:0 is not cuda
             yield 0, self.resident
             return
         for start in range(0, vectors.shape[0], self.part_rows):
@@ -258,6 +258,8 @@ def _sweep_tiles(queries: torch.Tensor, high: torch.Tensor, low: torch.Tensor, s
     columns = CPU_TILE_COLUMNS if on_cpu else max(1024, DEVICE_TILE_ELEMENTS // count)
     blocks = list(range(0, count, block_rows))
     threads = min(torch.get_num_threads(), len(blocks)) if on_cpu else 1
+    # each block's share of the budget, for the whole sweep: what one gallery part collects, the next cannot
+    budget_left = {start: max(1, budget * min(block_rows, count - start) // count) for start in blocks}
     merged = _Swept(torch.zeros(high.shape, dtype=torch.int64), torch.zeros(high.shape, dtype=torch.int64))
     close: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with _worker_pool(threads) as pool, ieee_float32_matmul():
@@ -268,9 +270,8 @@ def _sweep_tiles(queries: torch.Tensor, high: torch.Tensor, low: torch.Tensor, s
                     columns_here: int = columns_here) -> _Swept | None:
                 stop = start + block_rows
                 with torch.no_grad():  # thread-local, unlike the precision flags set around the pool
-                    share = max(1, budget * min(block_rows, count - start) // count)
                     return _sweep_block(queries[start:stop], high[start:stop], low[start:stop], part, first,
-                                        weights, columns_here, collect, share)
+                                        weights, columns_here, collect, budget_left[start])
 
             results = list(pool.map(run, blocks)) if pool is not None else [run(start) for start in blocks]
             if any(result is None for result in results):
@@ -279,6 +280,7 @@ def _sweep_tiles(queries: torch.Tensor, high: torch.Tensor, low: torch.Tensor, s
                 merged.above[start:start + block_rows] += result.above.cpu()
                 merged.reach[start:start + block_rows] += result.reach.cpu()
                 if collect:
+                    budget_left[start] -= result.rows.numel()
                     close.append((result.rows.cpu() + start, result.slots.cpu(), result.cols.cpu()))
     if collect:
         empty = torch.empty(0, dtype=torch.int64)

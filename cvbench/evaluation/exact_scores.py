@@ -115,16 +115,6 @@ def tie_window(dim: int, dtype: torch.dtype) -> float:
     return 2.0 * score_error(dim, dtype) + slack
 
 
-def scores_float64(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
-    """The (chunk, U) score block in float64, converting the gallery a slice at a time."""
-    scores = torch.empty((queries.shape[0], gallery.shape[0]), dtype=torch.float64)
-    q64 = queries.double()
-    step = max(1, _PAIR_BATCH_ELEMENTS // queries.shape[1])
-    for start in range(0, gallery.shape[0], step):
-        scores[:, start : start + step] = torch.mm(q64, gallery[start : start + step].double().t())
-    return scores
-
-
 def exact_signs(
     queries: torch.Tensor, gallery: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:

@@ -4,7 +4,7 @@ Queries and references are compared by cosine similarity: both are
 L2-normalised in float32 and scored by inner product. Every comparison of two
 scores is decided on the exact inner products of those unit vectors
 (:mod:`cvbench.evaluation.exact_ranking` and :mod:`cvbench.evaluation.rank_counts` say how), so the numbers do not
-depend on the chunk size, the input type or the BLAS.
+depend on the chunk size, the device, the input type or the BLAS.
 
 **Correct references.** Query i's correct references are ``positives[i]``
 (one index, or several: University-1652's satellite-to-drone queries have

@@ -81,7 +81,7 @@ def _signs_against(queries: torch.Tensor, gallery: exact_scores.Gallery, table: 
 
 @dataclass(frozen=True)
 class Question:
-    """One ranking asked of a score block: each query's correct references, ignored ones, and the k that matter.
+    """One ranking asked of the sweeps: each query's correct references, ignored ones, and the k that matter.
 
     ``correct`` (N, K) and ``ignored`` (N, J) are -1 padded reference
     tables; ``ks`` None asks for exact counts everywhere.

@@ -8,9 +8,9 @@ order. Candidates are scored in float64; the few whose float64
 scores lie within the rounding window of one another are ordered by exact
 comparisons (:func:`cvbench.evaluation.exact_scores.exact_signs`), so the
 groups are exact and depend on neither the chunk size nor the device: the
-candidates are found in float32 where the ranking runs, tile by tile (within
-the float32 tie window of the k-th best score), and only they are scored in
-float64. Identical references are merged first, so a collapsed gallery
+candidates are found in float32 where the ranking runs, a gallery part at a
+time (within the float32 tie window of the k-th best score), and only they
+are scored in float64. Identical references are merged first, so a collapsed gallery
 costs one row.
 """
 
