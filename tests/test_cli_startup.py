@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "timm", "faiss", "sklearn", "torchvision", "matplotlib", "pandas")
+HEAVY = ("torch", "timm", "faiss", "sklearn", "torchvision", "matplotlib", "pandas", "numba")
 
 PROBE = """
 import json, sys

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .resample import sample_fields, unwarp
+
 WARP_WAVELENGTH = 160.0
 INVERSE_ITERATIONS = 6
 OUTLINE_POINTS = 9
@@ -43,20 +45,11 @@ class SmoothField:
         spacing, shape = fields[0].spacing, fields[0].values.shape
         if any(f.spacing != spacing or f.values.shape != shape for f in fields):
             return [value for f in fields for value in SmoothField.evaluate((f,), x, y)]
-        gx, gy = np.asarray(x, np.float64) / spacing, np.asarray(y, np.float64) / spacing
-        limit = shape[0] - 2
-        ix = np.clip(np.floor(gx), 0, limit).astype(np.int64)
-        iy = np.clip(np.floor(gy), 0, limit).astype(np.int64)
-        fx, fy = gx - ix, gy - iy
-        rest_x, rest_y = 1 - fx, 1 - fy
-        corner = iy * shape[1] + ix  # row-major flat index: 1-D takes are much faster than 2-D indexing
-        values = []
-        for f in fields:
-            v = f.values.reshape(-1)
-            v00, v01 = v.take(corner), v.take(corner + 1)
-            v10, v11 = v.take(corner + shape[1]), v.take(corner + shape[1] + 1)
-            values.append((v00 * rest_x + v01 * fx) * rest_y + (v10 * rest_x + v11 * fx) * fy)
-        return values
+        x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        out = np.empty((len(fields), x.size))
+        sample_fields(np.stack([f.values for f in fields]).astype(np.float64), float(spacing),
+                      x.ravel(), y.ravel(), out)
+        return list(out.reshape(len(fields), *x.shape))
 
 
 @dataclass(frozen=True)
@@ -104,11 +97,13 @@ class StreetFrame:
         it within a few centimetres (the warp's slope is well below one).
         """
         u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
-        x, y = self._unrotate(u, v)
-        if self.warp_u is not None:
-            for _ in range(INVERSE_ITERATIONS):
-                warp_u, warp_v = self._warp(x, y)
-                x, y = self._unrotate(u - warp_u, v - warp_v)
+        if self.warp_u is None:
+            return self._unrotate(u, v)
+        u, v = np.broadcast_arrays(u, v)
+        x, y = np.empty(u.shape), np.empty(u.shape)
+        fields = np.stack([self.warp_u.values, self.warp_v.values]).astype(np.float64)
+        unwarp(fields, float(self.warp_u.spacing), self.size / 2, self.cos, self.sin, INVERSE_ITERATIONS,
+               u.ravel(), v.ravel(), x.reshape(-1), y.reshape(-1))
         return x, y
 
     def _warp(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:

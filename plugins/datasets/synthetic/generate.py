@@ -27,6 +27,7 @@ from cvbench.progress import make_progress
 from .aerial import crop_tiles
 from .city import City, build_city
 from .heap import keep_freed_memory
+from .jit import compile_kernels
 from .layout import TileGrid
 from .options import SyntheticOptions
 from .panorama import render_panoramas
@@ -99,6 +100,7 @@ def _city_map(workers: int | None, cities: int) -> Iterator[Callable[..., Iterab
     if workers <= 1 or multiprocessing.current_process().daemon:  # a daemon (a pool's worker) may not fork
         yield map
         return
+    compile_kernels()  # once here, not once in each forked worker
     # Fork where the platform has it: a worker then starts in milliseconds instead of re-importing everything.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     # Workers keep the memory freed between a city's arrays (see heap.py); they end with the generation.

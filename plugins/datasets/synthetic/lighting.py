@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from .citymap import CityMap
+from .shading import box_mean, mark_shadows, shade_tops
 
 MAX_SHADOW_STEPS = 240
 FAR_BLUR_CELLS = 2  # half-width of the box blur that stands in for mip-mapping distant ground
@@ -54,22 +55,22 @@ def cast_shadows(height: np.ndarray, sun: tuple[float, float, float]) -> np.ndar
     """Cells whose surface some taller cell hides from the sun (boolean, like ``height``)."""
     east, north, up = sun
     horizontal = math.hypot(east, north)
-    shadow = np.zeros(height.shape, bool)
+    shadow = np.zeros(height.shape, np.uint8)
     if horizontal < 1e-9 or up <= 0:
-        return shadow
+        return shadow.view(bool)
     rise = up / horizontal  # metres the sun ray climbs per metre travelled towards the sun
     steps = min(MAX_SHADOW_STEPS, int(math.ceil(float(height.max()) / rise)))
     size_r, size_c = height.shape
-    seen = set()
+    offsets: dict[tuple[int, int], np.float32] = {}  # first (lowest) climb of each whole-cell offset
     for t in range(1, steps + 1):
         dc, dr = round(t * east / horizontal), round(-t * north / horizontal)
-        if (dr, dc) in seen or abs(dr) >= size_r or abs(dc) >= size_c:
-            continue
-        seen.add((dr, dc))
-        here = (slice(max(0, -dr), size_r - max(0, dr)), slice(max(0, -dc), size_c - max(0, dc)))
-        there = (slice(max(0, dr), size_r - max(0, -dr)), slice(max(0, dc), size_c - max(0, -dc)))
-        shadow[here] |= height[there] > height[here] + np.float32(t * rise)
-    return shadow
+        if abs(dr) < size_r and abs(dc) < size_c:
+            offsets.setdefault((dr, dc), np.float32(t * rise))
+    rows_ahead = np.array([dr for dr, _ in offsets], np.int64)
+    cols_ahead = np.array([dc for _, dc in offsets], np.int64)
+    mark_shadows(np.ascontiguousarray(height, np.float32), rows_ahead, cols_ahead,
+                 np.array(list(offsets.values()), np.float32), shadow)
+    return shadow.view(bool)
 
 
 def surface_normals(height: np.ndarray) -> np.ndarray:
@@ -82,27 +83,16 @@ def surface_normals(height: np.ndarray) -> np.ndarray:
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2 radius + 1)^2 window, edges replicated, of the image rounded to whole levels.
+    """Mean over a (2 radius + 1)^2 window, edges replicated, of an image ``(rows, cols, channels)`` in whole levels.
 
     Integer sums are exact in any order, so blurring a turned image gives the
-    turned blur, bit for bit. The sums are accumulated in place, in 16-bit
-    integers where they fit, and the quotient is rounded to float32 directly:
+    turned blur, bit for bit. The quotient is rounded to float32 directly:
     with both operands exact, that equals rounding the float64 quotient
     (53 >= 2 * 24 + 2 bits).
     """
-    window = (2 * radius + 1) ** 2
-    whole = np.round(image)
-    fits = float(np.abs(whole).max(initial=0)) * window <= np.iinfo(np.int16).max
-    whole = whole.astype(np.int16 if fits else np.int32)
-    padded = np.pad(whole, [(radius, radius), (radius, radius)] + [(0, 0)] * (image.ndim - 2), mode="edge")
-    rows, cols = image.shape[:2]
-    across = padded[:, :cols].copy()
-    for k in range(1, 2 * radius + 1):
-        across += padded[:, k:k + cols]
-    both = across[:rows].copy()
-    for k in range(1, 2 * radius + 1):
-        both += across[k:k + rows]
-    return np.divide(both, np.float32(window), dtype=np.float32)
+    mean = np.empty(image.shape, np.float32)
+    box_mean(np.ascontiguousarray(image, np.float32), radius, mean)
+    return mean
 
 
 @dataclass
@@ -122,8 +112,11 @@ class LitCity:
     @cached_property
     def surface(self) -> np.ndarray:
         light = self.light
-        level = np.float32(light.ambient) + np.float32(light.direct * light.sun[2]) * (~self.shadow).astype(np.float32)
-        return self.city.top.astype(np.float32) * level[..., None]
+        ambient = np.float32(light.ambient)
+        surface = np.empty(self.city.top.shape, np.float32)
+        shade_tops(np.ascontiguousarray(self.city.top), np.ascontiguousarray(self.shadow),
+                   ambient + np.float32(light.direct * light.sun[2]), ambient, surface)
+        return surface
 
     @cached_property
     def surface_far(self) -> np.ndarray:

@@ -15,12 +15,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .citymap import CityMap
+from .jit import kernel
 from .lighting import Lighting
 from .materials import IS_VEGETATION
 from .plan import Car, CityPlan, car_colour, moving_cars
 
 SEASONS = ("spring", "summer", "autumn", "winter")
 OVERCAST_SKY = (184.0, 188.0, 194.0)
+# Full-strength seasonal colour of summer vegetation, per channel (red, green, blue):
+# (source channel: 0 red, 1 green, 2 blue, 3 grey = their mean; scale; offset).
+SEASON_COLOURS = {
+    "spring": ((0, 0.9, 10.0), (1, 1.15, 12.0), (2, 0.8, 0.0)),
+    "autumn": ((1, 1.25, 40.0), (1, 0.85, 10.0), (2, 0.5, 0.0)),
+    "winter": ((3, 0.9, 40.0), (3, 0.85, 34.0), (3, 0.8, 30.0)),  # bare, brownish grey
+}
 
 
 @dataclass(frozen=True)
@@ -75,23 +83,50 @@ def apply_season(city: CityMap, season: str, strength: float) -> CityMap:
     """
     if season == "summer" or strength == 0:
         return city
-    green = np.flatnonzero(IS_VEGETATION[city.material])  # flat cell indices: 1-D takes and puts are faster
+    recipe = SEASON_COLOURS[season]
+    source = np.array([channel for channel, _, _ in recipe], np.int64)
+    scale = np.array([factor for _, factor, _ in recipe], np.float32)
+    offset = np.array([shift for _, _, shift in recipe], np.float32)
+    material = np.ascontiguousarray(city.material)
     turned = {}
     for layer in ("top", "side"):
-        colours = getattr(city, layer).reshape(-1, 3).take(green, axis=0).astype(np.float32)
-        target = _season_colour(colours, season)
-        mixed = colours * np.float32(1 - strength) + target * np.float32(strength)
-        turned[layer] = getattr(city, layer).copy()
-        turned[layer].reshape(-1, 3)[green] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+        turned[layer] = np.empty(getattr(city, layer).shape, np.uint8)
+        turn_vegetation(material, IS_VEGETATION, np.ascontiguousarray(getattr(city, layer)), source, scale, offset,
+                        np.float32(1 - strength), np.float32(strength), turned[layer])
     return replace(city, **turned)
 
 
-def _season_colour(rgb: np.ndarray, season: str) -> np.ndarray:
-    """Full-strength seasonal recolouring of summer vegetation colours ``(N, 3)``."""
-    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    if season == "spring":
-        return np.stack([r * 0.9 + 10, g * 1.15 + 12, b * 0.8], axis=1)
-    if season == "autumn":
-        return np.stack([g * 1.25 + 40, g * 0.85 + 10, b * 0.5], axis=1)
-    grey = (r + g + b) / 3  # winter: bare, brownish grey
-    return np.stack([grey * 0.9 + 40, grey * 0.85 + 34, grey * 0.8 + 30], axis=1)
+@kernel("void(uint8[:, ::1], boolean[::1], uint8[:, :, ::1], int64[::1], float32[::1], float32[::1], float32, float32, "
+        "uint8[:, :, ::1])")
+def turn_vegetation(material, is_vegetation, colours, source, scale, offset, keep, turn, turned):
+    """``turned``: the RGB ``colours``, but on vegetation ``colours * keep + season * turn`` rounded half to even.
+
+    The seasonal colour of channel ``k`` is ``c[source[k]] * scale[k] +
+    offset[k]`` where ``c`` is (red, green, blue, grey) in float32 and grey
+    ``(red + green + blue) / 3``; an offset of 0 changes nothing, as a scaled
+    level is never -0. Each row is first spread into per-channel arrays so
+    that the arithmetic runs as one loop without branches (vector instructions).
+    """
+    size_r, size_c = material.shape
+    width = 3 * size_c
+    factor, shift, pick = np.empty(width, np.float32), np.empty(width, np.float32), np.empty(width, np.int64)
+    for i in range(width):
+        factor[i], shift[i] = scale[i % 3], offset[i % 3]
+        pick[i] = (i // 3) * 4 + source[i % 3]  # where the source level of element i lies in ``levels``
+    levels = np.empty(4 * size_c, np.float32)  # red, green, blue, grey of each cell of the row
+    base = np.empty(width, np.float32)
+    vegetation = np.empty(width, np.bool_)
+    for r in range(size_r):
+        row, out, kinds = colours[r].reshape(width), turned[r].reshape(width), material[r]
+        for c in range(size_c):
+            red, green, blue = np.float32(row[3 * c]), np.float32(row[3 * c + 1]), np.float32(row[3 * c + 2])
+            levels[4 * c], levels[4 * c + 1], levels[4 * c + 2] = red, green, blue
+            levels[4 * c + 3] = (red + green + blue) / np.float32(3)
+            here = is_vegetation[kinds[c]]
+            vegetation[3 * c], vegetation[3 * c + 1], vegetation[3 * c + 2] = here, here, here
+        for i in range(width):
+            base[i] = levels[pick[i]]
+        for i in range(width):
+            mixed = np.float32(row[i]) * keep + (base[i] * factor[i] + shift[i]) * turn
+            rounded = np.uint8(min(max(np.rint(mixed), np.float32(0)), np.float32(255)))
+            out[i] = rounded if vegetation[i] else row[i]

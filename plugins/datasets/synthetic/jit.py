@@ -1,0 +1,63 @@
+"""Compiled kernels of the generator: numba, compiled on first use or before workers fork, cached on disk.
+
+Per-pixel work (marching a ray, painting a cell) is a loop that numpy can
+only write as many whole-array passes over memory; compiled with numba it is
+one pass. A kernel must give numpy's bytes exactly, so the compilation keeps
+IEEE semantics: no fast-math and no fused multiply-add (numba leaves LLVM's
+contraction off), ``error_model="numpy"`` so that a division by zero gives
+``inf`` as numpy does. In a kernel, float32 constants are written
+``np.float32(...)``: a bare Python float is float64 there and would round
+differently.
+
+Importing this module costs nothing: numba is imported, and each kernel
+compiled (or loaded from numba's cache beside the source), the first time a
+kernel runs or :func:`compile_kernels` is called. The generator calls it
+before forking its workers so that each does not compile again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_KERNELS: list["Kernel"] = []
+
+
+class Kernel:
+    """A function compiled by numba for one explicit signature, on first need."""
+
+    def __init__(self, function: Callable[..., Any], signature: str):
+        self.function = function
+        self.signature = signature
+        self._compiled: Callable[..., Any] | None = None
+        self.__doc__ = function.__doc__
+        self.__name__ = function.__name__
+
+    def compiled(self) -> Callable[..., Any]:
+        """The compiled function: from numba's on-disk cache where it is there, else compiled now."""
+        if self._compiled is None:
+            import numba
+
+            self._compiled = numba.njit(self.signature, cache=True, nogil=True, error_model="numpy")(self.function)
+        return self._compiled
+
+    def __call__(self, *args: Any) -> Any:
+        return self.compiled()(*args)
+
+
+def kernel(signature: str) -> Callable[[Callable[..., Any]], Kernel]:
+    """Decorate a loop function as a kernel with a numba ``signature``, e.g. ``"void(float32[:, :], int64)"``.
+
+    The explicit signature makes a call with other dtypes fail at once
+    instead of silently compiling a second version.
+    """
+    def decorate(function: Callable[..., Any]) -> Kernel:
+        compiled = Kernel(function, signature)
+        _KERNELS.append(compiled)
+        return compiled
+    return decorate
+
+
+def compile_kernels() -> None:
+    """Compile (or load from the cache) every kernel defined so far."""
+    for compiled in _KERNELS:
+        compiled.compiled()

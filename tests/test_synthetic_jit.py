@@ -1,0 +1,39 @@
+"""The generator's compiled kernels: numba loads only when a world is generated, and a kernel keeps its dtypes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cvbench_plugins.datasets.synthetic.jit import kernel
+
+
+def test_importing_the_generator_leaves_numba_unloaded_until_its_kernels_are_compiled():
+    probe = """
+import sys
+from cvbench_plugins.datasets.synthetic import generate, jit
+assert "numba" not in sys.modules, "importing the generator imported numba"
+assert jit._KERNELS, "the generator defines no kernel"
+jit.compile_kernels()
+assert "numba" in sys.modules
+assert all(k._compiled is not None for k in jit._KERNELS)
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+@kernel("void(float32[:], float32)")
+def _add(values, amount):
+    for i in range(values.size):
+        values[i] += amount
+
+
+def test_a_kernel_runs_compiled_and_refuses_other_dtypes_instead_of_compiling_them():
+    values = np.zeros(3, np.float32)
+    _add(values, np.float32(1.5))
+    assert values.tolist() == [1.5, 1.5, 1.5]
+    with pytest.raises(TypeError, match="float64"):
+        _add(np.zeros(3), 1.0)
