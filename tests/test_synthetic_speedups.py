@@ -14,8 +14,9 @@ import pytest
 from cvbench_plugins.datasets.synthetic.citymap import CityMap
 from cvbench_plugins.datasets.synthetic.frame import SmoothField, StreetFrame
 from cvbench_plugins.datasets.synthetic.heap import keep_freed_memory
-from cvbench_plugins.datasets.synthetic.panorama import round_to_float32
-from cvbench_plugins.datasets.synthetic.raster import BoxCells, Canvas
+from cvbench_plugins.datasets.synthetic.materials import Material
+from cvbench_plugins.datasets.synthetic.plan import Area
+from cvbench_plugins.datasets.synthetic.raster import Canvas, paint_areas
 
 
 def _page_faults_of_a_second_array(queue) -> None:
@@ -40,16 +41,6 @@ def test_a_tuned_worker_reuses_freed_arrays_instead_of_touching_new_pages():
     assert faults < 100  # untuned, the freed block is handed back and the next one faulted in: 500 pages here
 
 
-def test_rounding_to_float32_brackets_the_value():
-    values = np.array([0.1, 1.0, -0.1, 2.0 ** -30 / 3])
-    up, down = round_to_float32(values, up=True), round_to_float32(values, up=False)
-    # 0.1 lies between the float32 values 0x3DCCCCCC and 0x3DCCCCCD; 1.0 is one.
-    assert up.dtype == down.dtype == np.float32
-    assert up[:3].view(np.uint32).tolist() == [0x3DCCCCCD, 0x3F800000, 0xBDCCCCCC]
-    assert down[:3].view(np.uint32).tolist() == [0x3DCCCCCC, 0x3F800000, 0xBDCCCCCD]
-    assert down[3] < values[3] < up[3] and np.nextafter(down[3], np.float32(1)) == up[3]
-
-
 def test_two_fields_on_the_same_nodes_are_evaluated_together_bilinearly():
     first = SmoothField(np.array([[0.0, 4.0, 8.0], [2.0, 6.0, 10.0], [4.0, 8.0, 12.0]]), spacing=10.0)
     second = SmoothField(np.array([[1.0, 1.0, 1.0], [1.0, 3.0, 1.0], [1.0, 1.0, 1.0]]), spacing=10.0)
@@ -61,14 +52,15 @@ def test_two_fields_on_the_same_nodes_are_evaluated_together_bilinearly():
     assert first(x, y).tolist() == a.tolist() and second(x, y).tolist() == b.tolist()
 
 
-def test_box_cells_are_the_hand_counted_cells_of_each_box_in_box_order():
+def test_boxes_paint_the_hand_counted_cells_of_each_box_in_box_order():
     size = 8
     canvas = Canvas(CityMap.blank(size), StreetFrame(size, cos=1.0, sin=0.0, warp=0.0))
     # u = x - 4, v = y - 4 at cell centres (x = col + 0.5, y = size - row - 0.5).
-    boxes = np.array([[-2.0, 0.0, 0.0, 1.0], [1.0, 2.0, -2.0, 0.0]])
-    cells = BoxCells.of(canvas, boxes)
-    assert cells.item.tolist() == [0, 0, 1, 1]
-    assert cells.row.tolist() == [3, 3, 4, 5]
-    assert cells.col.tolist() == [2, 3, 5, 5]
-    assert cells.lu.tolist() == [0.5, 1.5, 0.5, 0.5]
-    assert cells.lv.tolist() == [0.5, 0.5, 1.5, 0.5]
+    areas = [Area(-2.0, 0.0, 0.0, 1.0, Material.ROAD, (1, 1, 1)), Area(1.0, 2.0, -2.0, 0.0, Material.WATER, (2, 2, 2)),
+             Area(-1.0, 0.0, 0.0, 1.0, Material.GRAVEL, (3, 3, 3))]  # the last over the first's second cell
+    paint_areas(canvas, areas)
+    painted = np.argwhere(canvas.city.material != Material.GRASS)
+    assert painted.tolist() == [[3, 2], [3, 3], [4, 5], [5, 5]]
+    assert canvas.city.material[tuple(painted.T)].tolist() == [Material.ROAD, Material.GRAVEL, Material.WATER,
+                                                               Material.WATER]
+    assert canvas.city.top[tuple(painted.T)][:, 0].tolist() == [1, 3, 2, 2]
