@@ -47,7 +47,7 @@ SMOKE = {
 #
 # The budget is a newcomer's first run (issue 20: at most 3 minutes on a
 # 2-core CPU without AVX-512, R@1 at least 300x chance): 6 fine-tuning
-# epochs evaluated once, at the end, after one pre-training epoch on the
+# epochs, evaluated before the first and after the last, after one pre-training epoch on the
 # training tiles (not the evaluation's). Measured under AVX2 emulation on
 # 2 cores (docs/performance.md): seed 0 reaches R@1 31.4 in under 3
 # minutes, seeds 1 and 2 29.3 and 34.1; 7 epochs (R@1 38.2) took 3 min 13 s,

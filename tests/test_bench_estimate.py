@@ -129,3 +129,36 @@ def test_an_aerial_query_protocol_is_estimated_against_its_ground_gallery(tmp_pa
     # one evaluation (no training): 3 queried satellite images against 9 drone views of each of 5 buildings
     assert (len(QUERIED), len(QUERIED + DISTRACTORS) * DRONE_VIEWS) == (3, 45)
     assert (job.work.evaluations, job.work.eval_images) == (1, 3 + 45)
+
+
+def test_the_pre_training_probes_are_estimated_as_embedded_images(trained_run, tmp_path, monkeypatch):
+    """Pre-training embeds two views of up to 256 validation images before and after (its probe). A stage's
+    estimate counted none of it, and a row took it only from a finished run that pre-trained the same way."""
+    from cvbench.bench import estimate
+    from cvbench.runs.expected_time import StepTime
+
+    monkeypatch.setattr(estimate, "measure_step", lambda stage, *args: StepTime(1.0, 100))  # 0.01 s an image
+    runs = tmp_path / "results"
+    shutil.copytree(trained_run, runs / "earlier" / trained_run.name)  # fine-tuned without pre-training
+    timings = json.loads((trained_run / "result.json").read_text())["timings"]
+    rows = "[stages.pre]\npretrainer = 'mocov2'\n[[rows]]\nname = 'pretrained'\nlr = 0.002\npretrainer = 'mocov2'\n"
+    stage, row = estimate_grid(load_bench(grid(tmp_path, rows)), runs).jobs
+    # the probe of the aerial branch: two views of the 160 validation tiles (fewer than 256), before and after,
+    # embedded at the finished run's rate: its 2 evaluations of 128 queries and 160 tiles
+    per_image = timings["eval_s"] / (2 * (128 + 160))
+    assert stage.row == "@pre" and stage.work.other_images == row.work.other_images == 2 * 2 * 160
+    assert stage.sources["eval"] == row.sources["eval"] == "runs (1)"
+    assert stage.seconds["eval"] == pytest.approx(640 * per_image)
+    assert row.seconds["eval"] == pytest.approx((2 * (128 + 160) + 640) * per_image)
+    assert stage.seconds["pretrain"] == pytest.approx(8 * 32 * 0.01)  # measured: 8 steps of 32 images
+
+
+def test_runs_that_decode_or_augment_on_the_device_lend_their_rates_only_to_runs_that_do_too():
+    """``--gpu-decode`` and ``--gpu-augment`` change a step's time on CUDA as ``--workers`` does; a finished run's
+    rates were lent to a row with the other setting."""
+    from cvbench.bench.estimate import KEYS
+
+    for name in ("gpu_decode", "gpu_augment"):
+        on, off = (resolve_spec(RunSpec(preset="smoke", pretrainer="mocov2", **{name: value}))
+                   for value in ("on", "off"))
+        assert all(KEYS[kind](on, "aerial") != KEYS[kind](off, "aerial") for kind in ("pretrain", "finetune", "eval"))

@@ -29,6 +29,13 @@ def test_a_run_without_pre_training_names_only_what_it_does():
                     "10.0 ms/image x 500 images embedded in 1 evaluation)")
 
 
+def test_a_pre_training_stage_names_its_probes_and_no_evaluation():
+    plan = Plan(pretrain={"aerial": 10}, finetune_steps=0, evaluations=0, eval_images=0, other_images=1024)
+    line = expected_line(plan, Rates(0.5, 0.0, 0.001))  # 10 x 0.5 + 1024 x 0.001 = 6.024 s
+    assert line == ("expected: about 6 s on this machine (measured 0.50 s/step x 10 pre-training steps, "
+                    "1.0 ms/image x 1,024 images embedded in the pre-training probes)")
+
+
 @pytest.mark.parametrize("seconds, text", [(44.6, "45 s"), (59.6, "1 min 00 s"), (160.0, "2 min 40 s"),
                                            (3900.0, "1 h 05 min")])
 def test_durations_read_as_a_wait(seconds, text):
@@ -155,3 +162,63 @@ def test_a_mocov2_batch_of_default_size_tiles_is_the_same_bits_with_one_thread_a
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(views[1], views[2])
+
+
+def test_a_mining_samplers_embedding_is_in_the_expected_time():
+    """A hard-negative sampler embeds the training pairs and their tiles before each epoch but the first: the
+    first line counted none of it (Sample4Geo's preset mines 9 times)."""
+    plan = Plan(pretrain={}, finetune_steps=10, evaluations=2, eval_images=500, other_images=0, mining_images=3000)
+    rates = Rates(pretrain_step=0.0, finetune_step=1.0, embed_image=0.002)
+    # by hand: 10 x 1.0 + (2 x 500 + 3000) x 0.002 = 10 + 8 = 18 s
+    assert expected_seconds(plan, rates) == pytest.approx(18.0)
+    assert expected_line(plan, rates) == ("expected: about 18 s on this machine (measured 1.00 s/step x 10 fine-tuning "
+                                          "steps, 2.0 ms/image x 4,000 images embedded in 2 evaluations and the "
+                                          "sampler's mining)")
+
+
+def test_the_measured_step_fetches_its_batch_with_one_thread_as_the_run_does():
+    """On the CPU the epoch loop fetches each batch with one intra-op thread (``one_thread_each``); the measurement
+    fetched it with every thread, which took 10-30x longer on a busy machine and inflated the first line."""
+    from cvbench.runs.expected_time import _load_batch
+
+    seen = []
+
+    class Recording(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            seen.append(torch.get_num_threads())
+            return torch.zeros(2)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _, batch = _load_batch(Recording(), 3, torch.device("cpu"))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1, 1, 1] and tuple(batch.shape) == (3, 2) and after == 2
+
+
+
+def test_the_pre_training_measurement_makes_its_views_as_the_stage_does(trained_run, monkeypatch):
+    """With ``--gpu-augment on`` (on CUDA: auto) the stage makes each batch's two views on the device inside its
+    step; the measurement built its own pretrainer and made the views on the host, another pipeline."""
+    from cvbench.runs import expected_time
+    from cvbench.runs.assemble import build_model, resolve_spec
+    from cvbench.runs.folder import RunFolder
+    from cvbench.runs.subsets import load_data, open_dataset
+    from cvbench.training.pretrain import DeviceViews
+
+    spec = resolve_spec(RunFolder(trained_run).read_spec())
+    spec.pretrainer, spec.gpu_augment, spec.pretrain_batch_size = "mocov2", "on", 16
+    made, stepped = [], []
+    monkeypatch.setattr(DeviceViews, "__call__", lambda self, images, reader, device: made.append(len(images))
+                        or (images, images))
+    monkeypatch.setattr(expected_time, "pretrain_step", lambda pretrainer, optimizer, params, view1, *rest, **options:
+                        stepped.append(len(view1)))
+    step = expected_time.measure_step("pretrain", spec, build_model(spec), load_data(spec, *open_dataset(spec)),
+                                      torch.device("cpu"), "aerial", steps=1)
+    # the warm-up step and the timed one, each making the views of its batch of 16 images
+    assert made == stepped == [16, 16] and step.items == 16

@@ -182,7 +182,8 @@ def test_the_spec_choices_are_those_of_the_modules_that_use_them():
 
 
 @pytest.mark.parametrize("name, value", [("orientation", "sideways"), ("ties", "pessimistic"), ("optimizer", "sgd"),
-                                         ("schedule", "step"), ("channels_last", "maybe")])
+                                         ("schedule", "step"), ("channels_last", "maybe"), ("gpu_decode", "yes"),
+                                         ("gpu_augment", "maybe")])
 def test_a_choice_outside_the_list_is_named_from_a_toml_row_too(registry, name, value):
     """A grid row bypasses the CLI's choice check; validation names the option and the choices."""
     choices = next(f.metadata["choices"] for f in dataclasses.fields(RunSpec) if f.name == name)

@@ -23,7 +23,6 @@ import torch
 from torch.utils.data import default_collate
 
 from cvbench.contract import Retrieval
-from cvbench.contract.registry import create
 from cvbench.data.loaders import TwoViews, readers
 from cvbench.evaluation.evaluate import build_metrics, embed
 from cvbench.evaluation.probe import ProbeViews, instance_retrieval
@@ -31,6 +30,7 @@ from cvbench.runs.assemble import build_model, resolve_spec
 from cvbench.runs.expected_time import evaluated_epochs, measure_rates, plan_run
 from cvbench.runs.subsets import load_data, open_dataset, pretraining_set
 from cvbench.spec import RunSpec
+from cvbench.training.pretrain import make_pretrainer
 
 
 def augmentation_seconds(dataset: TwoViews, batch: int, batches: int) -> dict[str, float]:
@@ -68,7 +68,7 @@ def main() -> None:
     images, _, indices = pretraining_set(spec, data, "aerial")
     reader = readers(spec)["aerial"]
     backbone = model.branch("aerial").backbone
-    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **spec.pretrain_options)
+    pretrainer, _, _ = make_pretrainer(spec, "aerial", backbone, images, indices)
     dataset = TwoViews(images, reader, pretrainer.augmentations(reader.output_size), indices)
     augment = augmentation_seconds(dataset, spec.pretrain_batch_size, args.batches)
 

@@ -4,9 +4,9 @@ Each missing stage and (row, seed) is turned into its planned work, counted
 from its resolved spec and its data by :func:`cvbench.runs.expected_time.plan_run`
 (the count a run's first line multiplies too): images through pre-training
 (steps x batch, per branch), pairs through fine-tuning (epochs x steps x
-batch), images embedded by its evaluations (and by a mining sampler's
-epochs). Each kind of work gets a rate in seconds per unit from the first of
-these sources that has one:
+batch), images embedded by its evaluations and pre-training probes (and by
+a mining sampler's epochs). Each kind of work gets a rate in seconds per
+unit from the first of these sources that has one:
 
 - ``runs``: finished runs in the results folder whose stage ran the same
   network at the same sizes, batch and device (their recorded seconds over
@@ -82,7 +82,8 @@ def _configuration(spec: RunSpec, *names: str) -> tuple:
     return tuple(json.dumps(getattr(spec, name), sort_keys=True, default=str) for name in names)
 
 
-NETWORK = ("backbone", "backbone_stage", "backbone_options", "channels_last", "compile", "workers")
+NETWORK = ("backbone", "backbone_stage", "backbone_options", "channels_last", "compile", "workers", "gpu_decode",
+           "gpu_augment")  # what a step computes, and the machine options that change how fast
 KEYS: dict[str, Callable[[RunSpec, str], tuple]] = {
     "pretrain": lambda spec, branch: (branch, *_configuration(spec, *NETWORK, f"{branch}_size", "pretrainer",
                                                               "pretrain_options", "pretrain_batch_size")),
@@ -145,13 +146,17 @@ class RecordedRates:
         if record.get("stage", "run") != "run":
             return
         work = plan_run(spec, data.get(spec)[0])
+        evaluated, eval_seconds = work.evaluations * work.eval_images, timings.get("eval_s", 0.0)
         self._pool("finetune", KEYS["finetune"](spec, ""), timings.get("finetune_s", 0.0), work.finetune_pairs)
         self._pool("mining", KEYS["finetune"](spec, ""), timings.get("mining_s", 0.0), work.mining_images)
-        self._pool("eval", KEYS["eval"](spec, ""), timings.get("eval_s", 0.0), work.evaluations * work.eval_images)
+        self._pool("eval", KEYS["eval"](spec, ""), eval_seconds, evaluated)
         staged = sum(timings.get(name, 0.0) for name in ("pretrain_s", "finetune_s", "mining_s", "eval_s"))
         trained = sum(stage["train_seconds"] for stage in (record.get("pretraining") or {}).values())
+        # the pre-training probes are in pretrain_s; an estimate counts them as embedded images (at the "eval"
+        # rate), so the fixed cost leaves them out, at this run's own embedding rate
+        probes = work.other_images * eval_seconds / evaluated if evaluated else 0.0
         self._pool("overhead", KEYS["finetune"](spec, ""), timings.get("total_s", staged) - staged
-                   + timings.get("pretrain_s", 0.0) - trained, 1)
+                   + timings.get("pretrain_s", 0.0) - trained - probes, 1)
 
     def _pool(self, kind: str, key: tuple, seconds: float, units: int) -> None:
         if units > 0:
@@ -176,17 +181,15 @@ def _random_start(spec: RunSpec) -> RunSpec:
 class MeasuredRates:
     """Rates measured on this machine: a few timed steps of a row's network at its sizes, once per configuration."""
 
-    def __init__(self, device: torch.device, steps: int = 3) -> None:
+    def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.steps = steps
         self.cache: dict[tuple[str, tuple], Rate] = {}
 
     def rate(self, kind: str, key: tuple, spec: RunSpec, data: Data, branch: str = "") -> Rate:
         if (kind, key) not in self.cache:
             model = prepare_module(build_model(_random_start(spec)), self.device,
                                    use_channels_last(self.device, spec.channels_last))
-            step = measure_step("embed" if kind == "eval" else kind, spec, model, data, self.device, branch,
-                                self.steps)
+            step = measure_step("embed" if kind == "eval" else kind, spec, model, data, self.device, branch)
             self.cache[(kind, key)] = Rate(step.per_item, "measured", step.first)
         return self.cache[(kind, key)]
 
@@ -276,8 +279,7 @@ class GridEstimate:
         return self.sequential() * (self.gpus or 1) / 3600
 
 
-def estimate_grid(bench: Any, runs_dir: Path, only: Any = None, gpus: int | None = None,
-                  measure_steps: int = 3) -> GridEstimate:
+def estimate_grid(bench: Any, runs_dir: Path, only: Any = None, gpus: int | None = None) -> GridEstimate:
     """Plan the grid, then estimate each missing stage and (row, seed) from recorded, measured or GPU rates."""
     if gpus is not None and gpus < 1:
         raise CvbenchError(f"--gpus {gpus}: expected a positive number of GPUs")
@@ -285,7 +287,7 @@ def estimate_grid(bench: Any, runs_dir: Path, only: Any = None, gpus: int | None
     device = select_device("cpu" if gpus else "auto")
     data = DataCache()
     recorded = RecordedRates(runs_dir, data, describe(device)) if gpus is None else None
-    measured = MeasuredRates(device, measure_steps)
+    measured = MeasuredRates(device)
     gpu = GpuRates(gpus) if gpus is not None else None
     jobs, invalid, done = [], [], 0
     for job, finetunes in [*((s, False) for s in stages.values()), *((r, True) for r in rows)]:
@@ -326,7 +328,7 @@ def _estimate(job: Job, finetunes: bool, data: DataCache, recorded: RecordedRate
         apply("pretrain", images, branch)
     apply("finetune", work.finetune_pairs)
     apply("mining", work.mining_images)
-    apply("eval", work.evaluations * work.eval_images)
+    apply("eval", work.embedded_images)  # the evaluations' and the pre-training probes'
     overhead = recorded.rate("overhead", KEYS["finetune"](spec, "")) if recorded is not None and finetunes else None
     seconds["overhead"] = overhead.seconds if overhead is not None else load_seconds + measured.build_seconds(spec)
     sources["overhead"] = overhead.source if overhead is not None else "measured"

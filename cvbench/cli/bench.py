@@ -154,20 +154,21 @@ def _show_estimate(bench, folder: Path, only, gpus: Optional[int], launcher: str
     """``--estimate``: each missing run's planned work and predicted seconds, with the sources, and the total."""
     from ..bench.estimate import STAGES, estimate_grid
     from ..bench.launchers import LAUNCHERS
+    from ..runs.expected_time import duration
 
     if launcher not in LAUNCHERS:
         raise CvbenchError(f"--launcher {launcher}: expected one of {', '.join(LAUNCHERS)}")
     found = estimate_grid(bench, folder, only, gpus)
     console = Console(width=250) if not Console().is_terminal else Console()
     table = Table(title=Text(f"Estimate (not a measurement) for {bench.title} on {found.device}"))
-    for column in ("row", "seed", "pretrain images", "fine-tune pairs", "eval images", *(f"{s} s" for s in STAGES),
+    for column in ("row", "seed", "pretrain images", "fine-tune pairs", "embedded images", *(f"{s} s" for s in STAGES),
                    "total", "sources"):
         table.add_column(column)
     for job in found.jobs:
         work = job.work
         _row(table, job.row, job.seed, sum(work.pretrain_images.values()), work.finetune_pairs,
-             f"{work.evaluations} x {work.eval_images}",
-             *(f"{job.seconds[s]:.1f}" if s in job.seconds else "" for s in STAGES), _duration(job.total),
+             f"{work.evaluations} x {work.eval_images}" + (f" + {work.other_images}" if work.other_images else ""),
+             *(f"{job.seconds[s]:.1f}" if s in job.seconds else "" for s in STAGES), duration(job.total),
              _sources(job.sources))
     console.print(table)
     for row, seed, error in found.invalid:
@@ -175,10 +176,10 @@ def _show_estimate(bench, folder: Path, only, gpus: Optional[int], launcher: str
     head = f"{counted(len(found.jobs), 'run')} to make, {found.done} already finished"
     if launcher == "local":
         console.print(Text(f"{head}; estimated wall time with the local launcher (one after another): "
-                           f"{_duration(found.sequential())}"))
+                           f"{duration(found.sequential())}"))
     else:
         unit = f"GPU-hours ({gpus} per job)" if gpus else f"hours of {found.device}"
-        console.print(Text(f"{head}; estimated with submitit, every job at once: {_duration(found.longest_job())} "
+        console.print(Text(f"{head}; estimated with submitit, every job at once: {duration(found.longest_job())} "
                            f"(the stages, then the longest run); {found.device_hours():.2f} {unit} in all"))
     if any(source == "measured" for job in found.jobs for kind, source in job.sources.items() if kind != "overhead"):
         load, cores = found.load
@@ -200,15 +201,6 @@ def _sources(sources: dict[str, str]) -> str:
     if len(kinds) == 1:
         return next(iter(kinds))
     return "; ".join(f"{source}: {', '.join(parts)}" for source, parts in kinds.items())
-
-
-def _duration(seconds: float) -> str:
-    """``1 h 02 min``, ``3 min 05 s`` or ``12.3 s``."""
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    if seconds >= 60:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{seconds:.1f} s"
 
 
 def _submitted(launcher, outcome, file: Path, runs_dir: Optional[Path]) -> None:

@@ -18,23 +18,23 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ..contract.conform import factory_declares, label_column
 from ..contract.registry import create, get_registry
-from ..data.loaders import Pairs, TwoViews, Views, normalize, readers
+from ..data.loaders import Pairs, Views, collate_encoded, normalize, readers
+from ..errors import SpecError
 from ..evaluation.probe import PROBE_IMAGES
 from ..nn.device import autocast, prepare_module, use_channels_last
 from ..nn.model import TwoBranchNet
 from ..progress import counted
 from ..spec import BRANCHES, NO_AUGMENTATION, RunSpec, pretrains
 from ..training.finetune import FinetuneForward, Objective, finetune_step, make_optimizer
-from ..training.loop import trainable
-from ..training.pretrain import pretrain_step, steps_per_epoch
+from ..training.loop import one_thread_each, trainable
+from ..training.pretrain import batch_views, make_pretrainer, pretrain_step, pretraining_views, steps_per_epoch
 from ..training.resume import random_state_kept
 from .subsets import Data, pretraining_set
 
@@ -61,7 +61,7 @@ class Plan:
     """Pairs a fine-tuning step takes: the batch size, or all the training pairs where they are fewer."""
     mining_images: int = 0
     """Images a mining sampler embeds over the run: the training pairs and their tiles before each epoch
-    but the first (the run's first line leaves them out, as it always has)."""
+    but the first."""
 
     @property
     def pretrain_steps(self) -> int:
@@ -112,9 +112,9 @@ def evaluated_epochs(epochs: int, every: int) -> list[int]:
 
 
 def expected_seconds(plan: Plan, rates: Rates) -> float:
-    """The seconds the planned work takes at the measured rates."""
+    """The seconds the planned work takes at the measured rates (a mining sampler's embedding included)."""
     return (plan.pretrain_steps * rates.pretrain_step + plan.finetune_steps * rates.finetune_step
-            + plan.embedded_images * rates.embed_image)
+            + (plan.embedded_images + plan.mining_images) * rates.embed_image)
 
 
 def duration(seconds: float) -> str:
@@ -134,9 +134,15 @@ def expected_line(plan: Plan, rates: Rates, spent: float = 0.0) -> str:
         parts.append(f"{rates.pretrain_step:.2f} s/step x {plan.pretrain_steps} pre-training steps")
     if plan.finetune_steps:
         parts.append(f"{rates.finetune_step:.2f} s/step x {plan.finetune_steps} fine-tuning steps")
-    parts.append(f"{rates.embed_image * 1000:.1f} ms/image x {plan.embedded_images:,} images embedded in "
-                 f"{counted(plan.evaluations, 'evaluation')}" + (" and the pre-training probes" if plan.other_images
-                                                                else ""))
+    embedders = [counted(plan.evaluations, "evaluation")] if plan.evaluations else []
+    if plan.other_images:
+        embedders.append("the pre-training probes")
+    if plan.mining_images:
+        embedders.append("the sampler's mining")
+    if embedders:
+        where = " and ".join([", ".join(embedders[:-1]), embedders[-1]]) if len(embedders) > 1 else embedders[0]
+        parts.append(f"{rates.embed_image * 1000:.1f} ms/image x {plan.embedded_images + plan.mining_images:,} "
+                     f"images embedded in {where}")
     total = spent + expected_seconds(plan, rates)
     return f"expected: about {duration(total)} on this machine (measured {', '.join(parts)})"
 
@@ -208,31 +214,24 @@ def measure_step(stage: str, spec: RunSpec, model: TwoBranchNet, data: Data, dev
 def _pretrain_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch.device, branch: str,
                            steps: int) -> StepTime:
     images, meta, indices = pretraining_set(spec, data, branch)
-    backbone = model.branch(branch).backbone
-    options = dict(spec.pretrain_options)
-    factory = get_registry().get("pretrainer", spec.pretrainer).factory
-    column = options.get("label_column", label_column(factory))
-    labels = None
-    if column is not None:
-        if meta is None or column not in meta.columns:
-            return StepTime(0.0, 0)
-        names = meta[column].astype(str).to_numpy()
-        options["classes"] = sorted(set(names))
-        labels = np.searchsorted(np.asarray(options["classes"]), names)
-    if "total_steps" not in options and factory_declares(factory, "total_steps"):
-        options["total_steps"] = max(spec.pretrain_epochs, 1)
-    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options).to(device).train()
     reader = readers(spec)[branch]
-    dataset = TwoViews(images, reader, pretrainer.augmentations(reader.output_size), indices, labels)
-    if len(dataset) < spec.pretrain_batch_size:
+    try:
+        pretrainer, labels, _ = make_pretrainer(spec, branch, model.branch(branch).backbone, images, indices, meta)
+        dataset, views = pretraining_views(spec, branch, pretrainer.to(device).train(), images, reader, indices,
+                                           labels, device)
+    except SpecError:
         return StepTime(0.0, 0)
     params = trainable(pretrainer)
     optimizer = torch.optim.SGD(params, lr=spec.pretrain_lr, momentum=0.9, weight_decay=spec.pretrain_weight_decay)
     channels_last = use_channels_last(device, spec.channels_last)
-    loading, (view1, view2, *label) = _load_batch(dataset, spec.pretrain_batch_size)
-    seconds, first = _seconds_per_call(lambda: pretrain_step(pretrainer, optimizer, params, view1, view2, label,
-                                                             device, spec.grad_clip, channels_last=channels_last),
-                                       device, steps)
+    loading, batch = _load_batch(dataset, spec.pretrain_batch_size, device, collate_encoded if views else None)
+
+    def one_step() -> None:  # as the stage's: the device makes the views of a batch inside the step
+        view1, view2, label = batch_views(batch, views, reader, device)
+        pretrain_step(pretrainer, optimizer, params, view1, view2, label, device, spec.grad_clip,
+                      channels_last=channels_last)
+
+    seconds, first = _seconds_per_call(one_step, device, steps)
     return StepTime(loading + seconds, spec.pretrain_batch_size, first)
 
 
@@ -250,7 +249,7 @@ def _finetune_step_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, devic
                          **spec.finetune_aug_options)
     train = data.train
     dataset = Pairs(train.ground, train.aerial, train.positives, data.train_indices, readers(spec), augment)
-    loading, (ground, aerial) = _load_batch(dataset, spec.batch_size)
+    loading, (ground, aerial) = _load_batch(dataset, spec.batch_size, device)
     forward = FinetuneForward(model, objective)
     channels_last = use_channels_last(device, spec.channels_last)
     model.train()
@@ -283,10 +282,15 @@ def _embed_seconds(spec: RunSpec, model: TwoBranchNet, data: Data, device: torch
     return StepTime(seconds, images, first)
 
 
-def _load_batch(dataset: Dataset, batch_size: int) -> tuple[float, list[torch.Tensor]]:
-    """(seconds to load and collate the first ``batch_size`` items, the batch)."""
+def _load_batch(dataset: Dataset, batch_size: int, device: torch.device,
+                collate: Callable[[list], Any] | None = None) -> tuple[float, list[torch.Tensor]]:
+    """(seconds to load and collate (``collate``, default torch's) the first ``batch_size`` items, the batch),
+    fetched as the run's epoch loop fetches it: with one intra-op thread on the CPU
+    (:func:`cvbench.training.loop.one_thread_each`), where all threads took 10-30x longer on a busy machine."""
+    collate = collate or default_collate
+    batches = (collate([dataset[i] for i in range(min(batch_size, len(dataset)))]) for _ in range(1))
     started = time.perf_counter()
-    batch = default_collate([dataset[i] for i in range(min(batch_size, len(dataset)))])
+    batch = next(one_thread_each(batches) if device.type == "cpu" else batches)
     return time.perf_counter() - started, batch
 
 

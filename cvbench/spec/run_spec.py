@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # both import torch; the spec is read without it (`cvbench ru
     from ..data.field_of_view import FieldOfView
 
 __all__ = ["AUTO_SIZE", "BAD_IMAGES", "BRANCHES", "CHANNELS_LAST", "FALLBACKS", "FULL_CIRCLE", "GROUPS", "HIT_RATES",
-           "LABELS", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "OPTIMIZERS", "OPTIONAL",
-           "ORIENTATIONS", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "SCHEDULES", "STARTS", "TIES",
+           "LABELS", "MACHINE", "NO_AUGMENTATION", "NO_PRETRAINER", "ONE_PERCENT", "ON_DEVICE", "OPTIMIZERS",
+           "OPTIONAL", "ORIENTATIONS", "PRETRAIN_BRANCHES", "PRETRAIN_DATA", "RunSpec", "SCHEDULES", "STARTS", "TIES",
            "branch_init", "closest", "expand", "flag", "from_record", "hints", "is_file", "option", "parse_loss",
            "parse_options", "parse_size", "parse_value", "pretrains", "resolve"]
 
@@ -62,6 +62,7 @@ NO_PRETRAINER = "none"
 NO_AUGMENTATION = "none"
 BAD_IMAGES = ("fail", "skip")
 CHANNELS_LAST = ("auto", "on", "off")
+ON_DEVICE = ("auto", "on", "off")  # --gpu-decode, --gpu-augment: auto is on CUDA only
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "milestones", "cosine")
 # The values of the retrieval conventions and the query view, as cvbench.contract.metric and
@@ -231,9 +232,9 @@ class RunSpec:
     compile: bool | None = option(MACHINE, "torch.compile the networks (minutes of compilation, then faster steps "
                                   "on GPU).", shape=FLAG)
     gpu_decode: str | None = option(MACHINE, "Decode JPEG datasets on the device, a batch at a time (nvJPEG on "
-                                    "CUDA): auto (on CUDA only), on or off.", "auto", choices=CHANNELS_LAST)
+                                    "CUDA): auto (on CUDA only), on or off.", "auto", choices=ON_DEVICE)
     gpu_augment: str | None = option(MACHINE, "Make the pre-training views on the device, a batch at a time with a "
-                                     "draw per image: auto (on CUDA only), on or off.", "auto", choices=CHANNELS_LAST)
+                                     "draw per image: auto (on CUDA only), on or off.", "auto", choices=ON_DEVICE)
     loggers: tuple[str, ...] | None = option(MACHINE, "Experiment tracker NAME the run also logs to, repeatable: "
                                              "tensorboard, mlflow (docs/trackers.md); never changes the numbers.",
                                              shape=NAMES, cli="logger",

@@ -15,8 +15,8 @@ import re
 from ..errors import SpecError
 from .parse import AUTO_SIZE
 from .parse import show as _show
-from .run_spec import (BAD_IMAGES, BRANCHES, CHANNELS_LAST, HIT_RATES, ONE_PERCENT, OPTIMIZERS, ORIENTATIONS,
-                       PRETRAIN_BRANCHES, PRETRAIN_DATA, SCHEDULES, TIES, RunSpec, expand, pretrains)
+from .run_spec import (BAD_IMAGES, BRANCHES, CHANNELS_LAST, HIT_RATES, ON_DEVICE, ONE_PERCENT, OPTIMIZERS,
+                       ORIENTATIONS, PRETRAIN_BRANCHES, PRETRAIN_DATA, SCHEDULES, TIES, RunSpec, expand, pretrains)
 
 MAX_SEED = 2**32 - 1  # what every generator seeded from it (Python, NumPy, torch) accepts
 MAX_IMAGE_SIDE = 4096
@@ -75,6 +75,8 @@ def validate(spec: RunSpec) -> None:
     _choice("one_percent", spec.one_percent, ONE_PERCENT)
     _choice("hit_rate", spec.hit_rate, HIT_RATES)
     _choice("channels_last", spec.channels_last, CHANNELS_LAST)
+    _choice("gpu_decode", spec.gpu_decode, ON_DEVICE)
+    _choice("gpu_augment", spec.gpu_augment, ON_DEVICE)
     _choice("orientation", spec.orientation, ORIENTATIONS)
     try:
         view = spec.field_of_view()

@@ -71,30 +71,11 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     is also given ``classes`` (the sorted names in that metadata column) and is
     called as ``forward(view1, view2, labels)`` with each image's class index.
     """
-    options = dict(spec.pretrain_options)
-    factory = get_registry().get("pretrainer", spec.pretrainer).factory
-    column = options.get("label_column", label_column(factory))
-    labels = None
-    if column is not None:
-        classes, labels = _labels(meta, column, spec.pretrainer, branch)
-        options["classes"] = classes
-    count = len(images) if indices is None else len(indices)
-    total_steps = spec.pretrain_epochs * steps_per_epoch(count, spec.pretrain_batch_size)
-    if "total_steps" not in options and factory_declares(factory, "total_steps"):
-        options["total_steps"] = total_steps
-    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
-    if pretrainer.backbone is not backbone:
-        raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
+    pretrainer, labels, total_steps = make_pretrainer(spec, branch, backbone, images, indices, meta)
     pretrainer.to(device).train()
     if not pretrainer.shuffles_batchnorm:
         pretrainer = distributed.sync_batchnorm(pretrainer, device)
-    transforms = pretrainer.augmentations(reader.output_size)
-    views = DeviceViews.choose(spec, device, images, reader, indices, transforms)
-    dataset = views.dataset(images, reader, indices, labels) if views else TwoViews(images, reader, transforms,
-                                                                                      indices, labels)
-    if len(dataset) < spec.pretrain_batch_size:
-        raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
-                        f"{branch} images available for pre-training")
+    dataset, views = pretraining_views(spec, branch, pretrainer, images, reader, indices, labels, device)
     loader = _loader(dataset, spec, generator, device, collate_encoded if views else None)
     forward = distributed.wrap(pretrainer, device)
     params = trainable(pretrainer)
@@ -121,11 +102,7 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
         losses.append(means.get("loss", float("nan")))
 
     def one_step(batch: Sequence[torch.Tensor], where: tuple[int, int]) -> None:
-        if views:
-            image, *label = batch
-            view1, view2 = views(image, reader, device)
-        else:
-            view1, view2, *label = batch
+        view1, view2, label = batch_views(batch, views, reader, device)
         pretrain_step(forward, optimizer, params, view1, view2, label, device, spec.grad_clip, monitor, where,
                       channels_last)
 
@@ -146,6 +123,60 @@ def pretrain_backbone(spec: RunSpec, branch: str, backbone: nn.Module, images: I
     return {"loss": losses[-1] if losses else float("nan"), "losses": losses, "steps": total_steps,
             "train_seconds": seconds, "images": len(dataset), "probe": probe, "learned": learned(probe, losses),
             **meter.record(), "gpu_decode": bool(views and views.decode), "gpu_augment": bool(views and views.recipes)}
+
+
+def make_pretrainer(spec: RunSpec, branch: str, backbone: nn.Module, images: ImageList,
+                    indices: Sequence[int] | None = None, meta: pd.DataFrame | None = None
+                    ) -> tuple[nn.Module, np.ndarray | None, int]:
+    """``spec``'s pretrainer around ``backbone`` for a stage on ``images`` (those of ``indices``): (the pretrainer,
+    each image's class index or None, the stage's optimiser steps).
+
+    The one place that builds it, for the stage and for the measurement of a
+    run's first line (:mod:`cvbench.runs.expected_time`). A factory declaring
+    ``total_steps`` is given the stage's steps, one with a ``label_column``
+    also ``classes``; a dataset without that column is a :class:`SpecError`.
+    """
+    options = dict(spec.pretrain_options)
+    factory = get_registry().get("pretrainer", spec.pretrainer).factory
+    column = options.get("label_column", label_column(factory))
+    labels = None
+    if column is not None:
+        classes, labels = _labels(meta, column, spec.pretrainer, branch)
+        options["classes"] = classes
+    count = len(images) if indices is None else len(indices)
+    total_steps = spec.pretrain_epochs * steps_per_epoch(count, spec.pretrain_batch_size)
+    if "total_steps" not in options and factory_declares(factory, "total_steps"):
+        options["total_steps"] = total_steps
+    pretrainer = create("pretrainer", spec.pretrainer, backbone, backbone.out_channels, **options)
+    if pretrainer.backbone is not backbone:
+        raise SpecError(f"pretrainer {spec.pretrainer!r} must keep the backbone it was given as `.backbone`")
+    return pretrainer, labels, total_steps
+
+
+def pretraining_views(spec: RunSpec, branch: str, pretrainer: nn.Module, images: ImageList, reader: Reader,
+                      indices: Sequence[int] | None, labels: np.ndarray | None,
+                      device: torch.device) -> tuple[TwoViews | Images, "DeviceViews | None"]:
+    """The stage's dataset, and the :class:`DeviceViews` that make its two views on the device (None: the
+    dataset makes them on the host); fewer images than one batch is a :class:`SpecError`."""
+    transforms = pretrainer.augmentations(reader.output_size)
+    views = DeviceViews.choose(spec, device, images, reader, indices, transforms)
+    dataset = views.dataset(images, reader, indices, labels) if views else TwoViews(images, reader, transforms,
+                                                                                      indices, labels)
+    if len(dataset) < spec.pretrain_batch_size:
+        raise SpecError(f"--pretrain-batch-size {spec.pretrain_batch_size} is larger than the {len(dataset)} "
+                        f"{branch} images available for pre-training")
+    return dataset, views
+
+
+def batch_views(batch: Sequence[Any], views: "DeviceViews | None", reader: Reader,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(view1, view2, labels) of a loaded batch: as the loader made them, or made now on the device by ``views``."""
+    if views is None:
+        view1, view2, *label = batch
+        return view1, view2, label
+    image, *label = batch
+    view1, view2 = views(image, reader, device)
+    return view1, view2, label
 
 
 def pretraining_summary(branch: str, pretrainer: str, entry: dict[str, Any]) -> str:
