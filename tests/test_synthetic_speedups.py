@@ -64,3 +64,14 @@ def test_boxes_paint_the_hand_counted_cells_of_each_box_in_box_order():
     assert canvas.city.material[tuple(painted.T)].tolist() == [Material.ROAD, Material.GRAVEL, Material.WATER,
                                                                Material.WATER]
     assert canvas.city.top[tuple(painted.T)][:, 0].tolist() == [1, 3, 2, 2]
+
+
+def test_the_planners_draws_are_numpys_own_draws_without_their_checks():
+    from cvbench_plugins.datasets.synthetic.plan import pick, uniform
+
+    weights = (0.5, 0.25, 0.125, 3.0)
+    odds = np.array(weights) / sum(weights)
+    ours, numpys = np.random.default_rng(11), np.random.default_rng(11)
+    for low, high in [(0.0, 1.0), (-3.5, 7.25), (6, 12)] * 300:
+        assert uniform(ours, low, high) == numpys.uniform(low, high)
+        assert pick(weights, ours) == int(numpys.choice(len(weights), p=odds))

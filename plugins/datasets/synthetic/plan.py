@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,9 +90,12 @@ class Tree:
     colour: RGB
 
 
-@dataclass(frozen=True)
-class CarSpot:
-    """Where a car can stand: its centre and whether its long side runs along ``u``."""
+class CarSpot(NamedTuple):
+    """Where a car can stand: its centre and whether its long side runs along ``u``.
+
+    A named tuple: the rasteriser looks spots up by value hundreds of
+    thousands of times per city, and a tuple hashes in C.
+    """
 
     u: float
     v: float
@@ -142,8 +146,10 @@ class CityPlan:
 def jitter(colour: RGB, rng: np.random.Generator, amount: int) -> RGB:
     """A colour made up to ``amount`` levels brighter or darker, its hue nudged by a third of that."""
     level = int(rng.integers(-amount, amount + 1))
-    hue = rng.integers(-(amount // 3), amount // 3 + 1, 3).tolist()  # Python ints: no numpy scalar per channel
-    return tuple(min(255, max(0, int(c) + level + h)) for c, h in zip(colour, hue))  # type: ignore[return-value]
+    hue_r, hue_g, hue_b = rng.integers(-(amount // 3), amount // 3 + 1, 3).tolist()  # Python ints, not numpy scalars
+    r, g, b = colour
+    return (min(255, max(0, int(r) + level + hue_r)), min(255, max(0, int(g) + level + hue_g)),
+            min(255, max(0, int(b) + level + hue_b)))
 
 
 def plan_city(style: Style, size: int, rng: np.random.Generator) -> CityPlan:
@@ -199,13 +205,13 @@ def _streets(axis: str, style: Style, rng: np.random.Generator, reach: float, ca
     """Parallel streets covering ``[-reach, reach]``, every ``arterial_every``-th one wider."""
     arterial_phase = int(rng.integers(style.arterial_every))
     streets: list[Street] = []
-    position = -reach - rng.uniform(0, style.block[1])
+    position = -reach - uniform(rng, 0, style.block[1])
     index = 0
     while position < reach + style.block[1]:
         arterial = index % style.arterial_every == arterial_phase
-        width = style.arterial_width if arterial else rng.uniform(*style.road_width)
+        width = style.arterial_width if arterial else uniform(rng, *style.road_width)
         streets.append(Street(axis, position, width, style.sidewalk))
-        block = rng.uniform(*style.block)
+        block = uniform(rng, *style.block)
         next_width = style.arterial_width  # room for the widest street that may follow
         position += width / 2 + 2 * style.sidewalk + block + next_width / 2
         index += 1
@@ -219,23 +225,41 @@ def _streets(axis: str, style: Style, rng: np.random.Generator, reach: float, ca
 def _storeys(style: Style, rng: np.random.Generator) -> int:
     """A storey count, each extra storey ``storey_decay`` times as likely as the one below."""
     low, high = style.storeys
-    odds = _odds(tuple(style.storey_decay ** k for k in range(high - low + 1)))
-    return low + int(rng.choice(len(odds), p=odds))
+    return low + pick(tuple(style.storey_decay ** k for k in range(high - low + 1)), rng)
+
+
+def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One number drawn uniformly from ``[low, high)``: exactly ``rng.uniform(low, high)``'s draw.
+
+    numpy computes it as ``low + (high - low) * rng.random()``; written out,
+    it skips the argument checks that make each scalar call four times slower.
+    """
+    return low + (high - low) * rng.random()
+
+
+def pick(weights: tuple[float, ...], rng: np.random.Generator) -> int:
+    """An index drawn with probability proportional to ``weights``.
+
+    The same draw as ``rng.choice(len(weights), p=odds)`` (one uniform
+    number, looked up in the cumulative odds), without the checks that
+    call makes on ``p`` each time: thousands of draws use the same few weights.
+    """
+    return int(_cumulative_odds(weights).searchsorted(rng.random(), side="right"))
 
 
 @lru_cache(maxsize=64)
-def _odds(weights: tuple[float, ...]) -> np.ndarray:
-    """Weights as probabilities; made once per set of weights (thousands of draws use the same few)."""
+def _cumulative_odds(weights: tuple[float, ...]) -> np.ndarray:
+    """The cumulative odds of ``weights``, made as ``Generator.choice`` makes them from ``p``."""
     weights = np.array(weights)
-    odds = weights / weights.sum()
-    odds.flags.writeable = False  # shared by every caller
-    return odds
+    cumulative = (weights / weights.sum()).cumsum()
+    cumulative /= cumulative[-1]
+    cumulative.flags.writeable = False  # shared by every caller
+    return cumulative
 
 
 def _building(style: Style, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> Building:
     """A building of a type drawn by weight; its roof and facade palettes come together."""
-    odds = _odds(tuple(t.weight for t in style.building_types))
-    kind = style.building_types[int(rng.choice(len(odds), p=odds))]
+    kind = style.building_types[pick(tuple(t.weight for t in style.building_types), rng)]
     eave = _storeys(style, rng) * kind.storey
     ridge = eave + 0.35 * min(u1 - u0, v1 - v0) if kind.gable else eave
     return Building(u0, u1, v0, v1, eave, ridge, jitter(kind.roof, rng, 6), jitter(kind.facade, rng, 6),
@@ -249,8 +273,7 @@ def _fill_block(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, 
         plan.areas.append(Area(u0, u1, v0, v1, Material.PAVEMENT, palette.pavement))
         return
     uses = [name for name, _ in style.block_use]
-    odds = _odds(tuple(weight for _, weight in style.block_use))
-    use = uses[int(rng.choice(len(uses), p=odds))]
+    use = uses[pick(tuple(weight for _, weight in style.block_use), rng)]
     if use == "plaza":
         plan.areas.append(Area(u0, u1, v0, v1, Material.PAVEMENT, jitter(palette.pavement, rng, 12)))
         _rim_trees(plan, rng, u0, u1, v0, v1)
@@ -261,7 +284,7 @@ def _fill_block(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, 
         plan.areas.append(Area(u0, u1, v0, v1, Material.GRASS, palette.grass))
         if rng.random() < 0.3:
             du, dv = (u1 - u0) * 0.3, (v1 - v0) * 0.3
-            cu, cv = rng.uniform(u0 + du, u1 - du), rng.uniform(v0 + dv, v1 - dv)
+            cu, cv = uniform(rng, u0 + du, u1 - du), uniform(rng, v0 + dv, v1 - dv)
             plan.areas.append(Area(cu - du, cu + du, cv - dv, cv + dv, Material.WATER, palette.water, ellipse=True))
         _scatter_trees(plan, rng, u0, u1, v0, v1, PARK_TREES_PER_1000M2, [])
     elif use == "water" and style.yard == "grass":
@@ -296,9 +319,9 @@ def _fill_with_buildings(plan: CityPlan, rng: np.random.Generator, u0: float, u1
         across = (v1 - v0) if along == "u" else (u1 - u0)
         cursor = start
         while stop - cursor >= style.lot_width[0]:
-            width = min(rng.uniform(*style.lot_width), stop - cursor)
-            setback = rng.uniform(*style.setback)
-            depth = min(rng.uniform(*style.lot_depth), across / 2 - setback - 0.5)
+            width = min(uniform(rng, *style.lot_width), stop - cursor)
+            setback = uniform(rng, *style.setback)
+            depth = min(uniform(rng, *style.lot_depth), across / 2 - setback - 0.5)
             lot = (cursor + style.side_gap / 2, cursor + width - style.side_gap / 2)
             if rng.random() >= style.empty_lot and depth >= 4 and lot[1] - lot[0] >= 4:
                 near, far = sorted((front + inward * setback, front + inward * (setback + depth)))
@@ -308,7 +331,7 @@ def _fill_with_buildings(plan: CityPlan, rng: np.random.Generator, u0: float, u1
                     line = sorted((front + inward * 0.4, front + inward * 1.4))
                     hedge_span = (cursor + 0.5, cursor + width - 3.5)
                     box = (*hedge_span, *line) if along == "u" else (*line, *hedge_span)
-                    plan.hedges.append(Hedge(*box, rng.uniform(1.0, 1.8), jitter(palette.canopy[0], rng, 10)))
+                    plan.hedges.append(Hedge(*box, uniform(rng, 1.0, 1.8), jitter(palette.canopy[0], rng, 10)))
             cursor += width
     plan.buildings += placed
     _scatter_trees(plan, rng, u0, u1, v0, v1, style.yard_trees, placed)
@@ -317,16 +340,16 @@ def _fill_with_buildings(plan: CityPlan, rng: np.random.Generator, u0: float, u1
 def _tree(plan: CityPlan, rng: np.random.Generator, u: float, v: float) -> Tree:
     """A tree of the style's size, its canopy starting at about a third of its height."""
     style = plan.style
-    top = rng.uniform(*style.tree_height)
+    top = uniform(rng, *style.tree_height)
     colour = jitter(plan.palette.canopy[int(rng.integers(len(plan.palette.canopy)))], rng, 8)
-    return Tree(u, v, rng.uniform(*style.canopy_radius), top, max(2.6, top * 0.35), colour)
+    return Tree(u, v, uniform(rng, *style.canopy_radius), top, max(2.6, top * 0.35), colour)
 
 
 def _scatter_trees(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float,
                    per_1000m2: float, buildings: list[Building]) -> None:
     """Trees at random in a block, skipping spots whose canopy would touch a building."""
     for _ in range(rng.poisson(per_1000m2 * (u1 - u0) * (v1 - v0) / 1000)):
-        tree = _tree(plan, rng, rng.uniform(u0 + 2, u1 - 2), rng.uniform(v0 + 2, v1 - 2))
+        tree = _tree(plan, rng, uniform(rng, u0 + 2, u1 - 2), uniform(rng, v0 + 2, v1 - 2))
         r = tree.radius
         if not any(b.u0 - r < tree.u < b.u1 + r and b.v0 - r < tree.v < b.v1 + r for b in buildings):
             plan.trees.append(tree)
@@ -369,7 +392,7 @@ def _street_trees(plan: CityPlan, rng: np.random.Generator, street: Street, cros
     if style.street_tree_spacing <= 0:
         return
     offset = street.width / 2 + street.sidewalk / 2
-    along = np.arange(-reach + rng.uniform(0, style.street_tree_spacing), reach, style.street_tree_spacing)
+    along = np.arange(-reach + uniform(rng, 0, style.street_tree_spacing), reach, style.street_tree_spacing)
     keep = rng.random((len(along), 2)) < style.street_tree_chance
     for column, side in enumerate((-1, 1)):
         chosen = along[keep[:, column] & _on_map(plan, street, along, side * offset)]
