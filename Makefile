@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@echo "compiling the synthetic world's kernels (numba, once: about 10 s; cached on disk)"
+	$(BIN)/python -c "from cvbench_plugins.datasets.synthetic import generate, jit; jit.compile_kernels()"
 	touch $@
 
 demo: install

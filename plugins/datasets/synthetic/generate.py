@@ -67,8 +67,11 @@ def generate(options: SyntheticOptions, split: str, subsets: tuple[str, ...],
 
     ``workers`` processes build the cities side by side (default: one per
     usable CPU core; 1 works in this process); the bytes are the same for any
-    number.
+    number. The compiled kernels are made (or loaded from numba's cache)
+    first, here, so that forked workers inherit them.
     """
+    with make_progress() as progress:  # closed (its thread ended) before the workers fork
+        compile_kernels(progress)
     counts_by_city = _shot_counts(options, split, subsets)
     total_shots = sum(sum(counts.values()) for counts in counts_by_city.values())
     parts: dict[str, list[SubsetArrays]] = {subset: [] for subset in subsets}
@@ -100,7 +103,6 @@ def _city_map(workers: int | None, cities: int) -> Iterator[Callable[..., Iterab
     if workers <= 1 or multiprocessing.current_process().daemon:  # a daemon (a pool's worker) may not fork
         yield map
         return
-    compile_kernels()  # once here, not once in each forked worker
     # Fork where the platform has it: a worker then starts in milliseconds instead of re-importing everything.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     # Workers keep the memory freed between a city's arrays (see heap.py); they end with the generation.
