@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from cvbench_plugins.datasets.synthetic.jit import kernel
+from cvbench_plugins.datasets.synthetic.jit import helper, kernel
 
 
 def test_importing_the_generator_leaves_numba_unloaded_until_its_kernels_are_compiled():
@@ -37,3 +37,22 @@ def test_a_kernel_runs_compiled_and_refuses_other_dtypes_instead_of_compiling_th
     assert values.tolist() == [1.5, 1.5, 1.5]
     with pytest.raises(TypeError, match="float64"):
         _add(np.zeros(3), 1.0)
+
+
+@helper
+def _twice(value):
+    return 2.0 * value
+
+
+@kernel("void(float64[:])")
+def _double_all(values):
+    for i in range(values.size):
+        values[i] = _twice(values[i])
+
+
+def test_a_kernel_calls_a_helper_that_python_can_call_too():
+    assert _twice(1.5) == 3.0
+    values = np.array([0.5, -2.0])
+    _double_all(values)
+    assert values.tolist() == [1.0, -4.0]
+    assert _twice(4.0) == 8.0

@@ -41,11 +41,47 @@ class Kernel:
         if self._compiled is None:
             import numba
 
+            _compile_helpers(self.function.__globals__)
             self._compiled = numba.njit(self.signature, cache=True, nogil=True, error_model="numpy")(self.function)
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:
         return self.compiled()(*args)
+
+
+class Helper:
+    """A function that kernels call, compiled into them by numba; plain Python where Python calls it.
+
+    numba resolves a kernel's global names when it compiles the kernel, so
+    before that :func:`_compile_helpers` puts each helper's numba version
+    in its place in the module.
+    """
+
+    def __init__(self, function: Callable[..., Any]):
+        self.function = function
+        self.__doc__ = function.__doc__
+        self.__name__ = function.__name__
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
+
+
+def helper(function: Callable[..., Any]) -> Helper:
+    """Decorate a small function (types inferred from its callers) that kernels of the same module call."""
+    return Helper(function)
+
+
+def _compile_helpers(names: dict[str, Any]) -> None:
+    """Replace each :class:`Helper` among a module's ``names`` by its numba version (once per module).
+
+    numba compiles a helper when it first types a call to it, so a helper
+    may call another helper of the same module.
+    """
+    import numba
+
+    for name, value in list(names.items()):
+        if isinstance(value, Helper):
+            names[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(value.function)
 
 
 def kernel(signature: str) -> Callable[[Callable[..., Any]], Kernel]:

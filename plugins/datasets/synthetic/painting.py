@@ -20,9 +20,8 @@ rows and columns of the map that can hold it, and ``axes`` its unit ``u``
 direction (east, north) at the window's middle (``v``'s is that turned a
 quarter counter-clockwise). A box cell's ``normal`` is the outward unit
 normal of the box side nearest to it (the first of ``u0``, ``u1``, ``v0``,
-``v1`` on a tie); a kernel cannot call another (a :class:`jit.Kernel` is
-not a numba function), so the few lines that find it are written in each
-kernel that paints boxes.
+``v1`` on a tie), found by the helper :func:`outward_normal` that the
+kernels painting boxes call.
 
 Kernels address a cell by its flat index ``row * size + col`` in the layers
 flattened (channel ``k`` of a colour at ``3 * cell + k``): numba checks each
@@ -34,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+from .jit import helper, kernel
 
 # Bits of a cell's street cover along one axis (see cover_streets).
 ROAD, WALK, CANAL, CENTRE = 1, 2, 4, 8
@@ -45,6 +44,27 @@ _MATERIAL = "uint8[:, ::1]"
 _COLOURS = "uint8[:, :, ::1]"
 _NORMALS = "float32[:, :, ::1]"
 _BOXES = "float64[:, ::1], int64[:, ::1]"  # boxes, windows
+
+
+@helper
+def outward_normal(lu, lv, length, depth, ue, un):
+    """(east, north) outward unit normal of the side of a ``length`` x ``depth`` box nearest to the point at
+    ``(lu, lv)`` from its ``(u0, v0)`` corner, the box's ``u`` axis being ``(ue, un)``; the first of the sides
+    ``u0``, ``u1``, ``v0``, ``v1`` on a tie."""
+    nearest, closest = 0, lu
+    if length - lu < closest:
+        nearest, closest = 1, length - lu
+    if lv < closest:
+        nearest, closest = 2, lv
+    if depth - lv < closest:
+        nearest = 3
+    if nearest == 0:
+        return -ue, -un
+    if nearest == 1:
+        return ue, un
+    if nearest == 2:
+        return un, -ue
+    return -un, ue
 
 
 @kernel(f"void({_GRID}, float64[::1], float64[::1], float64[::1], boolean[::1], boolean[::1], {_MATERIAL})")
@@ -199,16 +219,7 @@ def paint_buildings(u, v, boxes, windows, axes, eave, ridge, roof, ridge_colour,
                     side[3 * cell + channel] = facade[item, channel]
                     window[3 * cell + channel] = window_colour[item, channel]
                 storey_height[cell] = storey[item]
-                nearest, closest = 0, lu
-                if length - lu < closest:
-                    nearest, closest = 1, length - lu
-                if lv < closest:
-                    nearest, closest = 2, lv
-                if depth - lv < closest:
-                    nearest = 3
-                east, north = (-ue, -un) if nearest == 0 else (ue, un) if nearest == 1 else \
-                    (un, -ue) if nearest == 2 else (-un, ue)
-                normal[2 * cell], normal[2 * cell + 1] = east, north
+                normal[2 * cell], normal[2 * cell + 1] = outward_normal(lu, lv, length, depth, ue, un)
 
 
 @kernel(f"void({_GRID}, {_GRID}, {_BOXES}, float64[:, ::1], float64[::1], uint8[:, ::1], uint8[:, ::1], int64, "
@@ -242,16 +253,7 @@ def paint_solids(u, v, boxes, windows, axes, heights, tops, sides, kind,
                     side[3 * cell + channel] = sides[item, channel]
                 storey_height[cell] = 0
                 lu, lv = x - u0, y - v0
-                nearest, closest = 0, lu
-                if length - lu < closest:
-                    nearest, closest = 1, length - lu
-                if lv < closest:
-                    nearest, closest = 2, lv
-                if depth - lv < closest:
-                    nearest = 3
-                east, north = (-ue, -un) if nearest == 0 else (ue, un) if nearest == 1 else \
-                    (un, -ue) if nearest == 2 else (-un, ue)
-                normal[2 * cell], normal[2 * cell + 1] = east, north
+                normal[2 * cell], normal[2 * cell + 1] = outward_normal(lu, lv, length, depth, ue, un)
 
 
 @kernel(f"void({_GRID}, {_GRID}, {_BOXES}, float64[:, ::1], float64[::1], float64[::1], float64[::1], "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+from .jit import helper, kernel
 
 
 @kernel("void(boolean[::1], float32[::1], float32[::1], int64, float64[:, ::1], float64[::1], float64[::1],"
@@ -137,6 +137,17 @@ def refine_hits(height, base, size, cameras, east, north, slope, distances, came
                 far[camera, column, h] = after
 
 
+@helper
+def window_share(position, pixel, low, high):
+    """The share of a pixel that windows cover along one facade axis, in units of a bay (or storey):
+    1 or 0 as the window span ``[low, high)`` of the bay holds ``position``, or the span's width where
+    the ``pixel`` is half a bay or more."""
+    if pixel >= 0.5:
+        return high - low
+    phase = position - np.floor(position)
+    return 1.0 if phase >= low and phase < high else 0.0
+
+
 @kernel("void(int32[:, :, ::1], float64[:, :, ::1], float64[:, :, ::1], float64[:, ::1], float32[:, ::1],"
         " float64[::1], float64[::1], float64[::1], float64[::1], boolean[::1], float64, float64[::1],"
         " float32[::1], float32[::1], int64, float32[:, :, ::1], uint8[:, :, ::1], uint8[:, :, ::1],"
@@ -196,18 +207,10 @@ def shade_pixels(first, near, far, cameras, gains,                              
                             bay = storey_height * bay_per_storey
                             along = ((x - half) * np.float64(-normal[row, col, 1])
                                      + (y - half) * np.float64(normal[row, col, 0]))
-                            low, high = window_spans[0, 0], window_spans[0, 1]
-                            if distance * pixel_angle[0] / bay >= 0.5:
-                                share_along = high - low
-                            else:
-                                phase = along / bay - np.floor(along / bay)
-                                share_along = 1.0 if phase >= low and phase < high else 0.0
-                            low, high = window_spans[1, 0], window_spans[1, 1]
-                            if distance * pixel_angle[1] / storey_height >= 0.5:
-                                share_up = high - low
-                            else:
-                                phase = z / storey_height - np.floor(z / storey_height)
-                                share_up = 1.0 if phase >= low and phase < high else 0.0
+                            share_along = window_share(along / bay, distance * pixel_angle[0] / bay,
+                                                       window_spans[0, 0], window_spans[0, 1])
+                            share_up = window_share(z / storey_height, distance * pixel_angle[1] / storey_height,
+                                                    window_spans[1, 0], window_spans[1, 1])
                             share = np.float32(share_along * share_up)
                         for c in range(3):
                             colour[c] = (np.float32(side[row, col, c]) * level * (one - share)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+from .jit import helper, kernel
 
 
 @kernel("void(float32[:, :, ::1], int64[:, ::1], float32[:, ::1], int64[:, ::1], float32[:, ::1], "
@@ -44,6 +44,23 @@ def to_levels(values, levels):
         levels[i] = np.uint8(min(max(np.rint(values[i]), np.float32(0)), np.float32(255)))
 
 
+@helper
+def field_cell(x, y, spacing, limit, columns):
+    """(flat index of the lower-left node, x and y weights) of point ``(x, y)`` in a field of nodes
+    ``spacing`` apart: the cell index clipped to ``[0, limit]``, the weights not (linear beyond the nodes)."""
+    gx, gy = x / spacing, y / spacing
+    ix, iy = min(max(np.floor(gx), 0.0), limit), min(max(np.floor(gy), 0.0), limit)
+    return int(iy) * columns + int(ix), gx - ix, gy - iy
+
+
+@helper
+def bilinear(flat, corner, columns, fx, fy):
+    """The field of flat node values ``flat`` at weights ``(fx, fy)`` from node ``corner``."""
+    rest_x, rest_y = 1.0 - fx, 1.0 - fy
+    return ((flat[corner] * rest_x + flat[corner + 1] * fx) * rest_y
+            + (flat[corner + columns] * rest_x + flat[corner + columns + 1] * fx) * fy)
+
+
 @kernel("void(float64[:, :, ::1], float64, float64[::1], float64[::1], float64[:, ::1])")
 def sample_fields(values, spacing, x, y, out):
     """``out[f, i]``: field ``f`` (node values ``values[f]``, ``spacing`` apart) at point ``(x[i], y[i])``.
@@ -54,14 +71,9 @@ def sample_fields(values, spacing, x, y, out):
     limit, columns = values.shape[1] - 2, values.shape[2]
     flat = values.reshape(values.shape[0], -1)
     for i in range(x.shape[0]):
-        gx, gy = x[i] / spacing, y[i] / spacing
-        ix, iy = min(max(np.floor(gx), 0.0), limit), min(max(np.floor(gy), 0.0), limit)
-        fx, fy = gx - ix, gy - iy
-        rest_x, rest_y = 1.0 - fx, 1.0 - fy
-        corner = int(iy) * columns + int(ix)
+        corner, fx, fy = field_cell(x[i], y[i], spacing, limit, columns)
         for f in range(flat.shape[0]):
-            out[f, i] = ((flat[f, corner] * rest_x + flat[f, corner + 1] * fx) * rest_y
-                         + (flat[f, corner + columns] * rest_x + flat[f, corner + columns + 1] * fx) * fy)
+            out[f, i] = bilinear(flat[f], corner, columns, fx, fy)
 
 
 @kernel("void(float64[:, :, ::1], float64, float64, float64, float64, int64, float64[::1], float64[::1], "
@@ -81,14 +93,7 @@ def unwarp(values, spacing, centre, cos, sin, iterations, u, v, x, y):
         x[i], y[i] = centre + u[i] * cos - v[i] * sin, centre + u[i] * sin + v[i] * cos
     for _ in range(iterations):
         for i in range(u.shape[0]):
-            gx, gy = x[i] / spacing, y[i] / spacing
-            ix, iy = min(max(np.floor(gx), 0.0), limit), min(max(np.floor(gy), 0.0), limit)
-            fx, fy = gx - ix, gy - iy
-            rest_x, rest_y = 1.0 - fx, 1.0 - fy
-            corner = int(iy) * columns + int(ix)
-            du = ((warp_u[corner] * rest_x + warp_u[corner + 1] * fx) * rest_y
-                  + (warp_u[corner + columns] * rest_x + warp_u[corner + columns + 1] * fx) * fy)
-            dv = ((warp_v[corner] * rest_x + warp_v[corner + 1] * fx) * rest_y
-                  + (warp_v[corner + columns] * rest_x + warp_v[corner + columns + 1] * fx) * fy)
+            corner, fx, fy = field_cell(x[i], y[i], spacing, limit, columns)
+            du, dv = bilinear(warp_u, corner, columns, fx, fy), bilinear(warp_v, corner, columns, fx, fy)
             a, b = u[i] - du, v[i] - dv
             x[i], y[i] = centre + a * cos - b * sin, centre + a * sin + b * cos
