@@ -159,14 +159,20 @@ class _Slow(torch.utils.data.Dataset):
 
 
 def test_the_time_blocked_on_the_loader_is_measured():
+    # Bounds that hold however busy the machine is: no upper limit on any sleep.
+    started = time.perf_counter()
     meter = StageMeter(CPU)
     loader = meter.wrap(DataLoader(_Slow(), batch_size=1))
     assert len(loader) == 5 and loader.batch_sampler is loader.loader.batch_sampler
+    loop_started = time.perf_counter()
     items = [int(batch) for batch in loader]
+    looping = time.perf_counter() - loop_started
     time.sleep(0.1)  # a "step" that does not wait for data
     record = meter.record()
+    elapsed = time.perf_counter() - started
     assert items == [0, 1, 2, 3, 4]
-    assert 0.1 <= record["data_wait_s"] < 0.5  # five sleeps of 20 ms, and the loader's own overhead
-    expected = record["data_wait_s"] / (record["data_wait_s"] + 0.1)  # the stage: the waits, then the 0.1 s "step"
-    assert expected * 0.8 < record["data_wait_fraction"] <= expected
+    waited = record["data_wait_s"]
+    assert 0.1 <= waited <= looping  # at least five sleeps of 20 ms, and not the "step" after the loop
+    # The stage lasted at least the waits and the step, and at most what this test saw.
+    assert waited / elapsed <= record["data_wait_fraction"] <= waited / (waited + 0.1)
     assert record["peak_gpu_memory_bytes"] is None
