@@ -56,3 +56,28 @@ def test_a_kernel_calls_a_helper_that_python_can_call_too():
     _double_all(values)
     assert values.tolist() == [1.0, -4.0]
     assert _twice(4.0) == 8.0
+
+
+def test_a_kernel_whose_cache_has_no_place_is_compiled_in_memory_with_one_warning():
+    # numba has nowhere to keep the cache of code that is not in a file: the same refusal as a read-only install
+    # without a writable user cache folder.
+    probe = """
+import warnings
+import numpy as np
+from cvbench_plugins.datasets.synthetic.jit import helper, kernel
+@helper
+def twice(value):
+    return 2.0 * value
+@kernel("void(float64[:])")
+def double_all(values):
+    for i in range(values.size):
+        values[i] = twice(values[i])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    values = np.array([1.5])
+    double_all(values)
+assert values.tolist() == [3.0]
+assert len(caught) == 1 and "NUMBA_CACHE_DIR" in str(caught[0].message), [str(w.message) for w in caught]
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -18,12 +18,14 @@ before forking its workers so that each does not compile again, and
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
 _KERNELS: list["Kernel"] = []
+_WARNED_NO_CACHE = False
 
 
 class Kernel:
@@ -39,10 +41,8 @@ class Kernel:
     def compiled(self) -> Callable[..., Any]:
         """The compiled function: from numba's on-disk cache where it is there, else compiled now."""
         if self._compiled is None:
-            import numba
-
             _compile_helpers(self.function.__globals__)
-            self._compiled = numba.njit(self.signature, cache=True, nogil=True, error_model="numpy")(self.function)
+            self._compiled = _njit(self.function, self.signature)
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:
@@ -77,11 +77,35 @@ def _compile_helpers(names: dict[str, Any]) -> None:
     numba compiles a helper when it first types a call to it, so a helper
     may call another helper of the same module.
     """
-    import numba
-
     for name, value in list(names.items()):
         if isinstance(value, Helper):
-            names[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(value.function)
+            names[name] = _njit(value.function)
+
+
+def _njit(function: Callable[..., Any], signature: str | None = None) -> Callable[..., Any]:
+    """numba's compiled ``function``, cached on disk where numba finds a place for its cache.
+
+    numba keeps its cache beside the source or, where that folder is read-only,
+    in the user's cache folder (``NUMBA_CACHE_DIR``); where neither can be
+    used it refuses to compile with ``cache=True``. Then the kernel is
+    compiled in memory each run, and a warning says so once.
+    """
+    import numba
+
+    options = {"nogil": True, "error_model": "numpy"}
+    arguments = () if signature is None else (signature,)
+    try:
+        return numba.njit(*arguments, cache=True, **options)(function)
+    except RuntimeError as error:
+        if "cannot cache" not in str(error):
+            raise
+        global _WARNED_NO_CACHE
+        if not _WARNED_NO_CACHE:
+            warnings.warn(f"numba cannot cache the synthetic world's compiled kernels ({error}); they are compiled "
+                          "again in each process: set NUMBA_CACHE_DIR to a writable folder to keep them",
+                          RuntimeWarning, stacklevel=2)
+            _WARNED_NO_CACHE = True
+        return numba.njit(*arguments, cache=False, **options)(function)
 
 
 def kernel(signature: str) -> Callable[[Callable[..., Any]], Kernel]:
