@@ -215,9 +215,11 @@ _READ_MAT = """\
 import pickle, sys
 try:
     from scipy.io import loadmat
-    result = ("ok", loadmat(sys.argv[1], squeeze_me=True, struct_as_record=False))
-except NotImplementedError as exc:
-    result = ("v7.3", str(exc))
+    from scipy.io.matlab import matfile_version
+    if matfile_version(sys.argv[1])[0] == 2:  # v7.3, an HDF5 file: scipy leaves those to h5py
+        result = ("v7.3", None)
+    else:
+        result = ("ok", loadmat(sys.argv[1], squeeze_me=True, struct_as_record=False))
 except BaseException as exc:
     result = ("error", f"{type(exc).__name__}: {exc}")
 try:
@@ -245,7 +247,7 @@ def load_mat(path: Path) -> dict[str, Any] | None:
         status, value = "error", f"{type(exc).__name__}: {exc}"
     if status == "ok":
         return value
-    if status == "v7.3":  # scipy's answer to a v7.3 (HDF5) file, which needs h5py, not a dependency
+    if status == "v7.3":  # needs h5py, not a dependency
         report_problem(path, "is a MATLAB v7.3 (HDF5) file; expected the MATLAB v5 file the CVACT authors "
                              "distribute (re-save it in MATLAB with save(..., '-v7'))")
     elif status == "crash":
