@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .draws import Draws
 from .resample import sample_fields, unwarp
 
 WARP_WAVELENGTH = 160.0
@@ -29,7 +30,7 @@ class SmoothField:
     spacing: float
 
     @classmethod
-    def random(cls, rng: np.random.Generator, size: float, spacing: float, amplitude: float) -> "SmoothField":
+    def random(cls, rng: np.random.Generator | Draws, size: float, spacing: float, amplitude: float) -> "SmoothField":
         """Node values uniform in ``[-amplitude, amplitude]``, nodes ``spacing`` apart over ``size`` and beyond."""
         nodes = int(math.ceil(size / spacing)) + 2
         return cls(rng.uniform(-amplitude, amplitude, (nodes, nodes)), spacing)
@@ -64,7 +65,7 @@ class StreetFrame:
     warp_v: SmoothField | None = None
 
     @classmethod
-    def random(cls, rng: np.random.Generator, size: int, network: str, warp: float) -> "StreetFrame":
+    def random(cls, rng: np.random.Generator | Draws, size: int, network: str, warp: float) -> "StreetFrame":
         """A frame for a ``grid``, ``rotated`` or ``irregular`` street network."""
         angle = 0.0 if network == "grid" else rng.uniform(8.0, 82.0)
         radians = math.radians(angle)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .draws import Draws
 from .frame import StreetFrame
 from .materials import Material
 from .styles import RGB, Palette, Style
@@ -143,17 +144,19 @@ class CityPlan:
         return self.parked + self.moving
 
 
-def jitter(colour: RGB, rng: np.random.Generator, amount: int) -> RGB:
+def jitter(colour: RGB, rng: Draws, amount: int) -> RGB:
     """A colour made up to ``amount`` levels brighter or darker, its hue nudged by a third of that."""
-    level = int(rng.integers(-amount, amount + 1))
-    hue_r, hue_g, hue_b = rng.integers(-(amount // 3), amount // 3 + 1, 3).tolist()  # Python ints, not numpy scalars
+    level = rng.integers(-amount, amount + 1)
+    hue = amount // 3
+    hue_r, hue_g, hue_b = rng.integers(-hue, hue + 1), rng.integers(-hue, hue + 1), rng.integers(-hue, hue + 1)
     r, g, b = colour
     return (min(255, max(0, int(r) + level + hue_r)), min(255, max(0, int(g) + level + hue_g)),
             min(255, max(0, int(b) + level + hue_b)))
 
 
-def plan_city(style: Style, size: int, rng: np.random.Generator) -> CityPlan:
-    """Lay out a whole city of ``size`` x ``size`` metres in ``style``."""
+def plan_city(style: Style, size: int, generator: np.random.Generator) -> CityPlan:
+    """Lay out a whole city of ``size`` x ``size`` metres in ``style``, drawing only from ``generator``."""
+    rng = Draws(generator)
     frame = StreetFrame.random(rng, size, style.network, style.warp)
     base = style.palette
     palette = Palette(road=jitter(base.road, rng, 8), pavement=jitter(base.pavement, rng, 10),
@@ -184,12 +187,12 @@ def _edge(street: Street, side: int) -> float:
     return street.position + side * (street.width / 2 + street.sidewalk)
 
 
-def car_colour(rng: np.random.Generator) -> RGB:
+def car_colour(rng: Draws) -> RGB:
     """A colour drawn from the common car paints."""
-    return CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
+    return CAR_COLOURS[rng.integers(len(CAR_COLOURS))]
 
 
-def moving_cars(plan: CityPlan, rng: np.random.Generator) -> list[Car]:
+def moving_cars(plan: CityPlan, rng: Draws) -> list[Car]:
     """A fresh draw of the cars driving in the lanes."""
     cars = []
     for lane in plan.lanes:
@@ -201,9 +204,9 @@ def moving_cars(plan: CityPlan, rng: np.random.Generator) -> list[Car]:
     return cars
 
 
-def _streets(axis: str, style: Style, rng: np.random.Generator, reach: float, canal: bool) -> list[Street]:
+def _streets(axis: str, style: Style, rng: Draws, reach: float, canal: bool) -> list[Street]:
     """Parallel streets covering ``[-reach, reach]``, every ``arterial_every``-th one wider."""
-    arterial_phase = int(rng.integers(style.arterial_every))
+    arterial_phase = rng.integers(style.arterial_every)
     streets: list[Street] = []
     position = -reach - uniform(rng, 0, style.block[1])
     index = 0
@@ -222,13 +225,13 @@ def _streets(axis: str, style: Style, rng: np.random.Generator, reach: float, ca
     return streets
 
 
-def _storeys(style: Style, rng: np.random.Generator) -> int:
+def _storeys(style: Style, rng: Draws) -> int:
     """A storey count, each extra storey ``storey_decay`` times as likely as the one below."""
     low, high = style.storeys
     return low + pick(tuple(style.storey_decay ** k for k in range(high - low + 1)), rng)
 
 
-def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+def uniform(rng: Draws, low: float, high: float) -> float:
     """One number drawn uniformly from ``[low, high)``: exactly ``rng.uniform(low, high)``'s draw.
 
     numpy computes it as ``low + (high - low) * rng.random()``; written out,
@@ -237,7 +240,7 @@ def uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return low + (high - low) * rng.random()
 
 
-def pick(weights: tuple[float, ...], rng: np.random.Generator) -> int:
+def pick(weights: tuple[float, ...], rng: Draws) -> int:
     """An index drawn with probability proportional to ``weights``.
 
     The same draw as ``rng.choice(len(weights), p=odds)`` (one uniform
@@ -257,7 +260,7 @@ def _cumulative_odds(weights: tuple[float, ...]) -> np.ndarray:
     return cumulative
 
 
-def _building(style: Style, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> Building:
+def _building(style: Style, rng: Draws, u0: float, u1: float, v0: float, v1: float) -> Building:
     """A building of a type drawn by weight; its roof and facade palettes come together."""
     kind = style.building_types[pick(tuple(t.weight for t in style.building_types), rng)]
     eave = _storeys(style, rng) * kind.storey
@@ -266,7 +269,7 @@ def _building(style: Style, rng: np.random.Generator, u0: float, u1: float, v0: 
                     kind.window, kind.storey)
 
 
-def _fill_block(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> None:
+def _fill_block(plan: CityPlan, rng: Draws, u0: float, u1: float, v0: float, v1: float) -> None:
     """Give a block one use by the style's odds and lay it out; slivers become pavement."""
     style, palette = plan.style, plan.palette
     if u1 - u0 < 8 or v1 - v0 < 8:
@@ -303,7 +306,7 @@ def _fill_block(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, 
         _fill_with_buildings(plan, rng, u0, u1, v0, v1)
 
 
-def _fill_with_buildings(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> None:
+def _fill_with_buildings(plan: CityPlan, rng: Draws, u0: float, u1: float, v0: float, v1: float) -> None:
     """Buildings lot by lot along each side of a block, with front hedges, and trees in the yard behind."""
     style, palette = plan.style, plan.palette
     yard = {"grass": (Material.GRASS, palette.grass), "pavement": (Material.PAVEMENT, palette.pavement),
@@ -337,15 +340,15 @@ def _fill_with_buildings(plan: CityPlan, rng: np.random.Generator, u0: float, u1
     _scatter_trees(plan, rng, u0, u1, v0, v1, style.yard_trees, placed)
 
 
-def _tree(plan: CityPlan, rng: np.random.Generator, u: float, v: float) -> Tree:
+def _tree(plan: CityPlan, rng: Draws, u: float, v: float) -> Tree:
     """A tree of the style's size, its canopy starting at about a third of its height."""
     style = plan.style
     top = uniform(rng, *style.tree_height)
-    colour = jitter(plan.palette.canopy[int(rng.integers(len(plan.palette.canopy)))], rng, 8)
+    colour = jitter(plan.palette.canopy[rng.integers(len(plan.palette.canopy))], rng, 8)
     return Tree(u, v, uniform(rng, *style.canopy_radius), top, max(2.6, top * 0.35), colour)
 
 
-def _scatter_trees(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float,
+def _scatter_trees(plan: CityPlan, rng: Draws, u0: float, u1: float, v0: float, v1: float,
                    per_1000m2: float, buildings: list[Building]) -> None:
     """Trees at random in a block, skipping spots whose canopy would touch a building."""
     for _ in range(rng.poisson(per_1000m2 * (u1 - u0) * (v1 - v0) / 1000)):
@@ -355,7 +358,7 @@ def _scatter_trees(plan: CityPlan, rng: np.random.Generator, u0: float, u1: floa
             plan.trees.append(tree)
 
 
-def _rim_trees(plan: CityPlan, rng: np.random.Generator, u0: float, u1: float, v0: float, v1: float) -> None:
+def _rim_trees(plan: CityPlan, rng: Draws, u0: float, u1: float, v0: float, v1: float) -> None:
     """A ring of trees just inside a plaza's edge."""
     for u in np.arange(u0 + 3, u1 - 2, PLAZA_TREE_SPACING):
         for v in (v0 + 3, v1 - 3):
@@ -385,7 +388,7 @@ def _point(street: Street, along: float, offset: float) -> tuple[float, float]:
     return along, street.position + offset
 
 
-def _street_trees(plan: CityPlan, rng: np.random.Generator, street: Street, crossing: list[Street],
+def _street_trees(plan: CityPlan, rng: Draws, street: Street, crossing: list[Street],
                   reach: float) -> None:
     """Trees on both sidewalks at the style's spacing, some left out, none in a crossing."""
     style = plan.style

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .citymap import CityMap
+from .draws import Draws
 from .jit import kernel
 from .lighting import Lighting
 from .materials import IS_VEGETATION
@@ -58,8 +59,9 @@ def satellite_moment(plan: CityPlan, rng: np.random.Generator) -> Moment:
     return Moment(plan.cars, "summer", 0.0, rng.uniform(120, 240), rng.uniform(40, 65), 0.0)
 
 
-def ground_moment(plan: CityPlan, satellite: Moment, change: float, rng: np.random.Generator) -> Moment:
-    """A street-level capture day that differs from ``satellite`` by ``change``."""
+def ground_moment(plan: CityPlan, satellite: Moment, change: float, generator: np.random.Generator) -> Moment:
+    """A street-level capture day that differs from ``satellite`` by ``change``, drawing only from ``generator``."""
+    rng = Draws(generator)
     occupied = {car.spot for car in plan.parked}
     leave = change * 0.6
     # Empty slots fill at the rate that keeps the expected share of parked cars.
@@ -69,7 +71,7 @@ def ground_moment(plan: CityPlan, satellite: Moment, change: float, rng: np.rand
     empty = [spot for spot in plan.kerb_slots if spot not in occupied]
     parked += [Car(spot, car_colour(rng)) for spot, u in zip(empty, rng.random(len(empty))) if u < arrive]
     moving = moving_cars(plan, rng) if rng.random() < change else plan.moving
-    season = SEASONS[int(rng.integers(len(SEASONS)))]
+    season = SEASONS[rng.integers(len(SEASONS))]
     azimuth = satellite.sun_azimuth + change * rng.uniform(-120, 120)
     elevation = float(np.clip(satellite.sun_elevation + change * rng.uniform(-25, 10), 15, 75))
     overcast = change * rng.uniform(0, 1) if rng.random() < 0.3 else 0.0
