@@ -5,16 +5,19 @@ validates on the next ``num_val_cities``, so its two subsets are generated
 independently. ``same_area`` draws train and val shots from one pool per
 city (disjoint cells), so both subsets are generated together.
 
-Each city is built and rendered whole by one process, from its own seed
-streams: this one or a forked worker (one process per CPU core, at most one
-per city; see shared_jobs.py). The parts are joined in city order: the
-output never depends on the number of workers.
+Each city is built and rendered whole by one worker process (one per CPU
+core, at most one per city), from its own seed streams, and the parts are
+joined in city order: the output never depends on the number of workers.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -30,7 +33,6 @@ from .options import SyntheticOptions
 from .panorama import render_panoramas
 from .queries import Shots, roll_panoramas, sample_shots
 from .scene import scene_labels, scene_names
-from .shared_jobs import SharedJobs
 from .streams import Purpose, stream
 
 SPLITS = ("cross_area", "same_area")
@@ -63,34 +65,52 @@ def generate(options: SyntheticOptions, split: str, subsets: tuple[str, ...],
              workers: int | None = None) -> dict[str, SubsetArrays]:
     """The arrays of ``subsets`` (one generation unit) of ``split``, with a progress bar.
 
-    ``workers`` processes build the cities side by side, this one among them
-    (default: one per usable CPU core; 1 works in this process alone); the
-    bytes are the same for any number. The compiled kernels are made (or
-    loaded from numba's cache) first, here, so that forked workers inherit them.
+    ``workers`` processes build the cities side by side (default: one per
+    usable CPU core; 1 works in this process); the bytes are the same for any
+    number. The compiled kernels are made (or loaded from numba's cache)
+    first, here, so that forked workers inherit them.
     """
     with make_progress() as progress:  # closed (its thread ended) before the workers fork
         compile_kernels(progress)
     counts_by_city = _shot_counts(options, split, subsets)
     total_shots = sum(sum(counts.values()) for counts in counts_by_city.values())
+    parts: dict[str, list[SubsetArrays]] = {subset: [] for subset in subsets}
     jobs = [(options, split, index, counts, subsets) for index, counts in counts_by_city.items()]
-    done: dict[int, dict[str, SubsetArrays]] = {}
-    with SharedJobs(_city_parts, jobs, default_workers() if workers is None else workers,
-                    initializer=keep_freed_memory) as cities:  # workers fork before the progress display's thread
+    with _city_map(workers, len(jobs)) as city_map:
+        # A pool's map submits every job, and so forks its workers, before the progress display starts its thread.
+        results = city_map(_city_parts, *zip(*jobs))
         with make_progress() as progress:
             cities_task = progress.add_task(f"synthetic {split}/{'+'.join(subsets)}: cities", total=len(jobs),
                                             info="")
             shots_task = progress.add_task("panoramas", total=total_shots, info="")
-            for job, city_parts in cities:
-                done[job] = city_parts
+            for city_parts in results:
                 progress.advance(cities_task)
-                progress.advance(shots_task, sum(len(part.ground) for part in city_parts.values()))
-    parts = {subset: [done[job][subset] for job in range(len(jobs))] for subset in subsets}
+                for subset, part in city_parts.items():
+                    parts[subset].append(part)
+                    progress.advance(shots_task, len(part.ground))
     return {subset: _concatenate(pieces, options.layout) for subset, pieces in parts.items()}
 
 
 def default_workers() -> int:
     """The CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextmanager
+def _city_map(workers: int | None, cities: int) -> Iterator[Callable[..., Iterable]]:
+    """A ``map`` over ``workers`` processes (at most one per city), results in order; the builtin for one."""
+    workers = min(default_workers() if workers is None else workers, cities)
+    if workers <= 1 or multiprocessing.current_process().daemon:  # a daemon (a pool's worker) may not fork
+        yield map
+        return
+    # Fork where the platform has it: a worker then starts in milliseconds instead of re-importing everything.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # Workers keep the memory freed between a city's arrays (see heap.py); they end with the generation.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=keep_freed_memory)
+    try:
+        yield pool.map
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, cities not yet started are not built
 
 
 def _city_parts(options: SyntheticOptions, split: str, index: int, counts: dict[str, int],
