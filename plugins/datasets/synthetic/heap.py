@@ -11,10 +11,10 @@ A forked worker still faults in each page of its first city: fresh heap
 pages, and pages of the parent's freed heap memory that the worker writes to
 (copied on write). Handing the inherited free memory back, and advising the
 whole heap, grown by a large reserve, for transparent huge pages, makes most
-of those faults one per 2 MiB instead of one per 4 KiB: in a 1,000-pair
-generation the worker's first city faulted about 7,000 pages instead of
-33,000, and the generation took about 7% less wall time (median of 15 runs
-each, 2026-12-06). Where the kernel gives no huge pages
+of those faults one per 2 MiB instead of one per 4 KiB. In a 1,000-pair
+generation from a process that had imported torch, as ``cvbench run`` has,
+each worker's first city faulted about 2,500 pages instead of 24,000-30,000
+(2026-12-06). Where the kernel gives no huge pages
 (``/sys/kernel/mm/transparent_hugepage/enabled`` is ``never``), the advice
 is ignored and only the reuse remains.
 
