@@ -3,7 +3,7 @@
 The city plan draws some 3,000 small integers per city (colour jitter, car
 paints, tree colours). ``Generator.integers`` spends 1-2 microseconds on the
 checks and dispatch of each scalar call and 6 on a call for three values:
-about a tenth of a city's build. :class:`Draws` computes the same numbers
+about 7% of a city's build. :class:`Draws` computes the same numbers
 from the stream's raw 64-bit outputs, with the algorithm numpy uses for a
 range under 2**32 (Lemire's multiply-and-reject on 32-bit draws, the two
 halves of each 64-bit output used low half first), in about a third of the
