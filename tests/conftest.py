@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -37,6 +38,17 @@ SMALL_WORLD = {"train_pairs": 160, "val_pairs": 160}
 """A synthetic world for end-to-end runs in a fresh interpreter: generated in about 2 s where the default
 world takes about 20, and evaluated against 160 tiles, not 1,000. The smoke preset uses 128 of its pairs."""
 SMALL_WORLD_ARGS = tuple(arg for key, value in SMALL_WORLD.items() for arg in ("--data-option", f"{key}={value}"))
+
+
+PERF_SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
+
+
+def perf_script(name: str):
+    """The benchmark script ``benchmarks/perf/<name>.py``, imported as a module (the folder is no package)."""
+    spec = importlib.util.spec_from_file_location(f"perf_{name}", PERF_SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_distribution(site: Path, dist: str, module: str, source: str, entry_points: dict[str, str]) -> Path:

@@ -3,27 +3,18 @@ gpu_check.sh prints from the benchmarks' JSON (benchmarks/perf/tables.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"perf_{name}", PERF / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import PERF_SCRIPTS, perf_script
 
 
 @pytest.fixture(scope="module")
 def flops():
-    return _script("flops")
+    return perf_script("flops")
 
 
 def test_a_linear_layer_costs_two_flops_per_multiply_add(flops):
@@ -52,8 +43,8 @@ def test_a_cpu_reference_is_a_measured_gemm(flops):
 
 def test_the_ranking_table_shows_the_figures_recall_py_wrote():
     """The committed 100k x 1M CPU run: the figures docs/performance.md quotes for it."""
-    report = json.loads((PERF / "results" / "recall_100k_1m.json").read_text())
-    table = _script("tables").recall_table({"recall_100k_1m": report})
+    report = json.loads((PERF_SCRIPTS / "results" / "recall_100k_1m.json").read_text())
+    table = perf_script("tables").recall_table({"recall_100k_1m": report})
     header, rule, row = table.splitlines()
     assert header.count("|") == rule.count("|") == row.count("|")
     assert row == ("| recall_100k_1m | 100,000 x 1,000,000 x 256 | cpu | 263.51 s | 186.21 s (275 GFLOP/s) | 1.42 | "

@@ -6,10 +6,11 @@ of a baseline commit (``git archive`` of ``plugins/datasets/synthetic`` into
 a temporary folder, imported from there; in one process, and on every core
 too where that generator has a ``workers`` option) and with today's, in one
 process and on every core, interleaved and repeated; checks that all give
-the same bytes; and reports the pairs per second and the CPU time per pair
-(all processes; what a busy machine changes least), the best of the
-repeats, beside the load average. Then it times reading a cached subset
-back.
+the same bytes; and reports the pairs per second (the best and the median
+of the repeats), the speedup paired by round with its 95% interval (the
+machine's drift cancels within a round), and the CPU time per pair (all
+processes; what a busy machine changes least), beside the load average.
+Then it times reading a cached subset back.
 
 Usage::
 
@@ -25,6 +26,7 @@ import importlib.util
 import inspect
 import io
 import json
+import math
 import os
 import resource
 import subprocess
@@ -35,7 +37,10 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from cvbench.contract.registry import create
+from cvbench.evaluation.statistics import paired_difference
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKAGE = "plugins/datasets/synthetic"
@@ -81,6 +86,21 @@ def timed(generate, options, **kwargs) -> tuple[float, float, str]:
     return time.perf_counter() - start, cpu_seconds() - cpu, fingerprint(arrays)
 
 
+def paired_speedup(baseline: list[float], today: list[float]) -> dict[str, float]:
+    """Speedup of ``today`` over ``baseline`` paired by round (calls of one round ran back to back).
+
+    The geometric mean of the per-round time ratios, with the 95% paired-t
+    interval of their logarithms: what a drifting machine does to both calls
+    of a round cancels. A round's first baseline call, which may compile the
+    baseline's kernels, is left out when more than two rounds ran.
+    """
+    rounds = slice(1, None) if len(baseline) > 2 else slice(None)
+    # The paired difference log(baseline time) - log(today's time) is the log of the speedup.
+    summary = paired_difference(baseline=np.log(today[rounds]), treatment=np.log(baseline[rounds]))
+    return {"speedup": math.exp(summary.mean), "low": math.exp(summary.low), "high": math.exp(summary.high),
+            "rounds": summary.n}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1000, help="queries (and tiles) of the train subset")
@@ -122,11 +142,15 @@ def main() -> None:
         _ = [again.ground[i] for i in range(len(again.ground))]
         cached = time.perf_counter() - start
     rates = {name: args.pairs / min(seconds) for name, seconds in runs.items()}
+    median_rates = {name: args.pairs / float(np.median(seconds)) for name, seconds in runs.items()}
     # Like against like: each of today's runs against the baseline run the same way (one process, every core).
-    speedup = {"one_process": rates["one_process"] / rates["baseline"],
-               "all_cores": rates["all_cores"] / rates.get("baseline_all_cores", rates["baseline"])}
+    against = {"one_process": "baseline",
+               "all_cores": "baseline_all_cores" if "baseline_all_cores" in runs else "baseline"}
+    speedup = {name: rates[name] / rates[base] for name, base in against.items()}
+    paired = {name: paired_speedup(runs[base], runs[name]) for name, base in against.items()}
     result = {"pairs": args.pairs, "cities": args.cities, "baseline": args.baseline, "workers": workers,
               "date": time.strftime("%Y-%m-%d"), "seconds": runs, "cpu_seconds": cpu, "pairs_per_s": rates,
+              "median_pairs_per_s": median_rates, "paired_speedup": paired,
               "identical": len(prints) == 1,
               "cpu_ms_per_pair": {name: 1000 * min(used) / args.pairs for name, used in cpu.items()},
               "speedup": speedup, "cached_read_s": cached,
@@ -134,7 +158,11 @@ def main() -> None:
     print(f"{args.pairs} pairs of {args.cities} cities on {workers} cores, best of {args.repeats}, pairs/s: "
           + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
           + f" (against the baseline run the same way: {speedup['one_process']:.2f}x in one process, "
-          f"{speedup['all_cores']:.2f}x on every core); CPU ms per pair: "
+          f"{speedup['all_cores']:.2f}x on every core); median pairs/s: "
+          + ", ".join(f"{name} {rate:.0f}" for name, rate in median_rates.items())
+          + "; paired over the rounds, 95% interval: "
+          + ", ".join(f"{name} {p['speedup']:.2f}x ({p['low']:.2f}-{p['high']:.2f})" for name, p in paired.items())
+          + "; CPU ms per pair: "
           + ", ".join(f"{name} {ms:.1f}" for name, ms in result["cpu_ms_per_pair"].items())
           + f"; same bytes: {result['identical']}; cached read {cached:.2f} s; "
           f"load average before {load_before[0]:.2f}, after {' '.join(f'{x:.2f}' for x in result['load_average'])}")
