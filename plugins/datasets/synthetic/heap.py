@@ -12,8 +12,8 @@ pages, and pages of the parent's freed heap memory that the worker writes to
 (copied on write). Reserving the heap's growth in one piece advised for
 transparent huge pages makes most of those faults one per 2 MiB instead of
 one per 4 KiB: 24,000 and 40,000 faults became 2,300 and 11,700 in the two
-workers of a 1,000-pair generation, which took about 4% less wall time and
-CPU (median of 12 interleaved runs each, 2026-12-06); forked from a process
+workers of a 1,000-pair generation (2026-12-06; the time saved is within
+the development machine's drift: docs/performance.md); forked from a process
 that had imported torch, as in ``cvbench run``, a worker's first city
 faulted 2,900 pages instead of 24,700. Where the parent's heap already
 holds a free block as large as the one that makes the heap grow, it does
